@@ -1,0 +1,168 @@
+//! The decision: a pure function of stored inputs (rule score, LLM probability if any,
+//! thresholds, the curator's label). Because it is pure and cheap, moving a threshold
+//! re-decides every stored record without reading any input again.
+
+use crate::rules::{tier_for, Thresholds, Tier};
+use serde::{Deserialize, Serialize};
+
+/// A curator's label. It always wins over rules and the LLM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Label {
+    Keep,
+    Reject,
+}
+
+impl Label {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Label::Keep => "keep",
+            Label::Reject => "reject",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Label> {
+        match s {
+            "keep" => Some(Label::Keep),
+            "reject" => Some(Label::Reject),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Kept,
+    Removed,
+    /// In the verify tier with no LLM answer yet: stored, counted, exported as pending;
+    /// never silently kept or dropped.
+    Pending,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Kept => "kept",
+            Verdict::Removed => "removed",
+            Verdict::Pending => "pending",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum DecidedBy {
+    Rule,
+    Llm,
+    Human,
+}
+
+impl DecidedBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecidedBy::Rule => "rule",
+            DecidedBy::Llm => "llm",
+            DecidedBy::Human => "human",
+        }
+    }
+}
+
+/// The stored inputs of one record's decision.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DecisionInputs {
+    pub score: f32,
+    /// Length of the extracted text in chars.
+    pub text_len: usize,
+    pub scored: bool,
+    pub p_yes: Option<f32>,
+    pub label: Option<Label>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    pub tier: Tier,
+    pub verdict: Verdict,
+    /// `None` while pending.
+    pub decided_by: Option<DecidedBy>,
+}
+
+impl Decision {
+    /// True when this record needs an LLM answer it does not have.
+    pub fn needs_verifier(&self, inputs: &DecisionInputs) -> bool {
+        self.tier == Tier::Verify && inputs.p_yes.is_none() && inputs.label.is_none()
+    }
+}
+
+pub fn decide(i: &DecisionInputs, t: &Thresholds) -> Decision {
+    let tier = tier_for(i.score, i.text_len, i.scored, t);
+    let (verdict, decided_by) = match (i.label, tier, i.p_yes) {
+        (Some(Label::Keep), _, _) => (Verdict::Kept, Some(DecidedBy::Human)),
+        (Some(Label::Reject), _, _) => (Verdict::Removed, Some(DecidedBy::Human)),
+        (None, Tier::Keep, _) => (Verdict::Kept, Some(DecidedBy::Rule)),
+        (None, Tier::Reject, _) => (Verdict::Removed, Some(DecidedBy::Rule)),
+        (None, Tier::Verify, Some(p)) if p >= t.p_yes_cut => (Verdict::Kept, Some(DecidedBy::Llm)),
+        (None, Tier::Verify, Some(_)) => (Verdict::Removed, Some(DecidedBy::Llm)),
+        (None, Tier::Verify, None) => (Verdict::Pending, None),
+    };
+    Decision {
+        tier,
+        verdict,
+        decided_by,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs(score: f32, p_yes: Option<f32>, label: Option<Label>) -> DecisionInputs {
+        DecisionInputs {
+            score,
+            text_len: 100,
+            scored: true,
+            p_yes,
+            label,
+        }
+    }
+
+    #[test]
+    fn label_always_wins() {
+        let t = Thresholds::default();
+        let d = decide(&inputs(100.0, Some(0.99), Some(Label::Reject)), &t);
+        assert_eq!((d.verdict, d.decided_by), (Verdict::Removed, Some(DecidedBy::Human)));
+        let d = decide(&inputs(-5.0, None, Some(Label::Keep)), &t);
+        assert_eq!((d.verdict, d.decided_by), (Verdict::Kept, Some(DecidedBy::Human)));
+    }
+
+    #[test]
+    fn verify_tier_without_answer_is_pending() {
+        let t = Thresholds::default();
+        let i = inputs((t.low + t.high) / 2.0, None, None);
+        let d = decide(&i, &t);
+        assert_eq!(d.tier, Tier::Verify);
+        assert_eq!(d.verdict, Verdict::Pending);
+        assert!(d.needs_verifier(&i));
+    }
+
+    #[test]
+    fn llm_answer_decides_verify_tier_at_the_cut() {
+        let t = Thresholds::default();
+        let mid = (t.low + t.high) / 2.0;
+        assert_eq!(decide(&inputs(mid, Some(t.p_yes_cut), None), &t).verdict, Verdict::Kept);
+        assert_eq!(decide(&inputs(mid, Some(t.p_yes_cut - 0.01), None), &t).verdict, Verdict::Removed);
+        // The answer is ignored once the score leaves the verify band.
+        assert_eq!(decide(&inputs(t.high, Some(0.0), None), &t).verdict, Verdict::Kept);
+        assert_eq!(decide(&inputs(t.low - 1.0, Some(1.0), None), &t).verdict, Verdict::Removed);
+    }
+
+    #[test]
+    fn short_or_unscored_text_is_rejected_by_rule() {
+        let t = Thresholds::default();
+        let mut i = inputs(100.0, None, None);
+        i.text_len = t.min_text_len - 1;
+        assert_eq!(decide(&i, &t).tier, Tier::Reject);
+        let mut i = inputs(100.0, None, None);
+        i.scored = false;
+        assert_eq!(decide(&i, &t).verdict, Verdict::Removed);
+    }
+}

@@ -1,0 +1,203 @@
+//! Types that cross from the engine to its front ends (headless CLI, TUI).
+//!
+//! CONTRACT shared by the engine and the TUI. Additions are fine; renames need both sides.
+
+use crate::decide::{DecidedBy, Label, Verdict};
+use crate::record::SourceKind;
+use crate::rules::{RuleHit, Thresholds, Tier};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// One row of the records table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordRow {
+    /// Store row id: the arrival order.
+    pub seq: i64,
+    pub id: String,
+    pub source: SourceKind,
+    pub kind: String,
+    pub file: String,
+    pub score: f32,
+    pub p_yes: Option<f32>,
+    pub tier: Tier,
+    pub verdict: Verdict,
+    pub decided_by: Option<DecidedBy>,
+    pub label: Option<Label>,
+    /// Matched rule names, most weighty first.
+    pub rules: Vec<String>,
+}
+
+/// Everything the record view shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordDetail {
+    pub row: RecordRow,
+    pub text: String,
+    pub hits: Vec<RuleHit>,
+    pub locator: String,
+    pub model: Option<String>,
+    /// The original record bytes, pretty-printed when they are JSON; or the error reading them.
+    pub original: Result<String, String>,
+    /// Human-readable reason for the verdict ("score 7.5 ≥ high 6", "P(yes) 0.81 ≥ 0.5", …).
+    pub why: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum SortBy {
+    /// Arrival order.
+    #[default]
+    Arrival,
+    /// Highest score first.
+    Score,
+    /// Closest to a threshold (score to low/high, or P(yes) to the cut) first.
+    Uncertainty,
+}
+
+/// Which records a query returns.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RecordFilter {
+    pub verdict: Option<Verdict>,
+    pub tier: Option<Tier>,
+    pub source: Option<SourceKind>,
+    pub decided_by: Option<DecidedBy>,
+    /// Some(true): only labelled; Some(false): only unlabelled.
+    pub labelled: Option<bool>,
+    /// Substring search over id and text (case-insensitive).
+    pub search: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RecordPage {
+    pub rows: Vec<RecordRow>,
+    /// Rows matching the filter in all.
+    pub total: u64,
+}
+
+/// What would change if these thresholds were applied.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlipPreview {
+    /// Records whose verdict would become kept.
+    pub to_kept: u64,
+    /// Records whose verdict would become removed.
+    pub to_removed: u64,
+    /// Records that would newly need the verifier.
+    pub newly_pending: u64,
+}
+
+/// Precision/recall of the current decision against the curator's labels so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct LabelAgreement {
+    pub labelled: u64,
+    pub true_pos: u64,
+    pub false_pos: u64,
+    pub false_neg: u64,
+    pub true_neg: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum ExportFormat {
+    #[default]
+    Jsonl,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum ExportLayout {
+    /// kept/removed/pending files per input.
+    #[default]
+    PerInput,
+    /// The Python pipeline's `{stem}_filtered_{ts}.json` / `{stem}_removed_{ts}.json`.
+    Upstream,
+}
+
+/// Commands into a running engine. Queries carry a reply channel.
+#[derive(Debug)]
+pub enum Command {
+    Pause,
+    Resume,
+    /// Stop cleanly: flush the store, then emit `EngineEvent::Finished`.
+    Stop,
+    SetThresholds(Thresholds),
+    PreviewThresholds(Thresholds, oneshot::Sender<FlipPreview>),
+    /// `None` clears the label.
+    Relabel { id: String, label: Option<Label> },
+    /// Undo the most recent label change (from the label log).
+    UndoLabel,
+    Reverify { id: String },
+    Export {
+        out: PathBuf,
+        format: ExportFormat,
+        layout: ExportLayout,
+    },
+    Query {
+        filter: RecordFilter,
+        sort: SortBy,
+        offset: u64,
+        limit: u64,
+        reply: oneshot::Sender<RecordPage>,
+    },
+    GetRecord {
+        id: String,
+        reply: oneshot::Sender<Option<RecordDetail>>,
+    },
+    /// Threshold sweep (score threshold → precision/recall against labels) for the chart.
+    Agreement {
+        thresholds: Thresholds,
+        reply: oneshot::Sender<LabelAgreement>,
+    },
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FileProgress {
+    pub file: String,
+    pub bytes_done: u64,
+    pub bytes_total: u64,
+    pub records: u64,
+    pub errors: u64,
+    pub done: bool,
+}
+
+/// Aggregated statistics, sent a few times per second (never one event per record).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StatsSnapshot {
+    pub elapsed: Duration,
+    pub records_read: u64,
+    pub bytes_read: u64,
+    /// Over the last interval.
+    pub records_per_sec: f64,
+    pub mb_per_sec: f64,
+    pub keep: u64,
+    pub verify: u64,
+    pub reject: u64,
+    pub kept: u64,
+    pub removed: u64,
+    pub pending: u64,
+    pub labelled: u64,
+    pub verifier_queue: u64,
+    /// Records per batch ÷ batch size, last batch and running mean.
+    pub batch_fill: f64,
+    pub batch_latency_ms: f64,
+    pub llm_records_per_sec: f64,
+    pub llm_calls: u64,
+    pub cache_hits: u64,
+    pub verifier_errors: u64,
+    pub rss_bytes: u64,
+    pub errors: u64,
+    pub paused: bool,
+    pub thresholds: Thresholds,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum EngineEvent {
+    Stats(StatsSnapshot),
+    Files(Vec<FileProgress>),
+    /// Newly decided or re-decided rows, in chunks.
+    Verdicts(Vec<RecordRow>),
+    /// After `SetThresholds`: how many verdicts flipped each way.
+    Redecided(FlipPreview),
+    Error { file: String, message: String },
+    Exported { out: PathBuf, records: u64 },
+    /// The engine stopped (finished or on `Stop`); the store is consistent.
+    Finished(StatsSnapshot),
+}

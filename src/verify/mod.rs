@@ -1,0 +1,30 @@
+//! Verification of verify-tier records by a local LLM.
+//!
+//! CONTRACT (used by the engine): `Verifier`, `VerifierFactory`, `VerifyError`. A verifier is
+//! created *on the thread that will own it* (MLX is not thread-safe), from a factory sent there.
+
+/// A backend that answers "is this text security-relevant?" with P(yes) for a batch of texts.
+pub trait Verifier {
+    /// Model identity stored with every answer and part of the cache key.
+    fn model_id(&self) -> String;
+    /// Version of the prompt; bump when the prompt changes so cached answers are not reused.
+    fn prompt_version(&self) -> String;
+    /// The batch size this backend works best at.
+    fn preferred_batch(&self) -> usize;
+    /// P(yes) for each text, in order. An `Err` means the whole batch failed and its records
+    /// stay pending.
+    fn verify_batch(&mut self, texts: &[&str]) -> Result<Vec<f32>, VerifyError>;
+}
+
+/// Builds a verifier on the thread that will own it.
+pub type VerifierFactory = Box<dyn FnOnce() -> Result<Box<dyn Verifier>, VerifyError> + Send>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("model {path}: {reason}")]
+    Model { path: String, reason: String },
+    #[error("verifier unavailable: {0}")]
+    Unavailable(String),
+    #[error("verifier failed: {0}")]
+    Failed(String),
+}
