@@ -1,1 +1,1074 @@
 //! The run store (SQLite): the source of truth for a run. Exports are views over it.
+//!
+//! One file per run, WAL mode. The engine's writer thread owns the only write connection;
+//! readers (queries, export, the verifier's text fetch) open their own read connections.
+//! Records are keyed by (file, index within the file) so a resumed run can skip what is
+//! already stored and a record is never stored twice; the natural id is a plain column
+//! because the same CVE can appear in several feeds.
+
+pub mod export;
+pub mod paths;
+
+use crate::decide::{DecidedBy, Decision, DecisionInputs, Label, Verdict};
+use crate::record::SourceKind;
+use crate::rules::{RuleHit, Thresholds, Tier};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Bumped when the schema changes incompatibly.
+pub const SCHEMA_VERSION: i64 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store {path}: {source}")]
+    Sqlite {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("store {path}: {what}")]
+    Invalid { path: String, what: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Attach the store path to a rusqlite error.
+pub(crate) trait SqlContext<T> {
+    fn ctx(self, path: &Path) -> Result<T, StoreError>;
+}
+
+impl<T> SqlContext<T> for Result<T, rusqlite::Error> {
+    fn ctx(self, path: &Path) -> Result<T, StoreError> {
+        self.map_err(|source| StoreError::Sqlite {
+            path: path.display().to_string(),
+            source,
+        })
+    }
+}
+
+/// What a run was started with; stored once and checked on resume.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunConfig {
+    /// Inputs as given on the command line.
+    pub inputs: Vec<PathBuf>,
+    /// Hash of the rule file text.
+    pub rules_hash: String,
+    pub thresholds: Thresholds,
+    /// Verifier backend name (`none`, `mlx`, `http`, …).
+    pub verifier: String,
+}
+
+/// State of a run as recorded in the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunState {
+    /// Running, or killed while running (a resume picks it up).
+    Running,
+    /// Stopped on request before the inputs were exhausted.
+    Stopped,
+    /// Every input read; records may still be pending.
+    Finished,
+}
+
+impl RunState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Running => "running",
+            RunState::Stopped => "stopped",
+            RunState::Finished => "finished",
+        }
+    }
+    pub fn parse(s: &str) -> Option<RunState> {
+        match s {
+            "running" => Some(RunState::Running),
+            "stopped" => Some(RunState::Stopped),
+            "finished" => Some(RunState::Finished),
+            _ => None,
+        }
+    }
+}
+
+/// A record row ready to insert (the writer batches these).
+#[derive(Debug, Clone)]
+pub struct NewRecord {
+    pub seq: i64,
+    pub file_id: i64,
+    pub index: u64,
+    pub id: String,
+    pub source: SourceKind,
+    pub kind: String,
+    /// `Locator` as JSON.
+    pub locator: String,
+    pub content_hash: [u8; 32],
+    pub text: String,
+    pub text_len: usize,
+    pub scored: bool,
+    pub score: f32,
+    pub hits: Vec<RuleHit>,
+    pub p_yes: Option<f32>,
+    pub model: Option<String>,
+    pub prompt_version: Option<String>,
+    pub decision: Decision,
+}
+
+/// A record's decision inputs as loaded on resume (no text).
+#[derive(Debug, Clone)]
+pub struct StoredInputs {
+    pub seq: i64,
+    pub file_id: i64,
+    pub index: u64,
+    pub source: SourceKind,
+    pub inputs: DecisionInputs,
+}
+
+/// An input file's progress.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FileRow {
+    pub file_id: i64,
+    pub path: String,
+    pub bytes_total: u64,
+    pub bytes_done: u64,
+    pub records: u64,
+    pub errors: u64,
+    pub done: bool,
+}
+
+/// One entry of the append-only label log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabelLogEntry {
+    pub log_id: i64,
+    pub record_seq: i64,
+    pub record_id: String,
+    pub old_verdict: Verdict,
+    pub old_label: Option<Label>,
+    pub new_label: Option<Label>,
+    pub time: u64,
+    /// Set when this entry undoes an earlier one.
+    pub undoes: Option<i64>,
+}
+
+/// Counts for `cyberfilter runs` and summaries.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StoreSummary {
+    pub records: u64,
+    pub kept: u64,
+    pub removed: u64,
+    pub pending: u64,
+    pub labelled: u64,
+    pub errors: u64,
+    pub files: u64,
+    pub files_done: u64,
+}
+
+pub fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files (
+    file_id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,
+    bytes_total INTEGER NOT NULL DEFAULT 0,
+    bytes_done INTEGER NOT NULL DEFAULT 0,
+    records INTEGER NOT NULL DEFAULT 0,
+    errors INTEGER NOT NULL DEFAULT 0,
+    done INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS records (
+    seq INTEGER PRIMARY KEY,
+    file_id INTEGER NOT NULL REFERENCES files(file_id),
+    idx INTEGER NOT NULL,
+    id TEXT NOT NULL,
+    source TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    locator TEXT NOT NULL,
+    content_hash BLOB NOT NULL,
+    text TEXT NOT NULL,
+    text_len INTEGER NOT NULL,
+    scored INTEGER NOT NULL,
+    score REAL NOT NULL,
+    rules TEXT NOT NULL,
+    tier TEXT NOT NULL,
+    p_yes REAL,
+    model TEXT,
+    prompt_version TEXT,
+    label TEXT,
+    label_time INTEGER,
+    verdict TEXT NOT NULL,
+    decided_by TEXT,
+    UNIQUE(file_id, idx)
+);
+CREATE INDEX IF NOT EXISTS records_id ON records(id);
+CREATE TABLE IF NOT EXISTS errors (
+    err_id INTEGER PRIMARY KEY,
+    file TEXT NOT NULL,
+    message TEXT NOT NULL,
+    time INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS label_log (
+    log_id INTEGER PRIMARY KEY,
+    record_seq INTEGER NOT NULL,
+    record_id TEXT NOT NULL,
+    old_verdict TEXT NOT NULL,
+    old_label TEXT,
+    new_label TEXT,
+    time INTEGER NOT NULL,
+    undoes INTEGER
+);
+CREATE TABLE IF NOT EXISTS llm_cache (
+    content_hash BLOB NOT NULL,
+    model TEXT NOT NULL,
+    prompt_version TEXT NOT NULL,
+    p_yes REAL NOT NULL,
+    PRIMARY KEY (content_hash, model, prompt_version)
+);
+CREATE TABLE IF NOT EXISTS metrics (
+    metric_id INTEGER PRIMARY KEY,
+    line TEXT NOT NULL
+);
+";
+
+fn tier_str(t: Tier) -> &'static str {
+    t.as_str()
+}
+
+pub fn parse_tier(s: &str) -> Option<Tier> {
+    match s {
+        "keep" => Some(Tier::Keep),
+        "verify" => Some(Tier::Verify),
+        "reject" => Some(Tier::Reject),
+        _ => None,
+    }
+}
+
+pub fn parse_verdict(s: &str) -> Option<Verdict> {
+    match s {
+        "kept" => Some(Verdict::Kept),
+        "removed" => Some(Verdict::Removed),
+        "pending" => Some(Verdict::Pending),
+        _ => None,
+    }
+}
+
+pub fn parse_decided_by(s: &str) -> Option<DecidedBy> {
+    match s {
+        "rule" => Some(DecidedBy::Rule),
+        "llm" => Some(DecidedBy::Llm),
+        "human" => Some(DecidedBy::Human),
+        _ => None,
+    }
+}
+
+/// A connection to one run store.
+pub struct RunStore {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl RunStore {
+    /// Open (creating if needed) a store for writing.
+    pub fn open(path: &Path) -> Result<RunStore, StoreError> {
+        if let Some(dir) = path.parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+                    path: dir.display().to_string(),
+                    source,
+                })?;
+            }
+        }
+        let conn = Connection::open(path).ctx(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL").ctx(path)?;
+        // NORMAL in WAL mode: a crash loses at most the last commits, never consistency.
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .ctx(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .ctx(path)?;
+        conn.execute_batch(SCHEMA).ctx(path)?;
+        let store = RunStore {
+            conn,
+            path: path.to_path_buf(),
+        };
+        match store.meta("schema_version")? {
+            None => store.set_meta("schema_version", &SCHEMA_VERSION.to_string())?,
+            Some(v) if v == SCHEMA_VERSION.to_string() => {}
+            Some(v) => {
+                return Err(StoreError::Invalid {
+                    path: path.display().to_string(),
+                    what: format!("schema version {v}, this build reads {SCHEMA_VERSION}"),
+                })
+            }
+        }
+        Ok(store)
+    }
+
+    /// Open an existing store read-only (queries, export, `runs`).
+    pub fn open_read(path: &Path) -> Result<RunStore, StoreError> {
+        if !path.is_file() {
+            return Err(StoreError::Invalid {
+                path: path.display().to_string(),
+                what: "no such store".into(),
+            });
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .ctx(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .ctx(path)?;
+        let store = RunStore {
+            conn,
+            path: path.to_path_buf(),
+        };
+        let has_meta: Option<String> = store
+            .conn
+            .query_row(
+                "SELECT name FROM sqlite_master WHERE type='table' AND name='records'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .ctx(path)?;
+        if has_meta.is_none() {
+            return Err(StoreError::Invalid {
+                path: path.display().to_string(),
+                what: "not a cyberfilter run store".into(),
+            });
+        }
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .ctx(&self.path)
+    }
+
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO meta(key, value) VALUES (?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![key, value],
+            )
+            .ctx(&self.path)?;
+        Ok(())
+    }
+
+    pub fn config(&self) -> Result<Option<RunConfig>, StoreError> {
+        match self.meta("config")? {
+            None => Ok(None),
+            Some(s) => serde_json::from_str(&s)
+                .map(Some)
+                .map_err(|e| StoreError::Invalid {
+                    path: self.path.display().to_string(),
+                    what: format!("bad stored config: {e}"),
+                }),
+        }
+    }
+
+    pub fn set_config(&self, c: &RunConfig) -> Result<(), StoreError> {
+        let s = serde_json::to_string(c).expect("config serialises");
+        self.set_meta("config", &s)
+    }
+
+    /// The thresholds in force (changed by `SetThresholds`), else those of the config.
+    pub fn thresholds(&self) -> Result<Option<Thresholds>, StoreError> {
+        if let Some(s) = self.meta("thresholds")? {
+            if let Ok(t) = serde_json::from_str(&s) {
+                return Ok(Some(t));
+            }
+        }
+        Ok(self.config()?.map(|c| c.thresholds))
+    }
+
+    pub fn set_thresholds(&self, t: &Thresholds) -> Result<(), StoreError> {
+        self.set_meta(
+            "thresholds",
+            &serde_json::to_string(t).expect("thresholds serialise"),
+        )
+    }
+
+    pub fn state(&self) -> Result<Option<RunState>, StoreError> {
+        Ok(self.meta("state")?.and_then(|s| RunState::parse(&s)))
+    }
+
+    pub fn set_state(&self, s: RunState) -> Result<(), StoreError> {
+        self.set_meta("state", s.as_str())
+    }
+
+    /// The file's id, registering it when new.
+    pub fn file_id(&self, path: &str, bytes_total: u64) -> Result<i64, StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO files(path, bytes_total) VALUES (?1, ?2) ON CONFLICT(path) DO NOTHING",
+                params![path, bytes_total as i64],
+            )
+            .ctx(&self.path)?;
+        self.conn
+            .query_row("SELECT file_id FROM files WHERE path = ?1", [path], |r| {
+                r.get(0)
+            })
+            .ctx(&self.path)
+    }
+
+    pub fn files(&self) -> Result<Vec<FileRow>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT file_id, path, bytes_total, bytes_done, records, errors, done
+                 FROM files ORDER BY file_id",
+            )
+            .ctx(&self.path)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(FileRow {
+                    file_id: r.get(0)?,
+                    path: r.get(1)?,
+                    bytes_total: r.get::<_, i64>(2)? as u64,
+                    bytes_done: r.get::<_, i64>(3)? as u64,
+                    records: r.get::<_, i64>(4)? as u64,
+                    errors: r.get::<_, i64>(5)? as u64,
+                    done: r.get::<_, i64>(6)? != 0,
+                })
+            })
+            .ctx(&self.path)?
+            .collect::<Result<Vec<_>, _>>()
+            .ctx(&self.path)?;
+        Ok(rows)
+    }
+
+    /// Indices already stored for a file (resume skips them).
+    pub fn stored_indices(&self, file_id: i64) -> Result<Vec<u64>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT idx FROM records WHERE file_id = ?1 ORDER BY idx")
+            .ctx(&self.path)?;
+        let v = st
+            .query_map([file_id], |r| r.get::<_, i64>(0).map(|x| x as u64))
+            .ctx(&self.path)?
+            .collect::<Result<Vec<_>, _>>()
+            .ctx(&self.path)?;
+        Ok(v)
+    }
+
+    /// Every stored record's decision inputs, in seq order (the engine's in-memory index).
+    pub fn load_inputs(&self) -> Result<Vec<StoredInputs>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT seq, file_id, idx, source, score, text_len, scored, p_yes, label
+                 FROM records ORDER BY seq",
+            )
+            .ctx(&self.path)?;
+        let v = st
+            .query_map([], |r| {
+                let source: String = r.get(3)?;
+                let label: Option<String> = r.get(8)?;
+                Ok(StoredInputs {
+                    seq: r.get(0)?,
+                    file_id: r.get(1)?,
+                    index: r.get::<_, i64>(2)? as u64,
+                    source: SourceKind::parse(&source).unwrap_or(SourceKind::Json),
+                    inputs: DecisionInputs {
+                        score: r.get::<_, f64>(4)? as f32,
+                        text_len: r.get::<_, i64>(5)? as usize,
+                        scored: r.get::<_, i64>(6)? != 0,
+                        p_yes: r.get::<_, Option<f64>>(7)?.map(|p| p as f32),
+                        label: label.as_deref().and_then(Label::parse),
+                    },
+                })
+            })
+            .ctx(&self.path)?
+            .collect::<Result<Vec<_>, _>>()
+            .ctx(&self.path)?;
+        Ok(v)
+    }
+
+    /// Insert a batch of records in one transaction. A record already stored (same file and
+    /// index) is left as it is: a record is never stored twice.
+    pub fn insert_records(&mut self, rows: &[NewRecord]) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let tx = self.conn.transaction().ctx(&path)?;
+        {
+            let mut st = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO records(seq, file_id, idx, id, source, kind, locator,
+                        content_hash, text, text_len, scored, score, rules, tier, p_yes, model,
+                        prompt_version, verdict, decided_by)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
+                        ?16, ?17, ?18, ?19)",
+                )
+                .ctx(&path)?;
+            for r in rows {
+                let rules = serde_json::to_string(&r.hits).expect("hits serialise");
+                st.execute(params![
+                    r.seq,
+                    r.file_id,
+                    r.index as i64,
+                    r.id,
+                    r.source.as_str(),
+                    r.kind,
+                    r.locator,
+                    &r.content_hash[..],
+                    r.text,
+                    r.text_len as i64,
+                    r.scored as i64,
+                    r.score as f64,
+                    rules,
+                    tier_str(r.decision.tier),
+                    r.p_yes.map(|p| p as f64),
+                    r.model,
+                    r.prompt_version,
+                    r.decision.verdict.as_str(),
+                    r.decision.decided_by.map(|d| d.as_str()),
+                ])
+                .ctx(&path)?;
+            }
+        }
+        tx.commit().ctx(&path)
+    }
+
+    /// Start a transaction for a group of writes (the writer batches everything).
+    pub fn begin(&mut self) -> Result<rusqlite::Transaction<'_>, StoreError> {
+        let path = self.path.clone();
+        self.conn.transaction().ctx(&path)
+    }
+
+    /// Record `p_yes` answers and the decisions they lead to.
+    pub fn set_answers(
+        tx: &rusqlite::Transaction<'_>,
+        path: &Path,
+        answers: &[Answer],
+    ) -> Result<(), StoreError> {
+        let mut st = tx
+            .prepare_cached(
+                "UPDATE records SET p_yes = ?2, model = ?3, prompt_version = ?4, tier = ?5,
+                    verdict = ?6, decided_by = ?7 WHERE seq = ?1",
+            )
+            .ctx(path)?;
+        let mut cache = tx
+            .prepare_cached(
+                "INSERT OR REPLACE INTO llm_cache(content_hash, model, prompt_version, p_yes)
+                 SELECT content_hash, ?2, ?3, ?4 FROM records WHERE seq = ?1",
+            )
+            .ctx(path)?;
+        for a in answers {
+            st.execute(params![
+                a.seq,
+                a.p_yes as f64,
+                a.model,
+                a.prompt_version,
+                tier_str(a.decision.tier),
+                a.decision.verdict.as_str(),
+                a.decision.decided_by.map(|d| d.as_str()),
+            ])
+            .ctx(path)?;
+            cache
+                .execute(params![a.seq, a.model, a.prompt_version, a.p_yes as f64])
+                .ctx(path)?;
+        }
+        Ok(())
+    }
+
+    /// Rewrite the stored tier/verdict of re-decided records.
+    pub fn set_decisions(
+        tx: &rusqlite::Transaction<'_>,
+        path: &Path,
+        decisions: &[(i64, Decision)],
+    ) -> Result<(), StoreError> {
+        let mut st = tx
+            .prepare_cached(
+                "UPDATE records SET tier = ?2, verdict = ?3, decided_by = ?4 WHERE seq = ?1",
+            )
+            .ctx(path)?;
+        for (seq, d) in decisions {
+            st.execute(params![
+                seq,
+                tier_str(d.tier),
+                d.verdict.as_str(),
+                d.decided_by.map(|x| x.as_str())
+            ])
+            .ctx(path)?;
+        }
+        Ok(())
+    }
+
+    /// Apply a label in its own transaction, with its log entry, so it survives a crash.
+    pub fn apply_label(&mut self, change: &LabelChange) -> Result<i64, StoreError> {
+        let path = self.path.clone();
+        let tx = self.conn.transaction().ctx(&path)?;
+        let now = now_secs();
+        tx.execute(
+            "UPDATE records SET label = ?2, label_time = ?3, tier = ?4, verdict = ?5,
+                decided_by = ?6 WHERE seq = ?1",
+            params![
+                change.seq,
+                change.new_label.map(|l| l.as_str()),
+                change.new_label.map(|_| now as i64),
+                tier_str(change.decision.tier),
+                change.decision.verdict.as_str(),
+                change.decision.decided_by.map(|d| d.as_str()),
+            ],
+        )
+        .ctx(&path)?;
+        tx.execute(
+            "INSERT INTO label_log(record_seq, record_id, old_verdict, old_label, new_label,
+                time, undoes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                change.seq,
+                change.record_id,
+                change.old_verdict.as_str(),
+                change.old_label.map(|l| l.as_str()),
+                change.new_label.map(|l| l.as_str()),
+                now as i64,
+                change.undoes,
+            ],
+        )
+        .ctx(&path)?;
+        let id = tx.last_insert_rowid();
+        tx.commit().ctx(&path)?;
+        Ok(id)
+    }
+
+    /// The most recent label change that has not been undone (and is not itself an undo).
+    pub fn last_undoable_label(&self) -> Result<Option<LabelLogEntry>, StoreError> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT log_id FROM label_log l WHERE undoes IS NULL
+                   AND NOT EXISTS (SELECT 1 FROM label_log u WHERE u.undoes = l.log_id)
+                 ORDER BY log_id DESC LIMIT 1",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()
+            .ctx(&self.path)?;
+        match row {
+            None => Ok(None),
+            Some(id) => Ok(self.label_log()?.into_iter().find(|e| e.log_id == id)),
+        }
+    }
+
+    pub fn label_log(&self) -> Result<Vec<LabelLogEntry>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT log_id, record_seq, record_id, old_verdict, old_label, new_label, time,
+                    undoes FROM label_log ORDER BY log_id",
+            )
+            .ctx(&self.path)?;
+        let v = st
+            .query_map([], |r| {
+                let ov: String = r.get(3)?;
+                let ol: Option<String> = r.get(4)?;
+                let nl: Option<String> = r.get(5)?;
+                Ok(LabelLogEntry {
+                    log_id: r.get(0)?,
+                    record_seq: r.get(1)?,
+                    record_id: r.get(2)?,
+                    old_verdict: parse_verdict(&ov).unwrap_or(Verdict::Pending),
+                    old_label: ol.as_deref().and_then(Label::parse),
+                    new_label: nl.as_deref().and_then(Label::parse),
+                    time: r.get::<_, i64>(6)? as u64,
+                    undoes: r.get(7)?,
+                })
+            })
+            .ctx(&self.path)?
+            .collect::<Result<Vec<_>, _>>()
+            .ctx(&self.path)?;
+        Ok(v)
+    }
+
+    /// Seqs of the records with this natural id (`#SEQ` names one row directly).
+    pub fn seqs_for_id(&self, id: &str) -> Result<Vec<i64>, StoreError> {
+        if let Some(n) = id.strip_prefix('#').and_then(|s| s.parse::<i64>().ok()) {
+            let found: Option<i64> = self
+                .conn
+                .query_row("SELECT seq FROM records WHERE seq = ?1", [n], |r| r.get(0))
+                .optional()
+                .ctx(&self.path)?;
+            return Ok(found.into_iter().collect());
+        }
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT seq FROM records WHERE id = ?1 ORDER BY seq")
+            .ctx(&self.path)?;
+        let v = st
+            .query_map([id], |r| r.get(0))
+            .ctx(&self.path)?
+            .collect::<Result<Vec<i64>, _>>()
+            .ctx(&self.path)?;
+        Ok(v)
+    }
+
+    /// Cached LLM answers for one model and prompt version.
+    pub fn load_cache(
+        &self,
+        model: &str,
+        prompt_version: &str,
+    ) -> Result<HashMap<[u8; 32], f32>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT content_hash, p_yes FROM llm_cache WHERE model = ?1 AND prompt_version = ?2",
+            )
+            .ctx(&self.path)?;
+        let mut map = HashMap::new();
+        let rows = st
+            .query_map(params![model, prompt_version], |r| {
+                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, f64>(1)?))
+            })
+            .ctx(&self.path)?;
+        for row in rows {
+            let (h, p) = row.ctx(&self.path)?;
+            if let Ok(h) = <[u8; 32]>::try_from(h.as_slice()) {
+                map.insert(h, p as f32);
+            }
+        }
+        Ok(map)
+    }
+
+    pub fn summary(&self) -> Result<StoreSummary, StoreError> {
+        let mut s = StoreSummary::default();
+        let mut st = self
+            .conn
+            .prepare("SELECT verdict, count(*), count(label) FROM records GROUP BY verdict")
+            .ctx(&self.path)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)? as u64,
+                    r.get::<_, i64>(2)? as u64,
+                ))
+            })
+            .ctx(&self.path)?;
+        for row in rows {
+            let (v, n, l) = row.ctx(&self.path)?;
+            s.records += n;
+            s.labelled += l;
+            match parse_verdict(&v) {
+                Some(Verdict::Kept) => s.kept += n,
+                Some(Verdict::Removed) => s.removed += n,
+                _ => s.pending += n,
+            }
+        }
+        s.errors = self
+            .conn
+            .query_row("SELECT count(*) FROM errors", [], |r| r.get::<_, i64>(0))
+            .ctx(&self.path)? as u64;
+        let files = self.files()?;
+        s.files = files.len() as u64;
+        s.files_done = files.iter().filter(|f| f.done).count() as u64;
+        Ok(s)
+    }
+
+    pub fn errors(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT file, message FROM errors ORDER BY err_id")
+            .ctx(&self.path)?;
+        let v = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .ctx(&self.path)?
+            .collect::<Result<Vec<(String, String)>, _>>()
+            .ctx(&self.path)?;
+        Ok(v)
+    }
+
+    pub fn metrics_lines(&self) -> Result<Vec<String>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT line FROM metrics ORDER BY metric_id")
+            .ctx(&self.path)?;
+        let v = st
+            .query_map([], |r| r.get(0))
+            .ctx(&self.path)?
+            .collect::<Result<Vec<String>, _>>()
+            .ctx(&self.path)?;
+        Ok(v)
+    }
+}
+
+/// An LLM answer for one record.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub seq: i64,
+    pub p_yes: f32,
+    pub model: String,
+    pub prompt_version: String,
+    pub decision: Decision,
+}
+
+/// A label change for one record.
+#[derive(Debug, Clone)]
+pub struct LabelChange {
+    pub seq: i64,
+    pub record_id: String,
+    pub old_verdict: Verdict,
+    pub old_label: Option<Label>,
+    pub new_label: Option<Label>,
+    pub decision: Decision,
+    pub undoes: Option<i64>,
+}
+
+/// A full stored record (queries, detail view, export).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredRecord {
+    pub seq: i64,
+    pub file: String,
+    pub index: u64,
+    pub id: String,
+    pub source: SourceKind,
+    pub kind: String,
+    pub locator: crate::record::Locator,
+    pub text: String,
+    pub text_len: usize,
+    pub scored: bool,
+    pub score: f32,
+    pub hits: Vec<RuleHit>,
+    pub p_yes: Option<f32>,
+    pub model: Option<String>,
+    pub prompt_version: Option<String>,
+    pub label: Option<Label>,
+    pub label_time: Option<u64>,
+}
+
+impl StoredRecord {
+    pub fn inputs(&self) -> DecisionInputs {
+        DecisionInputs {
+            score: self.score,
+            text_len: self.text_len,
+            scored: self.scored,
+            p_yes: self.p_yes,
+            label: self.label,
+        }
+    }
+}
+
+pub(crate) const RECORD_COLUMNS: &str = "r.seq, f.path, r.idx, r.id, r.source, r.kind, r.locator,
+    r.text, r.text_len, r.scored, r.score, r.rules, r.p_yes, r.model, r.prompt_version, r.label,
+    r.label_time";
+
+pub(crate) fn record_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRecord> {
+    let source: String = r.get(4)?;
+    let locator: String = r.get(6)?;
+    let rules: String = r.get(11)?;
+    let label: Option<String> = r.get(15)?;
+    let file: String = r.get(1)?;
+    let locator = serde_json::from_str(&locator).unwrap_or_else(|_| crate::record::Locator {
+        file: std::sync::Arc::new(PathBuf::from(&file)),
+        index: 0,
+        offset: 0,
+        len: 0,
+        outer_offset: None,
+    });
+    Ok(StoredRecord {
+        seq: r.get(0)?,
+        file,
+        index: r.get::<_, i64>(2)? as u64,
+        id: r.get(3)?,
+        source: SourceKind::parse(&source).unwrap_or(SourceKind::Json),
+        kind: r.get(5)?,
+        locator,
+        text: r.get(7)?,
+        text_len: r.get::<_, i64>(8)? as usize,
+        scored: r.get::<_, i64>(9)? != 0,
+        score: r.get::<_, f64>(10)? as f32,
+        hits: serde_json::from_str(&rules).unwrap_or_default(),
+        p_yes: r.get::<_, Option<f64>>(12)?.map(|p| p as f32),
+        model: r.get(13)?,
+        prompt_version: r.get(14)?,
+        label: label.as_deref().and_then(Label::parse),
+        label_time: r.get::<_, Option<i64>>(16)?.map(|t| t as u64),
+    })
+}
+
+impl RunStore {
+    /// Full records for these seqs (missing ones are skipped).
+    pub fn records_by_seq(&self, seqs: &[i64]) -> Result<Vec<StoredRecord>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {RECORD_COLUMNS} FROM records r JOIN files f ON f.file_id = r.file_id
+                 WHERE r.seq = ?1"
+            ))
+            .ctx(&self.path)?;
+        let mut out = Vec::with_capacity(seqs.len());
+        for &s in seqs {
+            if let Some(rec) = st
+                .query_row([s], record_from_row)
+                .optional()
+                .ctx(&self.path)?
+            {
+                out.push(rec);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Seqs whose id or text contains `needle` (case-insensitive for ASCII).
+    pub fn search(&self, needle: &str) -> Result<Vec<i64>, StoreError> {
+        let pat = format!(
+            "%{}%",
+            needle
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT seq FROM records WHERE id LIKE ?1 ESCAPE '\\' OR text LIKE ?1 ESCAPE '\\'
+                 ORDER BY seq",
+            )
+            .ctx(&self.path)?;
+        let v = st
+            .query_map([pat], |r| r.get(0))
+            .ctx(&self.path)?
+            .collect::<Result<Vec<i64>, _>>()
+            .ctx(&self.path)?;
+        Ok(v)
+    }
+
+    /// Text and content hash for verification (None when the row is not committed yet).
+    pub fn text_for(&self, seq: i64) -> Result<Option<(String, [u8; 32])>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT text, content_hash FROM records WHERE seq = ?1")
+            .ctx(&self.path)?;
+        let row = st
+            .query_row([seq], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+            })
+            .optional()
+            .ctx(&self.path)?;
+        Ok(row.map(|(t, h)| {
+            let mut hash = [0u8; 32];
+            if h.len() == 32 {
+                hash.copy_from_slice(&h);
+            }
+            (t, hash)
+        }))
+    }
+
+    /// Visit every record in export order (file, index).
+    pub fn for_each_record(
+        &self,
+        mut f: impl FnMut(StoredRecord) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut st = self
+            .conn
+            .prepare(&format!(
+                "SELECT {RECORD_COLUMNS} FROM records r JOIN files f ON f.file_id = r.file_id
+                 ORDER BY r.file_id, r.idx"
+            ))
+            .ctx(&self.path)?;
+        let mut rows = st.query([]).ctx(&self.path)?;
+        while let Some(row) = rows.next().ctx(&self.path)? {
+            f(record_from_row(row).ctx(&self.path)?)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decide::decide;
+
+    fn new_record(seq: i64, file_id: i64, index: u64, score: f32) -> NewRecord {
+        let t = Thresholds::default();
+        let inputs = DecisionInputs {
+            score,
+            text_len: 40,
+            scored: true,
+            p_yes: None,
+            label: None,
+        };
+        NewRecord {
+            seq,
+            file_id,
+            index,
+            id: format!("CVE-{index}"),
+            source: SourceKind::NvdApi2,
+            kind: "cve".into(),
+            locator: "{}".into(),
+            content_hash: [index as u8; 32],
+            text: format!("a heap overflow in the parser number {index}"),
+            text_len: 40,
+            scored: true,
+            score,
+            hits: vec![],
+            p_yes: None,
+            model: None,
+            prompt_version: None,
+            decision: decide(&inputs, &t),
+        }
+    }
+
+    #[test]
+    fn records_are_never_stored_twice_and_labels_are_logged() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.cfrun");
+        let mut s = RunStore::open(&path).unwrap();
+        let f = s.file_id("a.json", 10).unwrap();
+        assert_eq!(s.file_id("a.json", 10).unwrap(), f);
+        s.insert_records(&[new_record(1, f, 0, 7.0), new_record(2, f, 1, 3.0)])
+            .unwrap();
+        // Same (file, index) again under another seq: ignored.
+        s.insert_records(&[new_record(3, f, 1, 3.0)]).unwrap();
+        assert_eq!(s.stored_indices(f).unwrap(), vec![0, 1]);
+        assert_eq!(s.load_inputs().unwrap().len(), 2);
+        let sum = s.summary().unwrap();
+        assert_eq!((sum.kept, sum.pending), (1, 1));
+
+        let t = Thresholds::default();
+        let mut inputs = s.load_inputs().unwrap()[1].inputs;
+        inputs.label = Some(Label::Reject);
+        s.apply_label(&LabelChange {
+            seq: 2,
+            record_id: "CVE-1".into(),
+            old_verdict: Verdict::Pending,
+            old_label: None,
+            new_label: Some(Label::Reject),
+            decision: decide(&inputs, &t),
+            undoes: None,
+        })
+        .unwrap();
+        let log = s.last_undoable_label().unwrap().unwrap();
+        assert_eq!(log.new_label, Some(Label::Reject));
+        assert_eq!(s.summary().unwrap().removed, 1);
+        assert_eq!(s.seqs_for_id("CVE-1").unwrap(), vec![2]);
+        assert_eq!(s.seqs_for_id("#1").unwrap(), vec![1]);
+
+        // A read-only connection sees the committed data.
+        let r = RunStore::open_read(&path).unwrap();
+        assert_eq!(
+            r.records_by_seq(&[2]).unwrap()[0].label,
+            Some(Label::Reject)
+        );
+        assert_eq!(r.search("NUMBER 1").unwrap(), vec![2]);
+    }
+}

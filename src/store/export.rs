@@ -1,0 +1,412 @@
+//! Export: kept, removed and pending files per input, written from the store at any time.
+//!
+//! Verdicts are recomputed from the stored inputs and the thresholds in force (the decision is
+//! a pure function), so an export is right even if the run was killed mid-update.
+//! Each record is its original content (read back through its locator) plus a `cyberfilter`
+//! object. `ExportLayout::Upstream` writes the Python pipeline's
+//! `{stem}_filtered_{ts}.json` / `{stem}_removed_{ts}.json` arrays instead.
+
+use super::{now_secs, paths::timestamp, RunStore, StoreError, StoredRecord};
+use crate::decide::{decide, Decision, Verdict};
+use crate::engine::types::{ExportFormat, ExportLayout};
+use crate::rules::Thresholds;
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+/// What an export wrote.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ExportReport {
+    pub out: PathBuf,
+    pub records: u64,
+    pub kept: u64,
+    pub removed: u64,
+    pub pending: u64,
+    /// Records whose original bytes could not be read back (exported with `original_error`).
+    pub original_errors: u64,
+    pub files: Vec<ExportedFile>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ExportedFile {
+    pub input: String,
+    pub kept: u64,
+    pub removed: u64,
+    pub pending: u64,
+    pub outputs: Vec<String>,
+}
+
+fn io_err(path: &Path, source: std::io::Error) -> StoreError {
+    StoreError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Reads originals of one input in file order with one open handle (plain files), falling
+/// back to `ingest::read_original` for compressed files and nested records.
+struct OriginalReader {
+    open: Option<(String, File)>,
+}
+
+impl OriginalReader {
+    fn read(&mut self, rec: &StoredRecord) -> Result<Vec<u8>, String> {
+        let loc = &rec.locator;
+        let plain = loc.outer_offset.is_none()
+            && !loc.file.extension().is_some_and(|e| e == "gz")
+            && loc.len > 0;
+        if !plain {
+            return crate::ingest::read_original(loc).map_err(|e| e.to_string());
+        }
+        let key = loc.file.display().to_string();
+        if self.open.as_ref().map(|(k, _)| k != &key).unwrap_or(true) {
+            let f = File::open(loc.file.as_ref()).map_err(|e| format!("{key}: {e}"))?;
+            self.open = Some((key.clone(), f));
+        }
+        let (_, f) = self.open.as_mut().expect("opened above");
+        let mut buf = vec![0u8; loc.len as usize];
+        f.seek(SeekFrom::Start(loc.offset))
+            .and_then(|_| f.read_exact(&mut buf))
+            .map_err(|e| format!("{key} at byte {}: {e}", loc.offset))?;
+        Ok(buf)
+    }
+}
+
+/// The `cyberfilter` object attached to every exported record.
+pub fn cyberfilter_object(rec: &StoredRecord, d: &Decision) -> Value {
+    json!({
+        "id": rec.id,
+        "source": rec.source.as_str(),
+        "kind": rec.kind,
+        "index": rec.index,
+        "tier": d.tier.as_str(),
+        "score": rec.score,
+        "rules": rec.hits.iter().map(|h| h.rule.as_str()).collect::<Vec<_>>(),
+        "p_yes": rec.p_yes,
+        "model": rec.model,
+        "verdict": d.verdict.as_str(),
+        "decided_by": d.decided_by.map(|x| x.as_str()),
+        "label": rec.label.map(|l| l.as_str()),
+    })
+}
+
+/// The original content as JSON: parsed JSON as is, anything else (XML) as a string.
+fn original_value(bytes: &[u8]) -> Value {
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(v) => v,
+        Err(_) => Value::String(String::from_utf8_lossy(bytes).into_owned()),
+    }
+}
+
+/// Merge `extra` fields into the original when it is an object, else wrap it.
+fn with_fields(original: Value, extra: Vec<(&str, Value)>) -> Value {
+    let mut obj = match original {
+        Value::Object(m) => m,
+        other => {
+            let mut m = Map::new();
+            m.insert("original".into(), other);
+            m
+        }
+    };
+    for (k, v) in extra {
+        obj.insert(k.to_string(), v);
+    }
+    Value::Object(obj)
+}
+
+/// One output stream (a JSONL file or a streamed JSON array).
+struct Sink {
+    path: PathBuf,
+    w: BufWriter<File>,
+    array: bool,
+    pretty: bool,
+    n: u64,
+}
+
+impl Sink {
+    fn create(path: PathBuf, array: bool, pretty: bool) -> Result<Sink, StoreError> {
+        let f = File::create(&path).map_err(|e| io_err(&path, e))?;
+        let mut w = BufWriter::with_capacity(256 * 1024, f);
+        if array {
+            w.write_all(b"[").map_err(|e| io_err(&path, e))?;
+        }
+        Ok(Sink {
+            path,
+            w,
+            array,
+            pretty,
+            n: 0,
+        })
+    }
+
+    fn push(&mut self, v: &Value) -> Result<(), StoreError> {
+        let p = self.path.clone();
+        let res = (|| -> std::io::Result<()> {
+            if self.array {
+                self.w.write_all(if self.n == 0 { b"\n" } else { b",\n" })?;
+            }
+            if self.pretty {
+                serde_json::to_writer_pretty(&mut self.w, v)?;
+            } else {
+                serde_json::to_writer(&mut self.w, v)?;
+            }
+            if !self.array {
+                self.w.write_all(b"\n")?;
+            }
+            Ok(())
+        })();
+        res.map_err(|e| io_err(&p, e))?;
+        self.n += 1;
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<(PathBuf, u64), StoreError> {
+        let p = self.path.clone();
+        if self.array {
+            self.w
+                .write_all(if self.n == 0 { b"]\n" } else { b"\n]\n" })
+                .map_err(|e| io_err(&p, e))?;
+        }
+        self.w.flush().map_err(|e| io_err(&p, e))?;
+        Ok((self.path, self.n))
+    }
+}
+
+/// Output sinks of one input file, created lazily.
+struct InputSinks {
+    stem: String,
+    sinks: BTreeMap<Verdict, Sink>,
+    counts: HashMap<Verdict, u64>,
+}
+
+/// Export a store. `thresholds` overrides the stored ones (a running engine passes its own).
+pub fn export(
+    store: &Path,
+    out: &Path,
+    format: ExportFormat,
+    layout: ExportLayout,
+    thresholds: Option<Thresholds>,
+) -> Result<ExportReport, StoreError> {
+    let s = RunStore::open_read(store)?;
+    let t = match thresholds {
+        Some(t) => t,
+        None => s.thresholds()?.unwrap_or_default(),
+    };
+    std::fs::create_dir_all(out).map_err(|e| io_err(out, e))?;
+    let ts = timestamp(now_secs(), "_");
+    let mut report = ExportReport {
+        out: out.to_path_buf(),
+        ..Default::default()
+    };
+    let mut reader = OriginalReader { open: None };
+    let mut per_file: BTreeMap<String, InputSinks> = BTreeMap::new();
+    let mut stems_used: HashMap<String, u32> = HashMap::new();
+    // Per-input layout always writes all three files, so scripts can rely on them.
+    let files = s.files()?;
+    let mut order = Vec::new();
+    for f in &files {
+        let stem = unique_stem(&f.path, &mut stems_used);
+        order.push(f.path.clone());
+        per_file.insert(
+            f.path.clone(),
+            InputSinks {
+                stem,
+                sinks: BTreeMap::new(),
+                counts: HashMap::new(),
+            },
+        );
+    }
+    if layout == ExportLayout::PerInput {
+        for sinks in per_file.values_mut() {
+            for v in [Verdict::Kept, Verdict::Removed, Verdict::Pending] {
+                let sink = open_sink(out, &sinks.stem, v, format, layout, &ts)?;
+                sinks.sinks.insert(v, sink);
+            }
+        }
+    }
+    s.for_each_record(|rec| {
+        let d = decide(&rec.inputs(), &t);
+        let original = reader.read(&rec);
+        let cf = cyberfilter_object(&rec, &d);
+        let value = match original {
+            Ok(bytes) => {
+                let o = original_value(&bytes);
+                match layout {
+                    ExportLayout::PerInput => with_fields(o, vec![("cyberfilter", cf)]),
+                    ExportLayout::Upstream => upstream_entry(o, &rec, &d, cf),
+                }
+            }
+            Err(e) => {
+                report.original_errors += 1;
+                with_fields(
+                    Value::Null,
+                    vec![("original_error", Value::String(e)), ("cyberfilter", cf)],
+                )
+            }
+        };
+        let entry = per_file
+            .entry(rec.file.clone())
+            .or_insert_with(|| InputSinks {
+                stem: rec.file.clone(),
+                sinks: BTreeMap::new(),
+                counts: HashMap::new(),
+            });
+        if !entry.sinks.contains_key(&d.verdict) {
+            let sink = open_sink(out, &entry.stem, d.verdict, format, layout, &ts)?;
+            entry.sinks.insert(d.verdict, sink);
+        }
+        entry
+            .sinks
+            .get_mut(&d.verdict)
+            .expect("inserted above")
+            .push(&value)?;
+        *entry.counts.entry(d.verdict).or_default() += 1;
+        report.records += 1;
+        match d.verdict {
+            Verdict::Kept => report.kept += 1,
+            Verdict::Removed => report.removed += 1,
+            Verdict::Pending => report.pending += 1,
+        }
+        Ok(())
+    })?;
+    for path in order {
+        let sinks = per_file.remove(&path).expect("registered above");
+        let mut ef = ExportedFile {
+            input: path,
+            kept: *sinks.counts.get(&Verdict::Kept).unwrap_or(&0),
+            removed: *sinks.counts.get(&Verdict::Removed).unwrap_or(&0),
+            pending: *sinks.counts.get(&Verdict::Pending).unwrap_or(&0),
+            outputs: vec![],
+        };
+        for (_, sink) in sinks.sinks {
+            let (p, _) = sink.finish()?;
+            ef.outputs.push(
+                p.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            );
+        }
+        report.files.push(ef);
+    }
+    write_summary(&s, out, &t, &report)?;
+    write_metrics(&s, out)?;
+    Ok(report)
+}
+
+fn upstream_entry(original: Value, rec: &StoredRecord, d: &Decision, cf: Value) -> Value {
+    let source_file = Path::new(&rec.file)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut extra = vec![("_source_file", Value::String(source_file))];
+    match d.verdict {
+        Verdict::Kept => extra.push(("is_relevant", Value::Bool(true))),
+        Verdict::Removed => {
+            let reason = match d.decided_by {
+                Some(crate::decide::DecidedBy::Human) => "Curator label: reject".to_string(),
+                Some(crate::decide::DecidedBy::Llm) => "LLM determined not relevant".to_string(),
+                _ => format!("Failed rule-based pre-filter: score {}", rec.score),
+            };
+            extra.push(("filtered_reason", Value::String(reason)));
+        }
+        Verdict::Pending => extra.push((
+            "filtered_reason",
+            Value::String("Pending: awaiting verifier".into()),
+        )),
+    }
+    extra.push(("cyberfilter", cf));
+    with_fields(original, extra)
+}
+
+fn unique_stem(path: &str, used: &mut HashMap<String, u32>) -> String {
+    let p = Path::new(path);
+    let mut stem = p
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "input".into());
+    for ext in [".gz", ".jsonl", ".ndjson", ".json", ".xml"] {
+        if let Some(s) = stem.strip_suffix(ext) {
+            stem = s.to_string();
+        }
+    }
+    let n = used.entry(stem.clone()).or_insert(0);
+    *n += 1;
+    if *n > 1 {
+        format!("{stem}_{n}")
+    } else {
+        stem
+    }
+}
+
+fn open_sink(
+    out: &Path,
+    stem: &str,
+    v: Verdict,
+    format: ExportFormat,
+    layout: ExportLayout,
+    ts: &str,
+) -> Result<Sink, StoreError> {
+    match layout {
+        ExportLayout::PerInput => {
+            let ext = match format {
+                ExportFormat::Jsonl => "jsonl",
+                ExportFormat::Json => "json",
+            };
+            Sink::create(
+                out.join(format!("{stem}.{}.{ext}", v.as_str())),
+                format == ExportFormat::Json,
+                false,
+            )
+        }
+        ExportLayout::Upstream => {
+            let kind = match v {
+                Verdict::Kept => "filtered",
+                Verdict::Removed => "removed",
+                Verdict::Pending => "pending",
+            };
+            Sink::create(out.join(format!("{stem}_{kind}_{ts}.json")), true, true)
+        }
+    }
+}
+
+fn write_summary(
+    s: &RunStore,
+    out: &Path,
+    t: &Thresholds,
+    report: &ExportReport,
+) -> Result<(), StoreError> {
+    let cfg = s.config()?;
+    let sum = s.summary()?;
+    let v = json!({
+        "store": s.path().display().to_string(),
+        "exported_at": now_secs(),
+        "state": s.state()?.map(|x| x.as_str()),
+        "config": cfg,
+        "thresholds": t,
+        "records": report.records,
+        "kept": report.kept,
+        "removed": report.removed,
+        "pending": report.pending,
+        "labelled": sum.labelled,
+        "errors": sum.errors,
+        "original_errors": report.original_errors,
+        "files": report.files,
+        "input_progress": s.files()?,
+    });
+    let p = out.join("summary.json");
+    let text = serde_json::to_string_pretty(&v).expect("summary serialises");
+    std::fs::write(&p, text + "\n").map_err(|e| io_err(&p, e))
+}
+
+fn write_metrics(s: &RunStore, out: &Path) -> Result<(), StoreError> {
+    let p = out.join("metrics.jsonl");
+    let mut text = String::new();
+    for line in s.metrics_lines()? {
+        text.push_str(&line);
+        text.push('\n');
+    }
+    std::fs::write(&p, text).map_err(|e| io_err(&p, e))
+}
