@@ -211,4 +211,7 @@ pub enum EngineEvent {
     },
     /// The engine stopped (finished or on `Stop`); the store is consistent.
     Finished(StatsSnapshot),
+    /// Every input is read and the verifier has nothing left to do; the engine keeps
+    /// answering commands (relabel, thresholds, export) until `Stop`.
+    Drained(StatsSnapshot),
 }

@@ -56,7 +56,7 @@ impl OriginalReader {
     fn read(&mut self, rec: &StoredRecord) -> Result<Vec<u8>, String> {
         let loc = &rec.locator;
         let plain = loc.outer_offset.is_none()
-            && !loc.file.extension().is_some_and(|e| e == "gz")
+            && loc.file.extension().is_none_or(|e| e != "gz")
             && loc.len > 0;
         if !plain {
             return crate::ingest::read_original(loc).map_err(|e| e.to_string());

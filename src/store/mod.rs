@@ -126,6 +126,9 @@ pub struct StoredInputs {
     pub index: u64,
     pub source: SourceKind,
     pub inputs: DecisionInputs,
+    /// The decision as stored (may lag a threshold change when the run was killed).
+    pub verdict: Option<Verdict>,
+    pub tier: Option<Tier>,
 }
 
 /// An input file's progress.
@@ -477,8 +480,8 @@ impl RunStore {
         let mut st = self
             .conn
             .prepare(
-                "SELECT seq, file_id, idx, source, score, text_len, scored, p_yes, label
-                 FROM records ORDER BY seq",
+                "SELECT seq, file_id, idx, source, score, text_len, scored, p_yes, label, verdict,
+                    tier FROM records ORDER BY seq",
             )
             .ctx(&self.path)?;
         let v = st
@@ -497,6 +500,8 @@ impl RunStore {
                         p_yes: r.get::<_, Option<f64>>(7)?.map(|p| p as f32),
                         label: label.as_deref().and_then(Label::parse),
                     },
+                    verdict: parse_verdict(&r.get::<_, String>(9)?),
+                    tier: parse_tier(&r.get::<_, String>(10)?),
                 })
             })
             .ctx(&self.path)?
@@ -510,43 +515,91 @@ impl RunStore {
     pub fn insert_records(&mut self, rows: &[NewRecord]) -> Result<(), StoreError> {
         let path = self.path.clone();
         let tx = self.conn.transaction().ctx(&path)?;
-        {
-            let mut st = tx
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO records(seq, file_id, idx, id, source, kind, locator,
-                        content_hash, text, text_len, scored, score, rules, tier, p_yes, model,
-                        prompt_version, verdict, decided_by)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
-                        ?16, ?17, ?18, ?19)",
-                )
-                .ctx(&path)?;
-            for r in rows {
-                let rules = serde_json::to_string(&r.hits).expect("hits serialise");
-                st.execute(params![
-                    r.seq,
-                    r.file_id,
-                    r.index as i64,
-                    r.id,
-                    r.source.as_str(),
-                    r.kind,
-                    r.locator,
-                    &r.content_hash[..],
-                    r.text,
-                    r.text_len as i64,
-                    r.scored as i64,
-                    r.score as f64,
-                    rules,
-                    tier_str(r.decision.tier),
-                    r.p_yes.map(|p| p as f64),
-                    r.model,
-                    r.prompt_version,
-                    r.decision.verdict.as_str(),
-                    r.decision.decided_by.map(|d| d.as_str()),
-                ])
-                .ctx(&path)?;
-            }
+        for r in rows {
+            RunStore::insert_record(&tx, &path, r)?;
         }
         tx.commit().ctx(&path)
+    }
+
+    /// Insert one record inside the caller's transaction.
+    pub fn insert_record(conn: &Connection, path: &Path, r: &NewRecord) -> Result<(), StoreError> {
+        let mut st = conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO records(seq, file_id, idx, id, source, kind, locator,
+                    content_hash, text, text_len, scored, score, rules, tier, p_yes, model,
+                    prompt_version, verdict, decided_by)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
+                    ?16, ?17, ?18, ?19)",
+            )
+            .ctx(path)?;
+        let rules = serde_json::to_string(&r.hits).expect("hits serialise");
+        st.execute(params![
+            r.seq,
+            r.file_id,
+            r.index as i64,
+            r.id,
+            r.source.as_str(),
+            r.kind,
+            r.locator,
+            &r.content_hash[..],
+            r.text,
+            r.text_len as i64,
+            r.scored as i64,
+            r.score as f64,
+            rules,
+            tier_str(r.decision.tier),
+            r.p_yes.map(|p| p as f64),
+            r.model,
+            r.prompt_version,
+            r.decision.verdict.as_str(),
+            r.decision.decided_by.map(|d| d.as_str()),
+        ])
+        .ctx(path)?;
+        Ok(())
+    }
+
+    /// Record a file's progress.
+    pub fn set_file_progress(
+        conn: &Connection,
+        path: &Path,
+        f: &FileRow,
+    ) -> Result<(), StoreError> {
+        conn.prepare_cached(
+            "UPDATE files SET bytes_total = ?2, bytes_done = ?3, records = ?4, errors = ?5,
+                done = ?6 WHERE file_id = ?1",
+        )
+        .ctx(path)?
+        .execute(params![
+            f.file_id,
+            f.bytes_total as i64,
+            f.bytes_done as i64,
+            f.records as i64,
+            f.errors as i64,
+            f.done as i64
+        ])
+        .ctx(path)?;
+        Ok(())
+    }
+
+    pub fn add_error(
+        conn: &Connection,
+        path: &Path,
+        file: &str,
+        message: &str,
+    ) -> Result<(), StoreError> {
+        conn.prepare_cached("INSERT INTO errors(file, message, time) VALUES (?1, ?2, ?3)")
+            .ctx(path)?
+            .execute(params![file, message, now_secs() as i64])
+            .ctx(path)?;
+        Ok(())
+    }
+
+    pub fn add_metrics(conn: &Connection, path: &Path, line: &str) -> Result<(), StoreError> {
+        conn.prepare_cached("INSERT INTO metrics(line) VALUES (?1)")
+            .ctx(path)?
+            .execute([line])
+            .ctx(path)?;
+        Ok(())
     }
 
     /// Start a transaction for a group of writes (the writer batches everything).
@@ -556,11 +609,7 @@ impl RunStore {
     }
 
     /// Record `p_yes` answers and the decisions they lead to.
-    pub fn set_answers(
-        tx: &rusqlite::Transaction<'_>,
-        path: &Path,
-        answers: &[Answer],
-    ) -> Result<(), StoreError> {
+    pub fn set_answers(tx: &Connection, path: &Path, answers: &[Answer]) -> Result<(), StoreError> {
         let mut st = tx
             .prepare_cached(
                 "UPDATE records SET p_yes = ?2, model = ?3, prompt_version = ?4, tier = ?5,
@@ -593,7 +642,7 @@ impl RunStore {
 
     /// Rewrite the stored tier/verdict of re-decided records.
     pub fn set_decisions(
-        tx: &rusqlite::Transaction<'_>,
+        tx: &Connection,
         path: &Path,
         decisions: &[(i64, Decision)],
     ) -> Result<(), StoreError> {

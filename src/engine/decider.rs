@@ -1,0 +1,972 @@
+//! The decider: the engine's hub. It takes scored records, assigns their arrival order,
+//! decides them, keeps the index, batches verify-tier records for the verifier, answers every
+//! command and sends aggregated events. It never blocks on the verifier.
+
+use super::index::Index;
+use super::source::{Flags, ReaderMsg};
+use super::stats::rss_bytes;
+use super::types::*;
+use super::verifier::{BatchResult, Item, Job, VerifierThread};
+use super::writer::WriterMsg;
+use super::EngineError;
+use crate::decide::{Decision, DecisionInputs, Label, Verdict};
+use crate::rules::{Thresholds, Tier};
+use crate::store::{
+    Answer, FileRow, LabelChange, NewRecord, RunState, RunStore, StoredInputs, StoredRecord,
+};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Everything that reaches the decider, through one bounded channel.
+pub enum Msg {
+    Reader(ReaderMsg),
+    Verified(BatchResult),
+    Command(Command),
+}
+
+pub struct Setup {
+    pub store_path: PathBuf,
+    pub thresholds: Thresholds,
+    pub stored: Vec<StoredInputs>,
+    pub file_rows: HashMap<i64, FileRow>,
+    pub file_ids: Vec<i64>,
+    pub flags: Arc<Flags>,
+    pub readers: usize,
+    pub verifier: Option<VerifierThread>,
+    pub batch_size: Option<usize>,
+    pub batch_wait: Duration,
+    pub stats_interval: Duration,
+    pub exit_when_done: bool,
+    pub writer: SyncSender<WriterMsg>,
+    pub events: mpsc::Sender<EngineEvent>,
+    pub startup_errors: Vec<String>,
+}
+
+/// Queued texts kept in memory up to this many bytes; beyond, the verifier reads them back.
+const QUEUE_TEXT_BYTES: usize = 16 * 1024 * 1024;
+/// Give an in-flight batch this long to come back on stop.
+const STOP_GRACE: Duration = Duration::from_secs(30);
+/// Newly decided rows sent per stats interval (a live sample; the table queries the store).
+const VERDICT_ROWS_PER_TICK: usize = 256;
+
+#[derive(Default)]
+struct Counters {
+    records_session: u64,
+    errors: u64,
+    llm_calls: u64,
+    llm_records: u64,
+    cache_hits: u64,
+    verifier_errors: u64,
+    batches: u64,
+    fill_sum: f64,
+    last_fill: f64,
+    last_latency_ms: f64,
+    verifier_ms: f64,
+}
+
+struct Rates {
+    at: Instant,
+    records: u64,
+    bytes: u64,
+    llm_records: u64,
+}
+
+pub struct Decider {
+    store_path: PathBuf,
+    read: RunStore,
+    t: Thresholds,
+    index: Index,
+    files: HashMap<i64, FileRow>,
+    file_order: Vec<i64>,
+    flags: Arc<Flags>,
+    readers_left: usize,
+    verifier: Option<VerifierThread>,
+    batch_size: usize,
+    batch_wait: Duration,
+    queue: VecDeque<Item>,
+    queue_text_bytes: usize,
+    oldest_since: Option<Instant>,
+    in_flight: usize,
+    in_flight_items: usize,
+    stats_interval: Duration,
+    exit_when_done: bool,
+    writer: SyncSender<WriterMsg>,
+    events: mpsc::Sender<EngineEvent>,
+    c: Counters,
+    started: Instant,
+    rates: Rates,
+    last_metrics: Instant,
+    recent: Vec<RecordRow>,
+    stopping: Option<Instant>,
+    drained_sent: bool,
+    fatal: Option<EngineError>,
+}
+
+impl Decider {
+    pub fn new(s: Setup) -> Result<Decider, EngineError> {
+        let read = RunStore::open_read(&s.store_path)?;
+        let mut index = Index::default();
+        let mut stale = Vec::new();
+        for st in &s.stored {
+            let d = index.push(st.seq, st.source, &st.inputs, &s.thresholds);
+            if st.verdict != Some(d.verdict) || st.tier != Some(d.tier) {
+                stale.push((st.seq, d));
+            }
+        }
+        let batch_size = match (&s.verifier, s.batch_size) {
+            (_, Some(n)) => n.max(1),
+            (Some(v), None) => v.info.preferred_batch,
+            (None, None) => 1,
+        };
+        let now = Instant::now();
+        let mut d = Decider {
+            store_path: s.store_path,
+            read,
+            t: s.thresholds,
+            index,
+            files: s.file_rows,
+            file_order: s.file_ids,
+            flags: s.flags,
+            readers_left: s.readers,
+            verifier: s.verifier,
+            batch_size,
+            batch_wait: s.batch_wait,
+            queue: VecDeque::new(),
+            queue_text_bytes: 0,
+            oldest_since: None,
+            in_flight: 0,
+            in_flight_items: 0,
+            stats_interval: s.stats_interval,
+            exit_when_done: s.exit_when_done,
+            writer: s.writer,
+            events: s.events,
+            c: Counters::default(),
+            started: now,
+            rates: Rates {
+                at: now,
+                records: 0,
+                bytes: 0,
+                llm_records: 0,
+            },
+            last_metrics: now,
+            recent: Vec::new(),
+            stopping: None,
+            drained_sent: false,
+            fatal: None,
+        };
+        if !stale.is_empty() {
+            d.write(WriterMsg::Decisions(stale));
+        }
+        // Records that were waiting for the verifier when the last run ended go first.
+        if d.verifier.is_some() {
+            for pos in d.index.needing_verifier() {
+                let seq = d.index.seq_at(pos);
+                d.enqueue(pos, seq, None, false);
+            }
+        }
+        for e in s.startup_errors {
+            d.error("verifier", e);
+        }
+        Ok(d)
+    }
+
+    fn write(&mut self, m: WriterMsg) {
+        if self.writer.send(m).is_err() && self.fatal.is_none() {
+            self.fatal = Some(EngineError::Thread(
+                "the store writer stopped (see the store error)".into(),
+            ));
+            self.begin_stop();
+        }
+    }
+
+    fn emit(&self, e: EngineEvent) {
+        // Aggregated events may be dropped when the front end lags; the next one supersedes.
+        let _ = self.events.try_send(e);
+    }
+
+    fn error(&mut self, file: impl Into<String>, message: String) {
+        let file = file.into();
+        self.c.errors += 1;
+        self.write(WriterMsg::Error {
+            file: file.clone(),
+            message: message.clone(),
+        });
+        self.emit(EngineEvent::Error { file, message });
+    }
+
+    fn flush(&mut self) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.write(WriterMsg::Flush(tx));
+        let _ = rx.recv();
+    }
+
+    fn begin_stop(&mut self) {
+        if self.stopping.is_none() {
+            self.stopping = Some(Instant::now());
+            self.flags.stop.store(true, Ordering::Relaxed);
+            self.flags.paused.store(false, Ordering::Relaxed);
+        }
+    }
+
+    /// Run until stopped; returns the final stats.
+    pub fn run(mut self, rx: Receiver<Msg>) -> Result<StatsSnapshot, EngineError> {
+        let mut next_tick = Instant::now() + self.stats_interval;
+        loop {
+            let wait = next_tick
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(50));
+            match rx.recv_timeout(wait) {
+                Ok(m) => {
+                    self.handle(m);
+                    // Drain what is already there before doing periodic work.
+                    for _ in 0..256 {
+                        match rx.try_recv() {
+                            Ok(m) => self.handle(m),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            if Instant::now() >= next_tick {
+                self.tick();
+                next_tick = Instant::now() + self.stats_interval;
+            }
+            self.dispatch();
+            let inputs_done = self.readers_left == 0;
+            if let Some(since) = self.stopping {
+                if inputs_done && (self.in_flight == 0 || since.elapsed() > STOP_GRACE) {
+                    break;
+                }
+            } else if inputs_done
+                && (self.verifier.is_none() || (self.queue.is_empty() && self.in_flight == 0))
+                && !self.drained_sent
+            {
+                self.drained_sent = true;
+                let snap = self.snapshot();
+                if self.exit_when_done {
+                    self.begin_stop();
+                } else {
+                    self.emit(EngineEvent::Drained(snap));
+                }
+            }
+        }
+        self.finish()
+    }
+
+    fn finish(mut self) -> Result<StatsSnapshot, EngineError> {
+        // Let the verifier end after its batch; its unanswered records stay pending.
+        if let Some(v) = self.verifier.take() {
+            drop(v.jobs);
+            if self.in_flight == 0 {
+                let _ = v.join.join();
+            }
+        }
+        self.write_files();
+        let all_done = self.files.values().all(|f| f.done);
+        self.write(WriterMsg::Metrics(self.metrics_line()));
+        self.write(WriterMsg::State(if all_done {
+            RunState::Finished
+        } else {
+            RunState::Stopped
+        }));
+        self.flush();
+        let snap = self.snapshot();
+        let events = self.events.clone();
+        let fatal = self.fatal.take();
+        drop(self);
+        // The writer ends once its channel closes (dropped with self); `start` joins it.
+        let _ = events.blocking_send(EngineEvent::Finished(snap.clone()));
+        match fatal {
+            Some(e) => Err(e),
+            None => Ok(snap),
+        }
+    }
+
+    fn handle(&mut self, m: Msg) {
+        match m {
+            Msg::Reader(r) => self.on_reader(r),
+            Msg::Verified(r) => self.on_verified(r),
+            Msg::Command(c) => self.on_command(c),
+        }
+    }
+
+    fn on_reader(&mut self, r: ReaderMsg) {
+        match r {
+            ReaderMsg::Record(s) => self.on_record(*s),
+            ReaderMsg::Error { file_id, message } => {
+                let file = self.file_name(file_id);
+                if let Some(f) = self.files.get_mut(&file_id) {
+                    f.errors += 1;
+                }
+                self.error(file, message);
+            }
+            ReaderMsg::Progress {
+                file_id,
+                bytes_done,
+            } => {
+                if let Some(f) = self.files.get_mut(&file_id) {
+                    f.bytes_done = f.bytes_done.max(bytes_done);
+                }
+            }
+            ReaderMsg::FileDone {
+                file_id,
+                summary,
+                complete,
+            } => {
+                if let Some(f) = self.files.get_mut(&file_id) {
+                    f.bytes_done = f.bytes_done.max(summary.bytes);
+                    f.done = complete;
+                    if complete && f.bytes_total < f.bytes_done {
+                        f.bytes_total = f.bytes_done;
+                    }
+                    let row = f.clone();
+                    // Written after every record of the file (same ordered channel).
+                    self.write(WriterMsg::File(row));
+                }
+            }
+            ReaderMsg::Exit => self.readers_left = self.readers_left.saturating_sub(1),
+        }
+    }
+
+    fn file_name(&self, file_id: i64) -> String {
+        self.files
+            .get(&file_id)
+            .map(|f| f.path.clone())
+            .unwrap_or_default()
+    }
+
+    fn on_record(&mut self, s: super::source::Scored) {
+        let seq = self.index.next_seq();
+        let inputs = DecisionInputs {
+            score: s.score.score,
+            text_len: s.text_len,
+            scored: s.record.scored,
+            p_yes: None,
+            label: None,
+        };
+        let d = self.index.push(seq, s.record.source, &inputs, &self.t);
+        self.c.records_session += 1;
+        if let Some(f) = self.files.get_mut(&s.file_id) {
+            f.records += 1;
+            f.bytes_done = f
+                .bytes_done
+                .max(s.record.locator.offset + s.record.locator.len);
+        }
+        if self.recent.len() < VERDICT_ROWS_PER_TICK {
+            let mut hits = s.score.hits.clone();
+            hits.sort_by(|a, b| b.contribution.abs().total_cmp(&a.contribution.abs()));
+            self.recent.push(RecordRow {
+                seq,
+                id: s.record.id.clone(),
+                source: s.record.source,
+                kind: s.record.kind.clone(),
+                file: s.record.locator.file.display().to_string(),
+                score: s.score.score,
+                p_yes: None,
+                tier: d.tier,
+                verdict: d.verdict,
+                decided_by: d.decided_by,
+                label: None,
+                rules: hits.into_iter().map(|h| h.rule).collect(),
+            });
+        }
+        let wants_verifier = self.verifier.is_some() && d.needs_verifier(&inputs);
+        let queued_text = if wants_verifier && self.queue_text_bytes < QUEUE_TEXT_BYTES {
+            Some((Arc::<str>::from(s.record.text.as_str()), s.hash))
+        } else {
+            None
+        };
+        let locator = serde_json::to_string(&s.record.locator).expect("locator serialises");
+        self.write(WriterMsg::Insert(Box::new(NewRecord {
+            seq,
+            file_id: s.file_id,
+            index: s.record.locator.index,
+            id: s.record.id,
+            source: s.record.source,
+            kind: s.record.kind,
+            locator,
+            content_hash: s.hash,
+            text: s.record.text,
+            text_len: s.text_len,
+            scored: s.record.scored,
+            score: s.score.score,
+            hits: s.score.hits,
+            p_yes: None,
+            model: None,
+            prompt_version: None,
+            decision: d,
+        })));
+        if wants_verifier {
+            let pos = self.index.len() - 1;
+            self.enqueue(pos, seq, queued_text, false);
+        }
+    }
+
+    fn enqueue(&mut self, pos: usize, seq: i64, text: Option<(Arc<str>, [u8; 32])>, force: bool) {
+        if self.index.queued_at(pos) && !force {
+            return;
+        }
+        self.index.set_queued(pos, true);
+        if let Some((t, _)) = &text {
+            self.queue_text_bytes += t.len();
+        }
+        if self.queue.is_empty() {
+            self.oldest_since = Some(Instant::now());
+        }
+        self.queue.push_back(Item { seq, text, force });
+    }
+
+    /// Send a batch when the verifier is free: a full one, or a partial one whose oldest
+    /// record has waited `batch_wait` (or when nothing more can arrive).
+    fn dispatch(&mut self) {
+        let Some(v) = &self.verifier else { return };
+        if self.flags.paused.load(Ordering::Relaxed) || self.stopping.is_some() {
+            return;
+        }
+        // One batch in the verifier, one waiting in its channel.
+        while self.in_flight < 2 && !self.queue.is_empty() {
+            let waited = self
+                .oldest_since
+                .is_some_and(|s| s.elapsed() >= self.batch_wait);
+            let nothing_more = self.readers_left == 0;
+            if self.queue.len() < self.batch_size && !waited && !nothing_more {
+                return;
+            }
+            let mut items = Vec::with_capacity(self.batch_size);
+            while items.len() < self.batch_size {
+                let Some(item) = self.queue.pop_front() else {
+                    break;
+                };
+                if let Some((t, _)) = &item.text {
+                    self.queue_text_bytes = self.queue_text_bytes.saturating_sub(t.len());
+                }
+                let Some(pos) = self.index.pos(item.seq) else {
+                    continue;
+                };
+                // Thresholds or labels may have changed since it was queued.
+                let still = item.force
+                    || self
+                        .index
+                        .decision_at(pos)
+                        .needs_verifier(&self.index.inputs_at(pos));
+                if still {
+                    items.push(item);
+                } else {
+                    self.index.set_queued(pos, false);
+                }
+            }
+            self.oldest_since = if self.queue.is_empty() {
+                None
+            } else {
+                Some(Instant::now())
+            };
+            if items.is_empty() {
+                continue;
+            }
+            let n = items.len();
+            match v.jobs.try_send(Job {
+                items,
+                batch_size: self.batch_size,
+            }) {
+                Ok(()) => {
+                    self.in_flight += 1;
+                    self.in_flight_items += n;
+                }
+                Err(TrySendError::Full(job)) | Err(TrySendError::Disconnected(job)) => {
+                    for item in job.items.into_iter().rev() {
+                        self.queue.push_front(item);
+                    }
+                    self.oldest_since.get_or_insert_with(Instant::now);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn on_verified(&mut self, r: BatchResult) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        let n = r.answers.len() + r.missing.len() + r.failed.len();
+        self.in_flight_items = self.in_flight_items.saturating_sub(n);
+        self.c.cache_hits += r.cache_hits;
+        if r.model_batch > 0 {
+            self.c.llm_calls += 1;
+            self.c.llm_records += r.model_batch as u64;
+            self.c.batches += 1;
+            self.c.last_fill = r.model_batch as f64 / r.batch_size.max(1) as f64;
+            self.c.fill_sum += self.c.last_fill;
+            self.c.last_latency_ms = r.latency.as_secs_f64() * 1000.0;
+            self.c.verifier_ms += self.c.last_latency_ms;
+        }
+        let (model, prompt) = self
+            .verifier
+            .as_ref()
+            .map(|v| (v.info.model.clone(), v.info.prompt_version.clone()))
+            .unwrap_or_default();
+        let mut answers = Vec::with_capacity(r.answers.len());
+        for (seq, p) in r.answers {
+            let Some(pos) = self.index.pos(seq) else {
+                continue;
+            };
+            self.index.set_queued(pos, false);
+            let d = self.index.set_answer(pos, p, &self.t);
+            answers.push(Answer {
+                seq,
+                p_yes: p,
+                model: model.clone(),
+                prompt_version: prompt.clone(),
+                decision: d,
+            });
+        }
+        if !answers.is_empty() {
+            self.write(WriterMsg::Answers(answers));
+        }
+        for seq in &r.failed {
+            if let Some(pos) = self.index.pos(*seq) {
+                // Stays pending; a resume (or re-verify) asks again.
+                self.index.set_queued(pos, false);
+            }
+        }
+        if let Some(e) = r.error {
+            self.c.verifier_errors += 1;
+            self.error(
+                "verifier",
+                format!("batch of {} records failed: {e}", r.failed.len()),
+            );
+        }
+        for item in r.missing {
+            // Not committed yet: back of the queue.
+            if self.queue.is_empty() {
+                self.oldest_since = Some(Instant::now());
+            }
+            self.queue.push_back(item);
+        }
+    }
+
+    fn on_command(&mut self, c: Command) {
+        match c {
+            Command::Pause => self.flags.paused.store(true, Ordering::Relaxed),
+            Command::Resume => self.flags.paused.store(false, Ordering::Relaxed),
+            Command::Stop => self.begin_stop(),
+            Command::SetThresholds(t) => self.set_thresholds(t),
+            Command::PreviewThresholds(t, reply) => {
+                let _ = reply.send(self.index.preview(&t));
+            }
+            Command::Relabel { id, label } => self.relabel(&id, label),
+            Command::UndoLabel => self.undo_label(),
+            Command::Reverify { id } => self.reverify(&id),
+            Command::Export {
+                out,
+                format,
+                layout,
+            } => self.export(out, format, layout),
+            Command::Query {
+                filter,
+                sort,
+                offset,
+                limit,
+                reply,
+            } => {
+                self.flush();
+                let page = self.query(&filter, sort, offset, limit);
+                let _ = reply.send(page);
+            }
+            Command::GetRecord { id, reply } => {
+                self.flush();
+                let _ = reply.send(self.detail(&id));
+            }
+            Command::Agreement { thresholds, reply } => {
+                let _ = reply.send(self.index.agreement(&thresholds));
+            }
+        }
+    }
+
+    fn set_thresholds(&mut self, t: Thresholds) {
+        self.t = t;
+        let r = self.index.redecide(&t);
+        self.write(WriterMsg::Thresholds(t));
+        for chunk in r.changed.chunks(10_000) {
+            self.write(WriterMsg::Decisions(chunk.to_vec()));
+        }
+        if self.verifier.is_some() {
+            for seq in r.newly_needing {
+                if let Some(pos) = self.index.pos(seq) {
+                    self.enqueue(pos, seq, None, false);
+                }
+            }
+        }
+        self.drained_sent = self.drained_sent && self.queue.is_empty();
+        self.emit(EngineEvent::Redecided(r.flips));
+    }
+
+    fn seqs_for(&mut self, id: &str) -> Vec<i64> {
+        self.flush();
+        match self.read.seqs_for_id(id) {
+            Ok(v) => v,
+            Err(e) => {
+                self.error("store", e.to_string());
+                vec![]
+            }
+        }
+    }
+
+    fn relabel(&mut self, id: &str, label: Option<Label>) {
+        let seqs = self.seqs_for(id);
+        if seqs.is_empty() {
+            self.error("relabel", format!("no record with id {id}"));
+            return;
+        }
+        for seq in seqs {
+            self.apply_label(seq, id, label, None);
+        }
+    }
+
+    fn apply_label(&mut self, seq: i64, id: &str, label: Option<Label>, undoes: Option<i64>) {
+        let Some(pos) = self.index.pos(seq) else {
+            return;
+        };
+        let old_label = self.index.inputs_at(pos).label;
+        let (old, new) = self.index.set_label(pos, label, &self.t);
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.write(WriterMsg::Label(
+            LabelChange {
+                seq,
+                record_id: id.to_string(),
+                old_verdict: old.verdict,
+                old_label,
+                new_label: label,
+                decision: new,
+                undoes,
+            },
+            tx,
+        ));
+        match rx.recv() {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => self.error("store", format!("label for {id} not saved: {e}")),
+            Err(_) => {}
+        }
+        if self.verifier.is_some() && new.needs_verifier(&self.index.inputs_at(pos)) {
+            self.enqueue(pos, seq, None, false);
+        }
+        if let Ok(mut rows) = self.rows_for(&[pos]) {
+            self.recent.append(&mut rows);
+        }
+    }
+
+    fn undo_label(&mut self) {
+        self.flush();
+        match self.read.last_undoable_label() {
+            Ok(Some(e)) => {
+                self.apply_label(e.record_seq, &e.record_id, e.old_label, Some(e.log_id))
+            }
+            Ok(None) => self.error("relabel", "no label change to undo".into()),
+            Err(e) => self.error("store", e.to_string()),
+        }
+    }
+
+    fn reverify(&mut self, id: &str) {
+        if self.verifier.is_none() {
+            self.error(
+                "verifier",
+                format!("cannot re-verify {id}: no verifier is running"),
+            );
+            return;
+        }
+        for seq in self.seqs_for(id) {
+            if let Some(pos) = self.index.pos(seq) {
+                self.enqueue(pos, seq, None, true);
+            }
+        }
+    }
+
+    fn export(&mut self, out: PathBuf, format: ExportFormat, layout: ExportLayout) {
+        self.flush();
+        let store = self.store_path.clone();
+        let t = self.t;
+        let events = self.events.clone();
+        // Export reads its own snapshot of the store; the run goes on meanwhile.
+        let spawned = std::thread::Builder::new()
+            .name("cyberfilter-export".into())
+            .spawn(move || {
+                let ev = match crate::store::export::export(&store, &out, format, layout, Some(t)) {
+                    Ok(r) => EngineEvent::Exported {
+                        out,
+                        records: r.records,
+                    },
+                    Err(e) => EngineEvent::Error {
+                        file: out.display().to_string(),
+                        message: format!("export failed: {e}"),
+                    },
+                };
+                let _ = events.blocking_send(ev);
+            });
+        if let Err(e) = spawned {
+            self.error("export", e.to_string());
+        }
+    }
+
+    fn rows_for(&self, positions: &[usize]) -> Result<Vec<RecordRow>, crate::store::StoreError> {
+        let seqs: Vec<i64> = positions.iter().map(|&p| self.index.seq_at(p)).collect();
+        let recs = self.read.records_by_seq(&seqs)?;
+        Ok(recs.into_iter().map(|r| self.row(&r)).collect())
+    }
+
+    fn row(&self, r: &StoredRecord) -> RecordRow {
+        let d = self
+            .index
+            .pos(r.seq)
+            .map(|p| self.index.decision_at(p))
+            .unwrap_or_else(|| crate::decide::decide(&r.inputs(), &self.t));
+        let p_yes = self
+            .index
+            .pos(r.seq)
+            .map(|p| self.index.inputs_at(p).p_yes)
+            .unwrap_or(r.p_yes);
+        let label = self
+            .index
+            .pos(r.seq)
+            .map(|p| self.index.inputs_at(p).label)
+            .unwrap_or(r.label);
+        let mut hits = r.hits.clone();
+        hits.sort_by(|a, b| b.contribution.abs().total_cmp(&a.contribution.abs()));
+        RecordRow {
+            seq: r.seq,
+            id: r.id.clone(),
+            source: r.source,
+            kind: r.kind.clone(),
+            file: r.file.clone(),
+            score: r.score,
+            p_yes,
+            tier: d.tier,
+            verdict: d.verdict,
+            decided_by: d.decided_by,
+            label,
+            rules: hits.into_iter().map(|h| h.rule).collect(),
+        }
+    }
+
+    fn uncertainty(&self, pos: usize) -> f32 {
+        let i = self.index.inputs_at(pos);
+        let d = self.index.decision_at(pos);
+        let band = (self.t.high - self.t.low).abs().max(1e-3);
+        match (d.tier, i.p_yes) {
+            (Tier::Verify, Some(p)) => (p - self.t.p_yes_cut).abs(),
+            _ => {
+                (i.score - self.t.low)
+                    .abs()
+                    .min((i.score - self.t.high).abs())
+                    / band
+            }
+        }
+    }
+
+    fn query(&mut self, f: &RecordFilter, sort: SortBy, offset: u64, limit: u64) -> RecordPage {
+        let search: Option<HashSet<i64>> = match f.search.as_deref().filter(|s| !s.is_empty()) {
+            None => None,
+            Some(s) => match self.read.search(s) {
+                Ok(v) => Some(v.into_iter().collect()),
+                Err(e) => {
+                    self.error("store", e.to_string());
+                    return RecordPage::default();
+                }
+            },
+        };
+        let mut hits: Vec<usize> = (0..self.index.len())
+            .filter(|&p| {
+                let d = self.index.decision_at(p);
+                let i = self.index.inputs_at(p);
+                f.verdict.is_none_or(|v| v == d.verdict)
+                    && f.tier.is_none_or(|t| t == d.tier)
+                    && f.decided_by.is_none_or(|b| Some(b) == d.decided_by)
+                    && f.source.is_none_or(|s| s == self.index.source_at(p))
+                    && f.labelled.is_none_or(|l| l == i.label.is_some())
+                    && search
+                        .as_ref()
+                        .is_none_or(|s| s.contains(&self.index.seq_at(p)))
+            })
+            .collect();
+        match sort {
+            SortBy::Arrival => {}
+            SortBy::Score => hits.sort_by(|a, b| {
+                self.index
+                    .inputs_at(*b)
+                    .score
+                    .total_cmp(&self.index.inputs_at(*a).score)
+            }),
+            SortBy::Uncertainty => {
+                hits.sort_by(|a, b| self.uncertainty(*a).total_cmp(&self.uncertainty(*b)))
+            }
+        }
+        let total = hits.len() as u64;
+        let start = (offset as usize).min(hits.len());
+        let end = start.saturating_add(limit as usize).min(hits.len());
+        let rows = self.rows_for(&hits[start..end]).unwrap_or_default();
+        RecordPage { rows, total }
+    }
+
+    fn detail(&mut self, id: &str) -> Option<RecordDetail> {
+        let seq = *self.read.seqs_for_id(id).ok()?.first()?;
+        let rec = self.read.records_by_seq(&[seq]).ok()?.pop()?;
+        let row = self.row(&rec);
+        let original = crate::ingest::read_original(&rec.locator)
+            .map_err(|e| e.to_string())
+            .map(
+                |bytes| match serde_json::from_slice::<serde_json::Value>(&bytes) {
+                    Ok(v) => serde_json::to_string_pretty(&v).unwrap_or_default(),
+                    Err(_) => String::from_utf8_lossy(&bytes).into_owned(),
+                },
+            );
+        let inputs = DecisionInputs {
+            score: rec.score,
+            text_len: rec.text_len,
+            scored: rec.scored,
+            p_yes: row.p_yes,
+            label: row.label,
+        };
+        let why = why(
+            &inputs,
+            &Decision {
+                tier: row.tier,
+                verdict: row.verdict,
+                decided_by: row.decided_by,
+            },
+            &self.t,
+        );
+        Some(RecordDetail {
+            text: rec.text.clone(),
+            hits: rec.hits.clone(),
+            locator: rec.locator.to_string(),
+            model: rec.model.clone(),
+            original,
+            why,
+            row,
+        })
+    }
+
+    fn write_files(&mut self) {
+        let rows: Vec<FileRow> = self
+            .file_order
+            .iter()
+            .filter_map(|id| self.files.get(id).cloned())
+            .collect();
+        for r in rows {
+            self.write(WriterMsg::File(r));
+        }
+    }
+
+    fn snapshot(&self) -> StatsSnapshot {
+        let c = self.index.counts();
+        let now = Instant::now();
+        let dt = now.duration_since(self.rates.at).as_secs_f64().max(1e-3);
+        let bytes: u64 = self.files.values().map(|f| f.bytes_done).sum();
+        StatsSnapshot {
+            elapsed: self.started.elapsed(),
+            records_read: self.c.records_session,
+            bytes_read: bytes,
+            records_per_sec: (self.c.records_session - self.rates.records) as f64 / dt,
+            mb_per_sec: bytes.saturating_sub(self.rates.bytes) as f64 / dt / 1e6,
+            keep: c.keep,
+            verify: c.verify,
+            reject: c.reject,
+            kept: c.kept,
+            removed: c.removed,
+            pending: c.pending,
+            labelled: c.labelled,
+            verifier_queue: (self.queue.len() + self.in_flight_items) as u64,
+            batch_fill: self.c.last_fill,
+            batch_latency_ms: self.c.last_latency_ms,
+            llm_records_per_sec: (self.c.llm_records - self.rates.llm_records) as f64 / dt,
+            llm_calls: self.c.llm_calls,
+            cache_hits: self.c.cache_hits,
+            verifier_errors: self.c.verifier_errors,
+            rss_bytes: rss_bytes(),
+            errors: self.c.errors,
+            paused: self.flags.paused.load(Ordering::Relaxed),
+            thresholds: self.t,
+        }
+    }
+
+    fn metrics_line(&self) -> String {
+        let s = self.snapshot();
+        serde_json::json!({
+            "elapsed_s": s.elapsed.as_secs_f64(),
+            "records": s.records_read,
+            "records_per_sec": s.records_per_sec,
+            "mb_per_sec": s.mb_per_sec,
+            "batch_fill": s.batch_fill,
+            "batch_fill_mean": if self.c.batches > 0 { self.c.fill_sum / self.c.batches as f64 } else { 0.0 },
+            "batch_latency_ms": s.batch_latency_ms,
+            "verifier_ms_total": self.c.verifier_ms,
+            "llm_calls": s.llm_calls,
+            "cache_hits": s.cache_hits,
+            "verifier_queue": s.verifier_queue,
+            "rss_bytes": s.rss_bytes,
+            "errors": s.errors,
+        })
+        .to_string()
+    }
+
+    fn tick(&mut self) {
+        let snap = self.snapshot();
+        if self.last_metrics.elapsed() >= Duration::from_secs(1) {
+            self.last_metrics = Instant::now();
+            let line = self.metrics_line();
+            self.write(WriterMsg::Metrics(line));
+            self.write_files();
+        }
+        self.rates = Rates {
+            at: Instant::now(),
+            records: self.c.records_session,
+            bytes: snap.bytes_read,
+            llm_records: self.c.llm_records,
+        };
+        let files = self
+            .file_order
+            .iter()
+            .filter_map(|id| self.files.get(id))
+            .map(|f| FileProgress {
+                file: f.path.clone(),
+                bytes_done: f.bytes_done,
+                bytes_total: f.bytes_total,
+                records: f.records,
+                errors: f.errors,
+                done: f.done,
+            })
+            .collect();
+        self.emit(EngineEvent::Stats(snap));
+        self.emit(EngineEvent::Files(files));
+        if !self.recent.is_empty() {
+            let rows = std::mem::take(&mut self.recent);
+            self.emit(EngineEvent::Verdicts(rows));
+        }
+    }
+}
+
+/// A human-readable reason for a decision.
+pub fn why(i: &DecisionInputs, d: &Decision, t: &Thresholds) -> String {
+    if let Some(l) = i.label {
+        return format!("curator label: {}", l.as_str());
+    }
+    match d.tier {
+        Tier::Keep => format!("score {} ≥ high {}", i.score, t.high),
+        Tier::Reject if !i.scored => "record kind is not scored".into(),
+        Tier::Reject if i.text_len < t.min_text_len => {
+            format!("text {} chars < minimum {}", i.text_len, t.min_text_len)
+        }
+        Tier::Reject => format!("score {} < low {}", i.score, t.low),
+        Tier::Verify => match (i.p_yes, d.verdict) {
+            (Some(p), Verdict::Kept) => format!("P(yes) {p:.2} ≥ cut {}", t.p_yes_cut),
+            (Some(p), _) => format!("P(yes) {p:.2} < cut {}", t.p_yes_cut),
+            (None, _) => format!(
+                "score {} in [low {}, high {}): waiting for the verifier",
+                i.score, t.low, t.high
+            ),
+        },
+    }
+}

@@ -1,0 +1,412 @@
+//! The in-memory index of decision inputs: 16 bytes per record plus its seq, so re-deciding a
+//! million records after a threshold move is a tight loop over a vector, not a database scan.
+
+use crate::decide::{decide, DecidedBy, Decision, DecisionInputs, Label, Verdict};
+use crate::engine::types::{FlipPreview, LabelAgreement};
+use crate::record::SourceKind;
+use crate::rules::{Thresholds, Tier};
+
+/// One record's decision inputs and current decision, packed.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    score: f32,
+    /// NaN when there is no LLM answer.
+    p_yes: f32,
+    text_len: u32,
+    /// bit 0: scored; bits 1-2: label (0 none, 1 keep, 2 reject); bit 3: queued for the
+    /// verifier; bits 4-7: source kind.
+    bits: u8,
+    /// bits 0-1: tier; bits 2-3: verdict; bits 4-5: decided_by (0 none).
+    decision: u8,
+}
+
+const QUEUED: u8 = 1 << 3;
+
+fn pack_decision(d: &Decision) -> u8 {
+    let tier = match d.tier {
+        Tier::Keep => 0,
+        Tier::Verify => 1,
+        Tier::Reject => 2,
+    };
+    let verdict = match d.verdict {
+        Verdict::Kept => 0,
+        Verdict::Removed => 1,
+        Verdict::Pending => 2,
+    };
+    let by = match d.decided_by {
+        None => 0,
+        Some(DecidedBy::Rule) => 1,
+        Some(DecidedBy::Llm) => 2,
+        Some(DecidedBy::Human) => 3,
+    };
+    tier | (verdict << 2) | (by << 4)
+}
+
+fn unpack_decision(b: u8) -> Decision {
+    Decision {
+        tier: match b & 3 {
+            0 => Tier::Keep,
+            1 => Tier::Verify,
+            _ => Tier::Reject,
+        },
+        verdict: match (b >> 2) & 3 {
+            0 => Verdict::Kept,
+            1 => Verdict::Removed,
+            _ => Verdict::Pending,
+        },
+        decided_by: match (b >> 4) & 3 {
+            0 => None,
+            1 => Some(DecidedBy::Rule),
+            2 => Some(DecidedBy::Llm),
+            _ => Some(DecidedBy::Human),
+        },
+    }
+}
+
+fn source_code(s: SourceKind) -> u8 {
+    SourceKind::ALL.iter().position(|k| *k == s).unwrap_or(6) as u8
+}
+
+/// Counts kept current with every change.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub keep: u64,
+    pub verify: u64,
+    pub reject: u64,
+    pub kept: u64,
+    pub removed: u64,
+    pub pending: u64,
+    pub labelled: u64,
+}
+
+impl Counts {
+    fn apply(&mut self, d: &Decision, sign: i64) {
+        let add = |x: &mut u64| *x = (*x as i64 + sign) as u64;
+        match d.tier {
+            Tier::Keep => add(&mut self.keep),
+            Tier::Verify => add(&mut self.verify),
+            Tier::Reject => add(&mut self.reject),
+        }
+        match d.verdict {
+            Verdict::Kept => add(&mut self.kept),
+            Verdict::Removed => add(&mut self.removed),
+            Verdict::Pending => add(&mut self.pending),
+        }
+    }
+}
+
+/// What re-deciding changed.
+#[derive(Debug, Default)]
+pub struct Redecision {
+    pub flips: FlipPreview,
+    /// Records whose stored decision must be rewritten.
+    pub changed: Vec<(i64, Decision)>,
+    /// Records that newly need the verifier (and were not queued yet).
+    pub newly_needing: Vec<i64>,
+}
+
+#[derive(Debug, Default)]
+pub struct Index {
+    seqs: Vec<i64>,
+    entries: Vec<Entry>,
+    counts: Counts,
+}
+
+impl Index {
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn counts(&self) -> Counts {
+        self.counts
+    }
+
+    /// The seq the next record gets.
+    pub fn next_seq(&self) -> i64 {
+        self.seqs.last().map(|s| s + 1).unwrap_or(1)
+    }
+
+    /// Add a record (seqs must grow); returns its decision.
+    pub fn push(
+        &mut self,
+        seq: i64,
+        source: SourceKind,
+        inputs: &DecisionInputs,
+        t: &Thresholds,
+    ) -> Decision {
+        debug_assert!(self.seqs.last().is_none_or(|l| *l < seq));
+        let d = decide(inputs, t);
+        let label = match inputs.label {
+            None => 0,
+            Some(Label::Keep) => 1,
+            Some(Label::Reject) => 2,
+        };
+        self.entries.push(Entry {
+            score: inputs.score,
+            p_yes: inputs.p_yes.unwrap_or(f32::NAN),
+            text_len: inputs.text_len.min(u32::MAX as usize) as u32,
+            bits: (inputs.scored as u8) | (label << 1) | (source_code(source) << 4),
+            decision: pack_decision(&d),
+        });
+        self.seqs.push(seq);
+        self.counts.apply(&d, 1);
+        if inputs.label.is_some() {
+            self.counts.labelled += 1;
+        }
+        d
+    }
+
+    pub fn pos(&self, seq: i64) -> Option<usize> {
+        self.seqs.binary_search(&seq).ok()
+    }
+
+    pub fn seq_at(&self, pos: usize) -> i64 {
+        self.seqs[pos]
+    }
+
+    pub fn inputs_at(&self, pos: usize) -> DecisionInputs {
+        let e = &self.entries[pos];
+        DecisionInputs {
+            score: e.score,
+            text_len: e.text_len as usize,
+            scored: e.bits & 1 != 0,
+            p_yes: if e.p_yes.is_nan() {
+                None
+            } else {
+                Some(e.p_yes)
+            },
+            label: match (e.bits >> 1) & 3 {
+                1 => Some(Label::Keep),
+                2 => Some(Label::Reject),
+                _ => None,
+            },
+        }
+    }
+
+    pub fn decision_at(&self, pos: usize) -> Decision {
+        unpack_decision(self.entries[pos].decision)
+    }
+
+    pub fn source_at(&self, pos: usize) -> SourceKind {
+        SourceKind::ALL[((self.entries[pos].bits >> 4) as usize).min(6)]
+    }
+
+    pub fn queued_at(&self, pos: usize) -> bool {
+        self.entries[pos].bits & QUEUED != 0
+    }
+
+    pub fn set_queued(&mut self, pos: usize, q: bool) {
+        if q {
+            self.entries[pos].bits |= QUEUED;
+        } else {
+            self.entries[pos].bits &= !QUEUED;
+        }
+    }
+
+    /// Change a record's inputs and re-decide it; returns (old, new) decisions.
+    fn update(
+        &mut self,
+        pos: usize,
+        inputs: &DecisionInputs,
+        t: &Thresholds,
+    ) -> (Decision, Decision) {
+        let old = self.decision_at(pos);
+        let had_label = self.inputs_at(pos).label.is_some();
+        let d = decide(inputs, t);
+        let e = &mut self.entries[pos];
+        e.p_yes = inputs.p_yes.unwrap_or(f32::NAN);
+        let label = match inputs.label {
+            None => 0,
+            Some(Label::Keep) => 1,
+            Some(Label::Reject) => 2,
+        };
+        e.bits = (e.bits & !(3 << 1)) | (label << 1);
+        e.decision = pack_decision(&d);
+        self.counts.apply(&old, -1);
+        self.counts.apply(&d, 1);
+        match (had_label, inputs.label.is_some()) {
+            (false, true) => self.counts.labelled += 1,
+            (true, false) => self.counts.labelled -= 1,
+            _ => {}
+        }
+        (old, d)
+    }
+
+    pub fn set_answer(&mut self, pos: usize, p_yes: f32, t: &Thresholds) -> Decision {
+        let mut i = self.inputs_at(pos);
+        i.p_yes = Some(p_yes);
+        self.update(pos, &i, t).1
+    }
+
+    /// Forget the LLM answer (re-verify); returns the new decision.
+    pub fn clear_answer(&mut self, pos: usize, t: &Thresholds) -> Decision {
+        let mut i = self.inputs_at(pos);
+        i.p_yes = None;
+        self.update(pos, &i, t).1
+    }
+
+    pub fn set_label(
+        &mut self,
+        pos: usize,
+        label: Option<Label>,
+        t: &Thresholds,
+    ) -> (Decision, Decision) {
+        let mut i = self.inputs_at(pos);
+        i.label = label;
+        self.update(pos, &i, t)
+    }
+
+    /// What applying `t` would change, without changing anything.
+    pub fn preview(&self, t: &Thresholds) -> FlipPreview {
+        let mut f = FlipPreview::default();
+        for pos in 0..self.entries.len() {
+            let old = self.decision_at(pos);
+            let i = self.inputs_at(pos);
+            let d = decide(&i, t);
+            count_flip(&mut f, &old, &d, &i, self.queued_at(pos));
+        }
+        f
+    }
+
+    /// Re-decide every record under `t`.
+    pub fn redecide(&mut self, t: &Thresholds) -> Redecision {
+        let mut r = Redecision::default();
+        let mut counts = Counts {
+            labelled: self.counts.labelled,
+            ..Counts::default()
+        };
+        for pos in 0..self.entries.len() {
+            let old_b = self.entries[pos].decision;
+            let i = self.inputs_at(pos);
+            let d = decide(&i, t);
+            let new_b = pack_decision(&d);
+            counts.apply(&d, 1);
+            if new_b != old_b {
+                let old = unpack_decision(old_b);
+                if count_flip(&mut r.flips, &old, &d, &i, self.queued_at(pos)) {
+                    r.newly_needing.push(self.seqs[pos]);
+                }
+                self.entries[pos].decision = new_b;
+                r.changed.push((self.seqs[pos], d));
+            }
+        }
+        self.counts = counts;
+        r
+    }
+
+    /// Precision/recall of the label-free decision under `t` against the labels.
+    pub fn agreement(&self, t: &Thresholds) -> LabelAgreement {
+        let mut a = LabelAgreement::default();
+        for pos in 0..self.entries.len() {
+            let mut i = self.inputs_at(pos);
+            let Some(label) = i.label.take() else {
+                continue;
+            };
+            a.labelled += 1;
+            let predicted = match decide(&i, t).verdict {
+                Verdict::Kept => true,
+                Verdict::Removed => false,
+                Verdict::Pending => continue,
+            };
+            match (predicted, label == Label::Keep) {
+                (true, true) => a.true_pos += 1,
+                (true, false) => a.false_pos += 1,
+                (false, true) => a.false_neg += 1,
+                (false, false) => a.true_neg += 1,
+            }
+        }
+        a
+    }
+
+    /// Positions of records that need the verifier and are not queued.
+    pub fn needing_verifier(&self) -> Vec<usize> {
+        (0..self.entries.len())
+            .filter(|&p| {
+                !self.queued_at(p) && self.decision_at(p).needs_verifier(&self.inputs_at(p))
+            })
+            .collect()
+    }
+}
+
+/// Count one record's change; returns true when it newly needs the verifier.
+fn count_flip(
+    f: &mut FlipPreview,
+    old: &Decision,
+    new: &Decision,
+    i: &DecisionInputs,
+    queued: bool,
+) -> bool {
+    if old.verdict != new.verdict {
+        match new.verdict {
+            Verdict::Kept => f.to_kept += 1,
+            Verdict::Removed => f.to_removed += 1,
+            Verdict::Pending => {}
+        }
+    }
+    let newly = new.needs_verifier(i) && !old.needs_verifier(i) && !queued;
+    if newly {
+        f.newly_pending += 1;
+    }
+    newly
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packing_round_trips_every_decision() {
+        for tier in [Tier::Keep, Tier::Verify, Tier::Reject] {
+            for verdict in [Verdict::Kept, Verdict::Removed, Verdict::Pending] {
+                for by in [
+                    None,
+                    Some(DecidedBy::Rule),
+                    Some(DecidedBy::Llm),
+                    Some(DecidedBy::Human),
+                ] {
+                    let d = Decision {
+                        tier,
+                        verdict,
+                        decided_by: by,
+                    };
+                    assert_eq!(unpack_decision(pack_decision(&d)), d);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn redecide_counts_flips_and_keeps_counts_consistent() {
+        let t = Thresholds::default();
+        let mut ix = Index::default();
+        for (n, s) in [1.0f32, 3.0, 5.0, 7.0].into_iter().enumerate() {
+            let i = DecisionInputs {
+                score: s,
+                text_len: 100,
+                scored: true,
+                p_yes: None,
+                label: None,
+            };
+            ix.push(n as i64 + 1, SourceKind::Json, &i, &t);
+        }
+        assert_eq!(ix.counts().pending, 2);
+        let t2 = Thresholds {
+            high: 4.0,
+            low: 0.5,
+            ..t
+        };
+        let preview = ix.preview(&t2);
+        let r = ix.redecide(&t2);
+        assert_eq!(preview, r.flips);
+        // 5.0 becomes kept; 1.0 becomes pending (newly needs the verifier).
+        assert_eq!(r.flips.to_kept, 1);
+        assert_eq!(r.flips.newly_pending, 1);
+        assert_eq!(r.newly_needing, vec![1]);
+        let c = ix.counts();
+        assert_eq!((c.kept, c.pending, c.removed), (2, 2, 0));
+    }
+}

@@ -1,0 +1,201 @@
+//! Where records come from, and the reader threads that pull them, score them and hand them on.
+//! `cyberfilter run` uses the real ingest; tests inject their own source.
+
+use crate::ingest::{FileSummary, IngestError, IngestOptions};
+use crate::record::Record;
+use crate::rules::{RuleSet, Score};
+use std::collections::VecDeque;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A source of records: the input files and a streaming reader for one file.
+pub trait RecordSource: Send + Sync {
+    /// Expand the inputs into the files to read, in a stable order.
+    fn files(&self, inputs: &[PathBuf]) -> Result<Vec<PathBuf>, String>;
+    /// Stream every record of one file (same contract as `ingest::read_file`).
+    fn read(
+        &self,
+        path: &Path,
+        emit: &mut dyn FnMut(Result<Record, IngestError>) -> ControlFlow<()>,
+    ) -> FileSummary;
+}
+
+/// The real feed readers.
+pub struct IngestSource {
+    pub options: IngestOptions,
+}
+
+impl RecordSource for IngestSource {
+    fn files(&self, inputs: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+        crate::ingest::discover(inputs).map_err(|e| e.to_string())
+    }
+    fn read(
+        &self,
+        path: &Path,
+        emit: &mut dyn FnMut(Result<Record, IngestError>) -> ControlFlow<()>,
+    ) -> FileSummary {
+        crate::ingest::read_file(path, &self.options, emit)
+    }
+}
+
+/// A record after scoring, on its way to the decider.
+pub struct Scored {
+    pub file_id: i64,
+    pub record: Record,
+    pub score: Score,
+    pub hash: [u8; 32],
+    pub text_len: usize,
+}
+
+/// What a reader reports.
+pub enum ReaderMsg {
+    Record(Box<Scored>),
+    Error {
+        file_id: i64,
+        message: String,
+    },
+    Progress {
+        file_id: i64,
+        bytes_done: u64,
+    },
+    FileDone {
+        file_id: i64,
+        summary: FileSummary,
+        /// False when reading stopped early (stop command).
+        complete: bool,
+    },
+    /// This reader thread has no more files.
+    Exit,
+}
+
+/// One file to read.
+pub struct FileJob {
+    pub file_id: i64,
+    pub path: PathBuf,
+    /// Indices already stored (sorted): skipped on resume.
+    pub stored: Vec<u64>,
+}
+
+pub struct Flags {
+    pub paused: AtomicBool,
+    pub stop: AtomicBool,
+}
+
+/// Start `n` reader threads over the jobs; each sends through `send` (which blocks when the
+/// channel is full: backpressure) and returns false once the engine has gone.
+pub fn spawn_readers(
+    n: usize,
+    jobs: Vec<FileJob>,
+    source: Arc<dyn RecordSource>,
+    rules: Arc<RuleSet>,
+    flags: Arc<Flags>,
+    send: impl Fn(ReaderMsg) -> bool + Send + Sync + Clone + 'static,
+) -> usize {
+    let queue = Arc::new(Mutex::new(VecDeque::from(jobs)));
+    let n = n.max(1);
+    for i in 0..n {
+        let queue = queue.clone();
+        let source = source.clone();
+        let rules = rules.clone();
+        let flags = flags.clone();
+        let send = send.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("cyberfilter-reader-{i}"))
+            .spawn(move || {
+                loop {
+                    let job = queue.lock().ok().and_then(|mut q| q.pop_front());
+                    let Some(job) = job else { break };
+                    if flags.stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    if !read_one(&job, source.as_ref(), &rules, &flags, &send) {
+                        break;
+                    }
+                }
+                send(ReaderMsg::Exit);
+            });
+        if spawned.is_err() {
+            // Count only the threads that run; the others' files are read by those.
+            return i.max(1);
+        }
+    }
+    n
+}
+
+/// Read one file; false when the engine has gone.
+fn read_one(
+    job: &FileJob,
+    source: &dyn RecordSource,
+    rules: &RuleSet,
+    flags: &Flags,
+    send: &dyn Fn(ReaderMsg) -> bool,
+) -> bool {
+    let mut alive = true;
+    let mut stopped = false;
+    let mut last_progress = Instant::now();
+    let mut bytes_done = 0u64;
+    let summary = source.read(&job.path, &mut |item| {
+        if flags.stop.load(Ordering::Relaxed) {
+            stopped = true;
+            return ControlFlow::Break(());
+        }
+        while flags.paused.load(Ordering::Relaxed) && !flags.stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let msg = match item {
+            Ok(record) => {
+                bytes_done = bytes_done.max(record.locator.offset + record.locator.len);
+                if job.stored.binary_search(&record.locator.index).is_ok() {
+                    None
+                } else {
+                    let score = if record.scored {
+                        rules.score(&record.text)
+                    } else {
+                        Score::default()
+                    };
+                    let hash = record.content_hash();
+                    let text_len = record.text.chars().count();
+                    Some(ReaderMsg::Record(Box::new(Scored {
+                        file_id: job.file_id,
+                        record,
+                        score,
+                        hash,
+                        text_len,
+                    })))
+                }
+            }
+            Err(e) => Some(ReaderMsg::Error {
+                file_id: job.file_id,
+                message: e.to_string(),
+            }),
+        };
+        if let Some(m) = msg {
+            if !send(m) {
+                alive = false;
+                return ControlFlow::Break(());
+            }
+        }
+        if last_progress.elapsed() >= Duration::from_millis(200) {
+            last_progress = Instant::now();
+            if !send(ReaderMsg::Progress {
+                file_id: job.file_id,
+                bytes_done,
+            }) {
+                alive = false;
+                return ControlFlow::Break(());
+            }
+        }
+        ControlFlow::Continue(())
+    });
+    if !alive {
+        return false;
+    }
+    send(ReaderMsg::FileDone {
+        file_id: job.file_id,
+        summary,
+        complete: !stopped,
+    })
+}

@@ -1,0 +1,216 @@
+//! The verifier thread: owns the backend (created there, MLX is not thread-safe), answers one
+//! batch at a time, and never asks the model twice about the same text: answers are cached by
+//! (content hash, model, prompt version), loaded from the store and kept for the run.
+
+use crate::store::RunStore;
+use crate::verify::{Verifier, VerifierFactory, VerifyError};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// One record to verify. Without `text`, the thread reads it from the store.
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub seq: i64,
+    pub text: Option<(Arc<str>, [u8; 32])>,
+    /// Re-verify: ignore cached answers.
+    pub force: bool,
+}
+
+pub struct Job {
+    pub items: Vec<Item>,
+    pub batch_size: usize,
+}
+
+#[derive(Debug, Default)]
+pub struct BatchResult {
+    /// (seq, P(yes)).
+    pub answers: Vec<(i64, f32)>,
+    pub cache_hits: u64,
+    /// Rows not committed yet: queue them again.
+    pub missing: Vec<Item>,
+    /// Seqs of a failed batch: they stay pending.
+    pub failed: Vec<i64>,
+    pub error: Option<String>,
+    /// Distinct texts sent to the model, and the batch size aimed at.
+    pub model_batch: usize,
+    pub batch_size: usize,
+    pub latency: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct VerifierInfo {
+    pub model: String,
+    pub prompt_version: String,
+    pub preferred_batch: usize,
+}
+
+pub struct VerifierThread {
+    pub jobs: SyncSender<Job>,
+    pub info: VerifierInfo,
+    pub join: JoinHandle<()>,
+}
+
+/// Start the thread; fails when the backend cannot be created (unreachable, no model).
+pub fn spawn(
+    factory: VerifierFactory,
+    store: PathBuf,
+    report: Box<dyn Fn(BatchResult) -> bool + Send>,
+) -> Result<VerifierThread, VerifyError> {
+    let (ready_tx, ready_rx) = sync_channel::<Result<VerifierInfo, VerifyError>>(1);
+    let (jobs_tx, jobs_rx) = sync_channel::<Job>(1);
+    let join = std::thread::Builder::new()
+        .name("cyberfilter-verifier".into())
+        .spawn(move || {
+            let mut v = match factory() {
+                Ok(v) => v,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
+            let info = VerifierInfo {
+                model: v.model_id(),
+                prompt_version: v.prompt_version(),
+                preferred_batch: v.preferred_batch().max(1),
+            };
+            let store = match RunStore::open_read(&store) {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(VerifyError::Unavailable(e.to_string())));
+                    return;
+                }
+            };
+            let cache = store
+                .load_cache(&info.model, &info.prompt_version)
+                .unwrap_or_default();
+            let _ = ready_tx.send(Ok(info));
+            serve(v.as_mut(), &store, cache, jobs_rx, report);
+        })
+        .map_err(|e| VerifyError::Unavailable(format!("cannot start verifier thread: {e}")))?;
+    let info = ready_rx
+        .recv()
+        .map_err(|_| VerifyError::Unavailable("verifier thread ended during start".into()))??;
+    Ok(VerifierThread {
+        jobs: jobs_tx,
+        info,
+        join,
+    })
+}
+
+fn serve(
+    v: &mut dyn Verifier,
+    store: &RunStore,
+    mut cache: HashMap<[u8; 32], f32>,
+    jobs: Receiver<Job>,
+    report: Box<dyn Fn(BatchResult) -> bool + Send>,
+) {
+    while let Ok(job) = jobs.recv() {
+        let started = Instant::now();
+        let mut r = BatchResult {
+            batch_size: job.batch_size,
+            ..Default::default()
+        };
+        // Distinct texts to ask about, and the seqs waiting on each.
+        let mut asked: Vec<(Arc<str>, [u8; 32])> = Vec::new();
+        let mut waiting: HashMap<[u8; 32], (usize, Vec<i64>)> = HashMap::new();
+        for item in job.items {
+            let (text, hash) = match &item.text {
+                Some((t, h)) => (t.clone(), *h),
+                None => match store.text_for(item.seq) {
+                    Ok(Some((t, h))) => (Arc::from(t), h),
+                    Ok(None) => {
+                        r.missing.push(item);
+                        continue;
+                    }
+                    Err(e) => {
+                        r.failed.push(item.seq);
+                        r.error = Some(e.to_string());
+                        continue;
+                    }
+                },
+            };
+            if !item.force {
+                if let Some(p) = cache.get(&hash) {
+                    r.answers.push((item.seq, *p));
+                    r.cache_hits += 1;
+                    continue;
+                }
+            }
+            match waiting.get_mut(&hash) {
+                Some((_, seqs)) => seqs.push(item.seq),
+                None => {
+                    waiting.insert(hash, (asked.len(), vec![item.seq]));
+                    asked.push((text, hash));
+                }
+            }
+        }
+        r.model_batch = asked.len();
+        if !asked.is_empty() {
+            let texts: Vec<&str> = asked.iter().map(|(t, _)| t.as_ref()).collect();
+            match v.verify_batch(&texts) {
+                Ok(ps) if ps.len() == asked.len() && ps.iter().all(|p| p.is_finite()) => {
+                    for (i, (_, hash)) in asked.iter().enumerate() {
+                        let p = ps[i].clamp(0.0, 1.0);
+                        cache.insert(*hash, p);
+                        for seq in &waiting[hash].1 {
+                            r.answers.push((*seq, p));
+                        }
+                    }
+                }
+                Ok(ps) => {
+                    r.error = Some(format!(
+                        "verifier returned {} answers (or a non-finite one) for {} texts",
+                        ps.len(),
+                        asked.len()
+                    ));
+                    r.failed
+                        .extend(waiting.values().flat_map(|(_, s)| s.iter().copied()));
+                }
+                Err(e) => {
+                    r.error = Some(e.to_string());
+                    r.failed
+                        .extend(waiting.values().flat_map(|(_, s)| s.iter().copied()));
+                }
+            }
+        }
+        r.latency = started.elapsed();
+        if !report(r) {
+            break;
+        }
+    }
+}
+
+/// A deterministic stand-in backend for tests and benchmarks of the pipeline itself
+/// (`--verifier test-hash`, hidden from help): P(yes) is derived from the text's hash, so
+/// two runs agree exactly, and each batch sleeps `delay` to act like a slow model.
+/// It is not a classifier and says nothing about relevance.
+pub struct HashVerifier {
+    pub delay: Duration,
+    pub batch: usize,
+}
+
+impl Verifier for HashVerifier {
+    fn model_id(&self) -> String {
+        "test-hash".into()
+    }
+    fn prompt_version(&self) -> String {
+        "1".into()
+    }
+    fn preferred_batch(&self) -> usize {
+        self.batch
+    }
+    fn verify_batch(&mut self, texts: &[&str]) -> Result<Vec<f32>, VerifyError> {
+        std::thread::sleep(self.delay);
+        Ok(texts.iter().map(|t| hash_p_yes(t)).collect())
+    }
+}
+
+/// The stand-in's answer for a text.
+pub fn hash_p_yes(text: &str) -> f32 {
+    let h = blake3::hash(text.as_bytes());
+    h.as_bytes()[0] as f32 / 255.0
+}

@@ -1,0 +1,122 @@
+//! The store writer: one thread owns the write connection and applies every change in arrival
+//! order inside batched transactions (up to `MAX_OPS` changes or `MAX_WAIT` per commit).
+//! Labels are committed at once in their own transaction so a crash never loses one.
+
+use crate::decide::Decision;
+use crate::rules::Thresholds;
+use crate::store::{
+    Answer, FileRow, LabelChange, NewRecord, RunState, RunStore, SqlContext, StoreError,
+};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
+
+const MAX_OPS: usize = 1000;
+const MAX_WAIT: Duration = Duration::from_millis(100);
+
+pub enum WriterMsg {
+    Insert(Box<NewRecord>),
+    Answers(Vec<Answer>),
+    Decisions(Vec<(i64, Decision)>),
+    Label(LabelChange, Sender<Result<i64, String>>),
+    File(FileRow),
+    Error {
+        file: String,
+        message: String,
+    },
+    Thresholds(Thresholds),
+    Metrics(String),
+    State(RunState),
+    /// Commit everything so far, then answer.
+    Flush(Sender<()>),
+}
+
+struct Batch {
+    open: bool,
+    ops: usize,
+    since: Instant,
+}
+
+/// Run the writer until every sender is gone; the last batch is committed.
+pub fn run(mut store: RunStore, rx: Receiver<WriterMsg>) -> Result<(), StoreError> {
+    let path = store.path().to_path_buf();
+    let mut b = Batch {
+        open: false,
+        ops: 0,
+        since: Instant::now(),
+    };
+    let commit = |store: &RunStore, b: &mut Batch| -> Result<(), StoreError> {
+        if b.open {
+            store.conn().execute_batch("COMMIT").ctx(store.path())?;
+            b.open = false;
+            b.ops = 0;
+        }
+        Ok(())
+    };
+    loop {
+        let msg = if b.open {
+            let left = MAX_WAIT.saturating_sub(b.since.elapsed());
+            match rx.recv_timeout(left) {
+                Ok(m) => Some(m),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        } else {
+            match rx.recv() {
+                Ok(m) => Some(m),
+                Err(_) => break,
+            }
+        };
+        let Some(msg) = msg else {
+            commit(&store, &mut b)?;
+            continue;
+        };
+        match msg {
+            WriterMsg::Label(change, reply) => {
+                commit(&store, &mut b)?;
+                let r = store.apply_label(&change);
+                let _ = reply.send(r.as_ref().map(|x| *x).map_err(|e| e.to_string()));
+                r?;
+                continue;
+            }
+            WriterMsg::Flush(reply) => {
+                commit(&store, &mut b)?;
+                let _ = reply.send(());
+                continue;
+            }
+            other => {
+                if !b.open {
+                    store.conn().execute_batch("BEGIN").ctx(&path)?;
+                    b.open = true;
+                    b.since = Instant::now();
+                }
+                apply(&store, other)?;
+                b.ops += 1;
+            }
+        }
+        if b.ops >= MAX_OPS || b.since.elapsed() >= MAX_WAIT {
+            commit(&store, &mut b)?;
+        }
+    }
+    commit(&store, &mut b)?;
+    // Fold the WAL back so the store is one self-contained file after a clean stop.
+    let _ = store
+        .conn()
+        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+    Ok(())
+}
+
+fn apply(store: &RunStore, msg: WriterMsg) -> Result<(), StoreError> {
+    let conn = store.conn();
+    let path = store.path();
+    match msg {
+        WriterMsg::Insert(r) => RunStore::insert_record(conn, path, &r),
+        WriterMsg::Answers(a) => RunStore::set_answers(conn, path, &a),
+        WriterMsg::Decisions(d) => RunStore::set_decisions(conn, path, &d),
+        WriterMsg::File(f) => RunStore::set_file_progress(conn, path, &f),
+        WriterMsg::Error { file, message } => RunStore::add_error(conn, path, &file, &message),
+        WriterMsg::Thresholds(t) => store.set_thresholds(&t),
+        WriterMsg::Metrics(line) => RunStore::add_metrics(conn, path, &line),
+        WriterMsg::State(s) => store.set_state(s),
+        WriterMsg::Label(..) | WriterMsg::Flush(_) => unreachable!("handled by the loop"),
+    }
+}
