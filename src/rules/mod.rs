@@ -4,6 +4,11 @@
 //! CONTRACT (used by engine, store, scan/eval, TUI): `RuleSet::{default_rules, from_toml,
 //! from_file, score, hash}`, `Score`, `RuleHit`, `Thresholds`, `Tier`, `tier_for`, `RuleError`.
 
+mod file;
+mod scorer;
+
+pub use file::{RuleSpec, DEFAULT_CAP};
+
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -26,6 +31,35 @@ pub enum RuleError {
         #[source]
         source: std::io::Error,
     },
+    /// Several problems in one file; `rules check` lists each.
+    #[error("{} errors in the rule file: {}", .0.len(), join_errors(.0))]
+    Many(Vec<RuleError>),
+}
+
+fn join_errors(errors: &[RuleError]) -> String {
+    errors
+        .iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl RuleError {
+    /// Every single problem this error stands for (one, or each of `Many`).
+    pub fn all(&self) -> Vec<&RuleError> {
+        match self {
+            RuleError::Many(list) => list.iter().flat_map(|e| e.all()).collect(),
+            one => vec![one],
+        }
+    }
+
+    fn from_list(mut errors: Vec<RuleError>) -> RuleError {
+        if errors.len() == 1 {
+            errors.pop().expect("one error")
+        } else {
+            RuleError::Many(errors)
+        }
+    }
 }
 
 /// One matched rule in a record.
@@ -109,6 +143,8 @@ pub fn tier_for(score: f32, text_len: usize, scored: bool, t: &Thresholds) -> Ti
 #[derive(Debug, Clone)]
 pub struct RuleSet {
     hash: String,
+    thresholds: Thresholds,
+    scorer: scorer::Scorer,
 }
 
 impl RuleSet {
@@ -124,10 +160,18 @@ impl RuleSet {
         RuleSet::from_toml(&src, &path.display().to_string())
     }
 
+    /// Parse, validate and compile a rule file. When several things are wrong the error is
+    /// `RuleError::Many` with every one of them (see `RuleError::all`).
     pub fn from_toml(src: &str, origin: &str) -> Result<RuleSet, RuleError> {
-        let _ = origin;
+        let parsed = file::parse(src, origin).map_err(RuleError::from_list)?;
+        let scorer = scorer::Scorer::compile(parsed.rules).map_err(|e| RuleError::Parse {
+            origin: origin.to_string(),
+            message: format!("the rules together are too large to compile: {e}"),
+        })?;
         Ok(RuleSet {
             hash: blake3::hash(src.as_bytes()).to_hex().to_string(),
+            thresholds: parsed.thresholds,
+            scorer,
         })
     }
 
@@ -136,8 +180,29 @@ impl RuleSet {
         &self.hash
     }
 
+    /// Thresholds from the file's `[thresholds]` table (defaults for what it leaves out).
+    pub fn thresholds(&self) -> Thresholds {
+        self.thresholds
+    }
+
+    /// The rules in file order.
+    pub fn rules(&self) -> impl Iterator<Item = &RuleSpec> {
+        self.scorer.specs()
+    }
+
+    pub fn len(&self) -> usize {
+        self.scorer.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.scorer.len() == 0
+    }
+
+    /// Score one text: the sum of matched rules' contributions and the list of hits.
     pub fn score(&self, text: &str) -> Score {
-        let _ = text;
-        Score::default()
+        self.scorer.score(text)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,285 @@
+use super::*;
+
+fn rules(body: &str) -> RuleSet {
+    RuleSet::from_toml(body, "test.toml").unwrap_or_else(|e| panic!("compile: {e}"))
+}
+
+fn errors(body: &str) -> Vec<String> {
+    match RuleSet::from_toml(body, "bad.toml") {
+        Ok(_) => panic!("expected errors"),
+        Err(e) => e.all().iter().map(|e| e.to_string()).collect(),
+    }
+}
+
+const TWO_RULES: &str = r#"
+[[rule]]
+name = "overflow"
+category = "vulnerability"
+pattern = 'buffer overflow'
+weight = 3.0
+
+[[rule]]
+name = "packaging"
+category = "negative"
+pattern = 'debhelper'
+weight = -1.5
+cap = 2
+"#;
+
+#[test]
+fn default_rules_compile_and_carry_thresholds() {
+    let r = RuleSet::default_rules();
+    assert!(r.len() > 20, "only {} default rules", r.len());
+    let t = r.thresholds();
+    assert!(t.low < t.high);
+    assert_eq!(t, Thresholds::default(), "file and code defaults agree");
+    assert_eq!(r.hash().len(), 64);
+}
+
+#[test]
+fn score_is_weight_times_capped_count() {
+    let r = rules(TWO_RULES);
+    let s = r.score("A Buffer Overflow, then another buffer overflow.");
+    assert_eq!(s.score, 6.0);
+    assert_eq!(s.rule_names(), vec!["overflow"]);
+    assert_eq!(s.hits[0].count, 2);
+    assert_eq!(s.hits[0].category, "vulnerability");
+
+    // cap = 2 on the negative rule: five mentions count twice.
+    let s = r.score("debhelper debhelper debhelper debhelper debhelper");
+    assert_eq!(s.score, -3.0);
+    assert_eq!(s.hits[0].count, 2);
+    assert_eq!(s.hits[0].contribution, -3.0);
+}
+
+#[test]
+fn default_cap_is_three() {
+    let r = rules(
+        r#"
+[[rule]]
+name = "x"
+category = "c"
+pattern = 'exploit'
+weight = 1
+"#,
+    );
+    assert_eq!(r.score(&"exploit ".repeat(10)).score, DEFAULT_CAP as f32);
+}
+
+#[test]
+fn word_bounded_by_default_and_opt_out() {
+    let bounded = rules(
+        r#"
+[[rule]]
+name = "des"
+category = "crypto"
+pattern = 'des'
+weight = 2
+"#,
+    );
+    // Upstream's substring matching scored "describes" as the DES cipher.
+    assert_eq!(bounded.score("This describes the provides").score, 0.0);
+    assert_eq!(bounded.score("uses DES encryption").score, 2.0);
+
+    let substring = rules(
+        r#"
+[[rule]]
+name = "des"
+category = "crypto"
+pattern = 'des'
+weight = 2
+word_bounded = false
+"#,
+    );
+    assert_eq!(substring.score("This describes").score, 2.0);
+}
+
+#[test]
+fn case_sensitivity_is_per_rule() {
+    let r = rules(
+        r#"
+[[rule]]
+name = "dos"
+category = "impact"
+pattern = 'DoS'
+weight = 2
+case_sensitive = true
+"#,
+    );
+    assert_eq!(r.score("a DoS condition").score, 2.0);
+    assert_eq!(r.score("dos tres cuatro and MS-DOS").score, 0.0);
+}
+
+#[test]
+fn word_boundaries_work_beside_non_ascii_text() {
+    let r = rules(TWO_RULES);
+    assert_eq!(r.score("«buffer overflow» dans le décodeur").score, 3.0);
+}
+
+#[test]
+fn no_match_gives_empty_score() {
+    let r = rules(TWO_RULES);
+    assert_eq!(r.score("a recipe for bread"), Score::default());
+    assert_eq!(r.score(""), Score::default());
+}
+
+#[test]
+fn hits_come_in_rule_file_order() {
+    let r = rules(TWO_RULES);
+    let s = r.score("debhelper fix for a buffer overflow");
+    assert_eq!(s.rule_names(), vec!["overflow", "packaging"]);
+    assert_eq!(s.score, 1.5);
+}
+
+#[test]
+fn thresholds_section_is_read() {
+    let r = rules(&format!(
+        "[thresholds]\nhigh = 9\nlow = 1.5\nmin_text_len = 40\np_yes_cut = 0.7\n{TWO_RULES}"
+    ));
+    let t = r.thresholds();
+    assert_eq!((t.high, t.low, t.min_text_len, t.p_yes_cut), (9.0, 1.5, 40, 0.7));
+}
+
+#[test]
+fn tiers_from_two_thresholds_and_min_length() {
+    let t = Thresholds {
+        high: 6.0,
+        low: 2.0,
+        min_text_len: 20,
+        p_yes_cut: 0.5,
+    };
+    assert_eq!(tier_for(6.0, 100, true, &t), Tier::Keep);
+    assert_eq!(tier_for(5.99, 100, true, &t), Tier::Verify);
+    assert_eq!(tier_for(2.0, 100, true, &t), Tier::Verify);
+    assert_eq!(tier_for(1.99, 100, true, &t), Tier::Reject);
+    assert_eq!(tier_for(50.0, 19, true, &t), Tier::Reject);
+    assert_eq!(tier_for(50.0, 100, false, &t), Tier::Reject);
+    // Thresholds are plain values: moving one re-tiers the same score.
+    let moved = Thresholds { high: 5.0, ..t };
+    assert_eq!(tier_for(5.5, 100, true, &moved), Tier::Keep);
+}
+
+#[test]
+fn every_error_is_reported_with_rule_name_and_reason() {
+    let errs = errors(
+        r#"
+[thresholds]
+high = 1
+low = 3
+speed = 2
+
+[[rule]]
+name = "ok"
+category = "c"
+pattern = 'fine'
+weight = 1
+
+[[rule]]
+name = "bad-regex"
+category = "c"
+pattern = 'exploit(s'
+weight = 1
+
+[[rule]]
+name = "zero"
+category = "c"
+pattern = 'x'
+weight = 0
+
+[[rule]]
+name = "ok"
+category = "c"
+pattern = 'again'
+weight = 1
+
+[[rule]]
+name = "typo"
+category = "c"
+pattern = 'y'
+wieght = 1
+
+[[rule]]
+category = "c"
+pattern = 'z'
+weight = 1
+
+[[rule]]
+name = "nan"
+category = "c"
+pattern = 'w'
+weight = nan
+cap = 0
+
+[[rule]]
+name = "empty"
+category = "c"
+pattern = 'a*'
+weight = 1
+"#,
+    );
+    let has = |needle: &str| {
+        assert!(
+            errs.iter().any(|e| e.contains(needle)),
+            "no error containing {needle:?} in {errs:#?}"
+        )
+    };
+    has("[thresholds] (line 2): unknown key `speed`");
+    has("`low` (3) must not be above `high` (1)");
+    has("rule `bad-regex`: bad pattern: regex parse error");
+    has("rule `zero`: `weight` is 0");
+    has("rule `ok`: duplicate rule name");
+    has("rule `typo`: unknown key `wieght`");
+    has("rule `typo`: missing `weight`");
+    has("rule `#6 (line 37)`: missing `name`");
+    has("rule `nan`: `weight` must be a finite number");
+    has("rule `nan`: `cap` must be an integer from 1 to 1000");
+    has("rule `empty`: pattern matches the empty string");
+    assert_eq!(errs.len(), 11, "{errs:#?}");
+    assert!(errs.iter().all(|e| e.starts_with("bad.toml: ")));
+}
+
+#[test]
+fn syntax_errors_and_empty_files_are_errors() {
+    let e = errors("[[rule]\nname=");
+    assert_eq!(e.len(), 1);
+    assert!(e[0].starts_with("bad.toml: "), "{e:?}");
+    assert!(errors("version = 1\n")[0].contains("no [[rule]] entries"));
+    assert!(errors("version = 2\n[[rule]]\nname='a'\ncategory='c'\npattern='a'\nweight=1\n")[0]
+        .contains("unsupported version 2"));
+    assert!(errors("colour = 'red'\n")[0].contains("unknown field `colour`"));
+}
+
+#[test]
+fn from_file_names_the_path() {
+    let err = RuleSet::from_file(Path::new("/nonexistent/rules.toml")).unwrap_err();
+    assert!(err.to_string().starts_with("/nonexistent/rules.toml: cannot read"));
+}
+
+// The default rules on hand-written texts of each kind; the realdata figures live in
+// tests/rules_realdata.rs.
+#[test]
+fn default_rules_separate_obvious_cases() {
+    let r = RuleSet::default_rules();
+    let t = r.thresholds();
+    let tier = |text: &str| tier_for(r.score(text).score, text.len(), true, &t);
+
+    assert_eq!(
+        tier("CVE-2024-51234 A heap-based buffer overflow in the packet parser of Acme Gateway 4.2 allows remote attackers to execute arbitrary code via a crafted TLV field. CWE-122 CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"),
+        Tier::Keep
+    );
+    assert_eq!(
+        tier("Process Injection T1055 Adversaries may inject code into processes in order to evade process-based defenses as well as possibly elevate privileges. privilege-escalation defense-evasion Windows Linux macOS"),
+        Tier::Keep
+    );
+    assert_eq!(
+        tier("* New upstream release.\n* Bump Standards-Version to 4.6.2, no changes needed.\n* debian/control: update Build-Depends on debhelper-compat (= 13)."),
+        Tier::Reject
+    );
+    assert_eq!(
+        tier("* Update Danish translation of the debconf templates.\n* Fix typo in the manpage."),
+        Tier::Reject
+    );
+    // "example" is ordinary prose, not a reason to reject (upstream lost 29% of ATT&CK to it).
+    let with_example = "For example, an attacker may exploit a SQL injection vulnerability in the login form to bypass authentication.";
+    assert_eq!(tier(with_example), Tier::Keep);
+}
