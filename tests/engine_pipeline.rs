@@ -1,0 +1,217 @@
+//! The engine end to end with an in-memory source: every record stored once, verify-tier
+//! records answered through the cache, resume skips what is stored, commands answered.
+
+mod engine_support;
+
+use cyberfilter::decide::{decide, Label, Verdict};
+use cyberfilter::engine::{self, Command, EngineEvent, RecordFilter, SortBy};
+use cyberfilter::rules::{RuleSet, Tier};
+use cyberfilter::store::RunStore;
+use engine_support::*;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[test]
+fn every_record_is_stored_once_and_identical_texts_are_asked_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("run.cfrun");
+    // Texts repeat across files (unique = false): the cache must answer the repeats.
+    let src = MemorySource::new(3, 400, false);
+    let all: Vec<String> = src.files.iter().flat_map(|f| f.1.clone()).collect();
+    let t = spread_thresholds(&RuleSet::default_rules(), &all);
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let mut c = config(&store, src);
+    c.thresholds = Some(t);
+    c.verifier = Some(RecordingVerifier::factory(seen.clone(), Duration::ZERO, None, 16));
+    c.verifier_name = "recording".into();
+    let stats = run_to_end(c);
+    assert_eq!(stats.records_read, 1200);
+    assert_eq!(stats.pending, 0, "every verify-tier record was answered");
+    assert!(stats.verify > 0 && stats.keep > 0 && stats.reject > 0, "{stats:?}");
+
+    let s = RunStore::open_read(&store).unwrap();
+    let inputs = s.load_inputs().unwrap();
+    assert_eq!(inputs.len(), 1200);
+    let keys: HashSet<(i64, u64)> = inputs.iter().map(|i| (i.file_id, i.index)).collect();
+    assert_eq!(keys.len(), 1200, "no record stored twice");
+
+    // Each distinct verify-tier text was asked about exactly once.
+    let seen = seen.lock().unwrap();
+    let asked: HashSet<&String> = seen.texts.iter().collect();
+    assert_eq!(asked.len(), seen.texts.len(), "a text was asked twice");
+    let mut verify_texts = HashSet::new();
+    s.for_each_record(|r| {
+        let d = decide(&r.inputs(), &t);
+        assert_eq!(d.verdict == Verdict::Pending, false);
+        if d.tier == Tier::Verify {
+            verify_texts.insert(r.text.clone());
+            let want = engine::verifier::hash_p_yes(&r.text);
+            assert_eq!(r.p_yes, Some(want), "answer stored for {}", r.id);
+            assert_eq!(r.model.as_deref(), Some("recording"));
+        }
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(asked.len(), verify_texts.len());
+    assert!(stats.cache_hits > 0, "repeated texts came from the cache");
+    assert!(seen.batches.iter().all(|&b| b <= 16));
+    drop(seen);
+
+    // The same store again: every file is done, nothing is read or asked again.
+    let seen2 = Arc::new(Mutex::new(Seen::default()));
+    let mut c = config(&store, MemorySource::new(3, 400, false));
+    c.verifier = Some(RecordingVerifier::factory(seen2.clone(), Duration::ZERO, None, 16));
+    let stats = run_to_end(c);
+    assert_eq!(stats.records_read, 0);
+    assert!(seen2.lock().unwrap().texts.is_empty());
+    assert_eq!(RunStore::open_read(&store).unwrap().load_inputs().unwrap().len(), 1200);
+}
+
+#[test]
+fn without_a_verifier_verify_tier_records_stay_pending_and_a_later_verifier_answers_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("run.cfrun");
+    let src = MemorySource::new(2, 300, true);
+    let all: Vec<String> = src.files.iter().flat_map(|f| f.1.clone()).collect();
+    let t = spread_thresholds(&RuleSet::default_rules(), &all);
+    let mut c = config(&store, src);
+    c.thresholds = Some(t);
+    let stats = run_to_end(c);
+    assert_eq!(stats.records_read, 600);
+    assert!(stats.pending > 0);
+    assert_eq!(stats.pending, stats.verify);
+    let sum = RunStore::open_read(&store).unwrap().summary().unwrap();
+    assert_eq!(sum.pending, stats.pending, "pending records are stored as pending");
+
+    // Resume with a verifier: nothing is read again, the pending ones are asked.
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let mut c = config(&store, MemorySource::new(2, 300, true));
+    c.verifier = Some(RecordingVerifier::factory(seen.clone(), Duration::ZERO, None, 8));
+    let stats2 = run_to_end(c);
+    assert_eq!(stats2.records_read, 0);
+    assert_eq!(stats2.pending, 0);
+    assert_eq!(seen.lock().unwrap().texts.len() as u64, stats.pending);
+}
+
+#[test]
+fn commands_relabel_undo_query_and_detail() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("run.cfrun");
+    let src = MemorySource::new(1, 200, true);
+    let all: Vec<String> = src.files.iter().flat_map(|f| f.1.clone()).collect();
+    let t = spread_thresholds(&RuleSet::default_rules(), &all);
+    let mut c = config(&store, src);
+    c.thresholds = Some(t);
+    c.exit_when_done = false;
+    let mut h = engine::start(c).unwrap();
+    events_until(&mut h, Duration::from_secs(30), |e| {
+        matches!(e, EngineEvent::Drained(_))
+    });
+
+    // Find a kept record and reject it by hand.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    h.commands
+        .blocking_send(Command::Query {
+            filter: RecordFilter {
+                verdict: Some(Verdict::Kept),
+                ..Default::default()
+            },
+            sort: SortBy::Score,
+            offset: 0,
+            limit: 5,
+            reply: tx,
+        })
+        .unwrap();
+    let page = rx.blocking_recv().unwrap();
+    assert!(page.total > 0 && !page.rows.is_empty());
+    assert!(page.rows.windows(2).all(|w| w[0].score >= w[1].score));
+    let target = page.rows[0].id.clone();
+    h.commands
+        .blocking_send(Command::Relabel {
+            id: target.clone(),
+            label: Some(Label::Reject),
+        })
+        .unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    h.commands
+        .blocking_send(Command::GetRecord {
+            id: target.clone(),
+            reply: tx,
+        })
+        .unwrap();
+    let d = rx.blocking_recv().unwrap().expect("record found");
+    assert_eq!(d.row.verdict, Verdict::Removed);
+    assert_eq!(d.row.label, Some(Label::Reject));
+    assert!(d.why.contains("curator"), "{}", d.why);
+    assert!(!d.text.is_empty());
+
+    // The label is in the store already (its own transaction), with its log entry.
+    {
+        let s = RunStore::open_read(&store).unwrap();
+        let log = s.label_log().unwrap();
+        assert_eq!(log.len(), 1);
+        assert_eq!(log[0].old_verdict, Verdict::Kept);
+        assert_eq!(s.summary().unwrap().labelled, 1);
+    }
+
+    // Labelled-only query, then undo.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    h.commands
+        .blocking_send(Command::Query {
+            filter: RecordFilter {
+                labelled: Some(true),
+                ..Default::default()
+            },
+            sort: SortBy::Arrival,
+            offset: 0,
+            limit: 10,
+            reply: tx,
+        })
+        .unwrap();
+    let page = rx.blocking_recv().unwrap();
+    assert_eq!(page.total, 1);
+    assert_eq!(page.rows[0].id, target);
+    h.commands.blocking_send(Command::UndoLabel).unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    h.commands
+        .blocking_send(Command::GetRecord {
+            id: target.clone(),
+            reply: tx,
+        })
+        .unwrap();
+    let d = rx.blocking_recv().unwrap().unwrap();
+    assert_eq!(d.row.verdict, Verdict::Kept);
+    assert_eq!(d.row.label, None);
+
+    // Search is case-insensitive over id and text.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    h.commands
+        .blocking_send(Command::Query {
+            filter: RecordFilter {
+                search: Some("BAKE SALE".into()),
+                ..Default::default()
+            },
+            sort: SortBy::Arrival,
+            offset: 0,
+            limit: 1000,
+            reply: tx,
+        })
+        .unwrap();
+    let page = rx.blocking_recv().unwrap();
+    assert!(page.total > 0);
+    assert!(page
+        .rows
+        .iter()
+        .all(|r| r.seq > 0 && !r.rules.contains(&String::new())));
+
+    h.commands.blocking_send(Command::Stop).unwrap();
+    let fin = events_until(&mut h, Duration::from_secs(30), |e| {
+        matches!(e, EngineEvent::Finished(_))
+    });
+    assert!(matches!(fin.last(), Some(EngineEvent::Finished(_))));
+    h.join.join().unwrap().unwrap();
+    let s = RunStore::open_read(&store).unwrap();
+    assert_eq!(s.label_log().unwrap().len(), 2, "undo is appended, not erased");
+    assert_eq!(s.summary().unwrap().labelled, 0);
+}
