@@ -23,12 +23,20 @@ fn every_record_is_stored_once_and_identical_texts_are_asked_once() {
     let seen = Arc::new(Mutex::new(Seen::default()));
     let mut c = config(&store, src);
     c.thresholds = Some(t);
-    c.verifier = Some(RecordingVerifier::factory(seen.clone(), Duration::ZERO, None, 16));
+    c.verifier = Some(RecordingVerifier::factory(
+        seen.clone(),
+        Duration::ZERO,
+        None,
+        16,
+    ));
     c.verifier_name = "recording".into();
     let stats = run_to_end(c);
     assert_eq!(stats.records_read, 1200);
     assert_eq!(stats.pending, 0, "every verify-tier record was answered");
-    assert!(stats.verify > 0 && stats.keep > 0 && stats.reject > 0, "{stats:?}");
+    assert!(
+        stats.verify > 0 && stats.keep > 0 && stats.reject > 0,
+        "{stats:?}"
+    );
 
     let s = RunStore::open_read(&store).unwrap();
     let inputs = s.load_inputs().unwrap();
@@ -61,11 +69,23 @@ fn every_record_is_stored_once_and_identical_texts_are_asked_once() {
     // The same store again: every file is done, nothing is read or asked again.
     let seen2 = Arc::new(Mutex::new(Seen::default()));
     let mut c = config(&store, MemorySource::new(3, 400, false));
-    c.verifier = Some(RecordingVerifier::factory(seen2.clone(), Duration::ZERO, None, 16));
+    c.verifier = Some(RecordingVerifier::factory(
+        seen2.clone(),
+        Duration::ZERO,
+        None,
+        16,
+    ));
     let stats = run_to_end(c);
     assert_eq!(stats.records_read, 0);
     assert!(seen2.lock().unwrap().texts.is_empty());
-    assert_eq!(RunStore::open_read(&store).unwrap().load_inputs().unwrap().len(), 1200);
+    assert_eq!(
+        RunStore::open_read(&store)
+            .unwrap()
+            .load_inputs()
+            .unwrap()
+            .len(),
+        1200
+    );
 }
 
 #[test]
@@ -82,12 +102,20 @@ fn without_a_verifier_verify_tier_records_stay_pending_and_a_later_verifier_answ
     assert!(stats.pending > 0);
     assert_eq!(stats.pending, stats.verify);
     let sum = RunStore::open_read(&store).unwrap().summary().unwrap();
-    assert_eq!(sum.pending, stats.pending, "pending records are stored as pending");
+    assert_eq!(
+        sum.pending, stats.pending,
+        "pending records are stored as pending"
+    );
 
     // Resume with a verifier: nothing is read again, the pending ones are asked.
     let seen = Arc::new(Mutex::new(Seen::default()));
     let mut c = config(&store, MemorySource::new(2, 300, true));
-    c.verifier = Some(RecordingVerifier::factory(seen.clone(), Duration::ZERO, None, 8));
+    c.verifier = Some(RecordingVerifier::factory(
+        seen.clone(),
+        Duration::ZERO,
+        None,
+        8,
+    ));
     let stats2 = run_to_end(c);
     assert_eq!(stats2.records_read, 0);
     assert_eq!(stats2.pending, 0);
@@ -212,6 +240,10 @@ fn commands_relabel_undo_query_and_detail() {
     assert!(matches!(fin.last(), Some(EngineEvent::Finished(_))));
     h.join.join().unwrap().unwrap();
     let s = RunStore::open_read(&store).unwrap();
-    assert_eq!(s.label_log().unwrap().len(), 2, "undo is appended, not erased");
+    assert_eq!(
+        s.label_log().unwrap().len(),
+        2,
+        "undo is appended, not erased"
+    );
     assert_eq!(s.summary().unwrap().labelled, 0);
 }

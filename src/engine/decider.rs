@@ -249,6 +249,9 @@ impl Decider {
                 && !self.drained_sent
             {
                 self.drained_sent = true;
+                // Drained means the store holds everything: commit before saying so.
+                self.write_files();
+                self.flush();
                 let snap = self.snapshot();
                 if self.exit_when_done {
                     self.begin_stop();

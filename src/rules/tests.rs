@@ -137,7 +137,10 @@ fn thresholds_section_is_read() {
         "[thresholds]\nhigh = 9\nlow = 1.5\nmin_text_len = 40\np_yes_cut = 0.7\n{TWO_RULES}"
     ));
     let t = r.thresholds();
-    assert_eq!((t.high, t.low, t.min_text_len, t.p_yes_cut), (9.0, 1.5, 40, 0.7));
+    assert_eq!(
+        (t.high, t.low, t.min_text_len, t.p_yes_cut),
+        (9.0, 1.5, 40, 0.7)
+    );
 }
 
 #[test]
@@ -244,15 +247,19 @@ fn syntax_errors_and_empty_files_are_errors() {
     assert_eq!(e.len(), 1);
     assert!(e[0].starts_with("bad.toml: "), "{e:?}");
     assert!(errors("version = 1\n")[0].contains("no [[rule]] entries"));
-    assert!(errors("version = 2\n[[rule]]\nname='a'\ncategory='c'\npattern='a'\nweight=1\n")[0]
-        .contains("unsupported version 2"));
+    assert!(
+        errors("version = 2\n[[rule]]\nname='a'\ncategory='c'\npattern='a'\nweight=1\n")[0]
+            .contains("unsupported version 2")
+    );
     assert!(errors("colour = 'red'\n")[0].contains("unknown field `colour`"));
 }
 
 #[test]
 fn from_file_names_the_path() {
     let err = RuleSet::from_file(Path::new("/nonexistent/rules.toml")).unwrap_err();
-    assert!(err.to_string().starts_with("/nonexistent/rules.toml: cannot read"));
+    assert!(err
+        .to_string()
+        .starts_with("/nonexistent/rules.toml: cannot read"));
 }
 
 // The default rules on hand-written texts of each kind; the realdata figures live in

@@ -163,7 +163,10 @@ impl Verifier for RecordingVerifier {
         self.calls += 1;
         std::thread::sleep(self.delay);
         if self.fail_every.is_some_and(|n| self.calls % n == 0) {
-            return Err(VerifyError::Failed(format!("injected failure {}", self.calls)));
+            return Err(VerifyError::Failed(format!(
+                "injected failure {}",
+                self.calls
+            )));
         }
         let mut s = self.seen.lock().unwrap();
         s.batches.push(texts.len());
@@ -180,7 +183,10 @@ pub fn spread_thresholds(rules: &RuleSet, texts: &[String]) -> Thresholds {
     let mut scores: Vec<f32> = texts.iter().map(|t| rules.score(t).score).collect();
     scores.sort_by(|a, b| a.total_cmp(b));
     scores.dedup();
-    assert!(scores.len() >= 3, "test texts need at least three distinct scores");
+    assert!(
+        scores.len() >= 3,
+        "test texts need at least three distinct scores"
+    );
     let low = scores[scores.len() / 3];
     let high = scores[2 * scores.len() / 3];
     Thresholds {
