@@ -78,6 +78,9 @@ pub struct RunArgs {
     pub batch_wait_ms: u64,
     #[arg(long, value_enum, default_value = "auto")]
     pub progress: ProgressMode,
+    /// How often progress is reported (default: 200 ms for the bar, 500 ms for JSON lines).
+    #[arg(long)]
+    pub stats_interval_ms: Option<u64>,
 }
 
 fn verifier_factory(kind: VerifierKind) -> Result<Option<VerifierFactory>, VerifyError> {
