@@ -1,0 +1,142 @@
+//! A slow or failing verifier does not hold ingest back and never loses a record; its errors
+//! are counted and visible.
+
+mod engine_support;
+
+use cyberfilter::decide::{decide, Verdict};
+use cyberfilter::engine::{self, EngineError, EngineEvent};
+use cyberfilter::rules::{RuleSet, Tier};
+use cyberfilter::store::RunStore;
+use cyberfilter::verify::VerifyError;
+use engine_support::*;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[test]
+fn slow_failing_verifier_neither_stalls_ingest_nor_loses_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("run.cfrun");
+    let src = MemorySource::new(3, 300, true);
+    let all: Vec<String> = src.files.iter().flat_map(|f| f.1.clone()).collect();
+    let t = spread_thresholds(&RuleSet::default_rules(), &all);
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let mut c = config(&store, src);
+    c.thresholds = Some(t);
+    c.exit_when_done = false;
+    c.channel_capacity = 32;
+    // 150 ms per batch of 4, every third batch fails: hundreds of verify-tier records
+    // would take many seconds to answer.
+    c.verifier = Some(RecordingVerifier::factory(
+        seen.clone(),
+        Duration::from_millis(150),
+        Some(3),
+        4,
+    ));
+    let mut h = engine::start(c).unwrap();
+    // Every record is read and stored while the verifier is still far behind.
+    let ev = events_until(
+        &mut h,
+        Duration::from_secs(30),
+        |e| matches!(e, EngineEvent::Stats(s) if s.records_read == 900),
+    );
+    let Some(EngineEvent::Stats(s)) = ev.last() else {
+        unreachable!()
+    };
+    assert!(s.verify > 40, "{s:?}");
+    assert!(
+        s.verifier_queue > s.verify / 2,
+        "ingest finished long before the verifier: {s:?}"
+    );
+    // Let a few batches fail, then stop.
+    let ev = events_until(
+        &mut h,
+        Duration::from_secs(30),
+        |e| matches!(e, EngineEvent::Stats(s) if s.verifier_errors >= 2),
+    );
+    assert!(ev.iter().any(
+        |e| matches!(e, EngineEvent::Error { message, .. } if message.contains("injected failure"))
+    ));
+    h.commands.blocking_send(engine::Command::Stop).unwrap();
+    let ev = events_until(&mut h, Duration::from_secs(30), |e| {
+        matches!(e, EngineEvent::Finished(_))
+    });
+    let Some(EngineEvent::Finished(fin)) = ev.last() else {
+        unreachable!()
+    };
+    let fin = fin.clone();
+    h.join.join().unwrap().unwrap();
+    assert!(fin.verifier_errors >= 2);
+    assert!(fin.pending > 0, "unanswered records stay pending: {fin:?}");
+
+    // Nothing lost: every record is stored once; each verify-tier record is answered
+    // (with the verifier's answer) or pending.
+    let s = RunStore::open_read(&store).unwrap();
+    let (mut n, mut answered, mut pending) = (0, 0, 0);
+    s.for_each_record(|r| {
+        n += 1;
+        let d = decide(&r.inputs(), &t);
+        if d.tier == Tier::Verify {
+            match r.p_yes {
+                Some(p) => {
+                    assert_eq!(p, engine::verifier::hash_p_yes(&r.text));
+                    answered += 1;
+                }
+                None => {
+                    assert_eq!(d.verdict, Verdict::Pending);
+                    pending += 1;
+                }
+            }
+        }
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(n, 900);
+    assert_eq!(answered + pending, fin.verify);
+    assert_eq!(pending, fin.pending);
+    assert_eq!(answered as usize, seen.lock().unwrap().texts.len());
+    let errors = s.errors().unwrap();
+    assert!(errors.iter().any(|(_, m)| m.contains("injected failure")));
+    assert!(s.summary().unwrap().pending == pending);
+}
+
+#[test]
+fn unreachable_verifier_fails_start_or_leaves_records_pending() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("run.cfrun");
+    let down = || -> cyberfilter::verify::VerifierFactory {
+        Box::new(|| Err(VerifyError::Unavailable("connection refused".into())))
+    };
+    let mut c = config(&store, MemorySource::new(1, 100, true));
+    c.verifier = Some(down());
+    match engine::start(c) {
+        Err(EngineError::Verifier(_)) => {}
+        Err(e) => panic!("wrong error {e}"),
+        Ok(_) => panic!("start must fail when the verifier is required"),
+    }
+
+    let src = MemorySource::new(1, 200, true);
+    let all: Vec<String> = src.files.iter().flat_map(|f| f.1.clone()).collect();
+    let t = spread_thresholds(&RuleSet::default_rules(), &all);
+    let mut c = config(&store, src);
+    c.thresholds = Some(t);
+    c.verifier = Some(down());
+    c.require_verifier = false;
+    let mut h = engine::start(c).unwrap();
+    let ev = events_until(&mut h, Duration::from_secs(30), |e| {
+        matches!(e, EngineEvent::Finished(_))
+    });
+    assert!(ev.iter().any(
+        |e| matches!(e, EngineEvent::Error { message, .. } if message.contains("connection refused"))
+    ));
+    let fin = h.join.join().unwrap().unwrap();
+    assert!(fin.verify > 0);
+    assert_eq!(fin.pending, fin.verify);
+    assert_eq!(
+        RunStore::open_read(&store)
+            .unwrap()
+            .summary()
+            .unwrap()
+            .pending,
+        fin.pending
+    );
+}
