@@ -326,3 +326,36 @@ fn the_rest_of_the_folder_is_still_read() {
         ]
     );
 }
+
+#[test]
+fn a_truncated_gzip_keeps_the_records_before_the_cut() {
+    use std::io::Write;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut plain = Vec::new();
+    for i in 0..20_000 {
+        writeln!(
+            plain,
+            r#"{{"id":"r{i}","title":"entry {i} {}"}}"#,
+            i * 7919 % 10007
+        )
+        .unwrap();
+    }
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(&plain).unwrap();
+    let gz = enc.finish().unwrap();
+    let p = tmp.path().join("cut.jsonl.gz");
+    std::fs::write(&p, &gz[..gz.len() * 3 / 4]).unwrap();
+    let got = read(&p);
+    assert!(
+        got.records.len() > 1000 && got.records.len() < 20_000,
+        "{}",
+        got.records.len()
+    );
+    for (i, r) in got.records.iter().enumerate() {
+        assert_eq!(r.id, format!("r{i}"));
+    }
+    match &got.errors[..] {
+        [.., e @ IngestError::Io { .. }] => assert_names(e, &p),
+        other => panic!("expected an Io error last, got {other:?}"),
+    }
+}
