@@ -97,7 +97,8 @@ impl fmt::Display for Locator {
 pub struct RecordFlags {
     /// STIX `revoked: true`.
     pub revoked: bool,
-    /// STIX `x_mitre_deprecated`, CAPEC/CWE `Status="Deprecated"`/`Obsolete`.
+    /// STIX `x_mitre_deprecated`, CAPEC/CWE `Status="Deprecated"` (`Obsolete` entries are not
+    /// flagged: CAPEC 3.9 counts 559 non-deprecated patterns with its one Obsolete pattern in).
     pub deprecated: bool,
     /// CVE state REJECTED / NVD `vulnStatus: Rejected` / `** REJECT **` description.
     pub rejected: bool,

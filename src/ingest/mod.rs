@@ -4,9 +4,28 @@
 //! CONTRACT (used by rules, engine, scan/eval): `discover`, `read_file`, `read_original`,
 //! `IngestOptions`, `IngestError`, `FileSummary`. Additions are fine; changes need care.
 
+mod common;
+mod cve5;
+mod detect;
+mod generic;
+mod json_records;
+mod json_stream;
+mod nvd;
+mod source;
+mod stix;
+mod text;
+mod xml;
+
 use crate::record::{Locator, Record, SourceKind};
+use common::Place;
+use json_stream::{Item, JsonScanner, ScanStop};
+use std::io::{BufRead, BufReader, Read};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// JSON nested deeper than this is refused (serde_json's own recursion limit is 128 too).
+pub const MAX_JSON_DEPTH: u32 = 128;
 
 /// What the readers need to know beyond the file itself.
 #[derive(Debug, Clone)]
@@ -72,6 +91,29 @@ pub enum IngestError {
     },
     #[error("{file}: unsupported input: {what}")]
     Unsupported { file: PathBuf, what: String },
+    /// Bytes that are not UTF-8 inside a record; the record is skipped.
+    #[error("{file}: invalid UTF-8 at {place}; expected UTF-8 text")]
+    InvalidUtf8 { file: PathBuf, place: String },
+    /// A record over `IngestOptions::max_record_bytes`; skipped, the next one is read.
+    #[error(
+        "{file}: a record of {len} bytes at {place} is over the limit of {limit} bytes; skipped"
+    )]
+    RecordTooLarge {
+        file: PathBuf,
+        place: String,
+        len: u64,
+        limit: u64,
+    },
+    /// JSON nested deeper than `MAX_JSON_DEPTH`; the record is skipped.
+    #[error("{file}: nested deeper than {limit} at {place}; expected at most {limit} levels, record skipped")]
+    TooDeep {
+        file: PathBuf,
+        place: String,
+        limit: u32,
+    },
+    /// An XML DOCTYPE declaring entities or an external DTD: refused, never expanded.
+    #[error("{file}: XML DOCTYPE with entity declarations or an external DTD at {place}; entities are never expanded")]
+    XmlEntities { file: PathBuf, place: String },
 }
 
 impl IngestError {
@@ -79,7 +121,23 @@ impl IngestError {
         match self {
             IngestError::Io { file, .. }
             | IngestError::Syntax { file, .. }
-            | IngestError::Unsupported { file, .. } => file,
+            | IngestError::Unsupported { file, .. }
+            | IngestError::InvalidUtf8 { file, .. }
+            | IngestError::RecordTooLarge { file, .. }
+            | IngestError::TooDeep { file, .. }
+            | IngestError::XmlEntities { file, .. } => file,
+        }
+    }
+
+    /// Where in the file the problem is, when the error names a place.
+    pub fn place(&self) -> Option<&str> {
+        match self {
+            IngestError::Syntax { place, .. }
+            | IngestError::InvalidUtf8 { place, .. }
+            | IngestError::RecordTooLarge { place, .. }
+            | IngestError::TooDeep { place, .. }
+            | IngestError::XmlEntities { place, .. } => Some(place),
+            IngestError::Io { .. } | IngestError::Unsupported { .. } => None,
         }
     }
 }
@@ -97,11 +155,59 @@ pub struct FileSummary {
 /// Expand inputs: files are kept, folders are walked recursively (sorted, hidden entries
 /// skipped) for files that look like feeds (.json, .jsonl, .ndjson, .xml, and .gz of those).
 pub fn discover(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, IngestError> {
-    let _ = inputs;
-    Err(IngestError::Unsupported {
-        file: PathBuf::new(),
-        what: "ingest not implemented yet".into(),
-    })
+    let mut out = Vec::new();
+    for input in inputs {
+        let meta = std::fs::metadata(input).map_err(|source| IngestError::Io {
+            file: input.clone(),
+            source,
+        })?;
+        if meta.is_dir() {
+            walk(input, &mut out)?;
+        } else {
+            out.push(input.clone());
+        }
+    }
+    Ok(out)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), IngestError> {
+    let io = |source| IngestError::Io {
+        file: dir.to_path_buf(),
+        source,
+    };
+    let mut entries = std::fs::read_dir(dir)
+        .map_err(io)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(io)?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') {
+            continue;
+        }
+        let path = entry.path();
+        let kind = entry.file_type().map_err(io)?;
+        if kind.is_dir() {
+            walk(&path, out)?;
+        } else if kind.is_symlink() {
+            // Linked files are read; linked folders are not followed (no cycles).
+            if path.is_file() && looks_like_feed(&name) {
+                out.push(path);
+            }
+        } else if looks_like_feed(&name) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn looks_like_feed(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    let lower = lower.strip_suffix(".gz").unwrap_or(&lower);
+    [".json", ".jsonl", ".ndjson", ".xml"]
+        .iter()
+        .any(|ext| lower.ends_with(ext))
 }
 
 /// Stream every record of one file into `emit`. Per-record problems are emitted as `Err` and
@@ -112,18 +218,216 @@ pub fn read_file(
     opts: &IngestOptions,
     emit: &mut dyn FnMut(Result<Record, IngestError>) -> ControlFlow<()>,
 ) -> FileSummary {
-    let _ = (opts, &emit);
-    let _ = emit(Err(IngestError::Unsupported {
+    let file = Arc::new(path.to_path_buf());
+    let mut sum = FileSummary::default();
+    let mut fail = |sum: &mut FileSummary, e: IngestError| {
+        sum.errors += 1;
+        let _ = emit(Err(e));
+    };
+    let opened = match source::open_and_peek(path) {
+        Ok(o) => o,
+        Err(source) => {
+            fail(
+                &mut sum,
+                IngestError::Io {
+                    file: path.to_path_buf(),
+                    source,
+                },
+            );
+            return sum;
+        }
+    };
+    let unsupported = |what: String| IngestError::Unsupported {
         file: path.to_path_buf(),
-        what: "ingest not implemented yet".into(),
-    }));
-    FileSummary::default()
+        what,
+    };
+    match detect::detect(&opened.peek, path) {
+        detect::Detected::Binary { offset } => fail(
+            &mut sum,
+            unsupported(format!(
+                "binary content (NUL byte at byte {offset}{}); expected JSON or XML text",
+                if opened.gzip {
+                    " after gzip decompression"
+                } else {
+                    ""
+                }
+            )),
+        ),
+        detect::Detected::Unknown { offset, byte } => fail(
+            &mut sum,
+            unsupported(format!(
+                "starts with {} at byte {offset}; expected JSON ('{{' or '[') or XML ('<')",
+                json_stream::show_byte(byte)
+            )),
+        ),
+        detect::Detected::Empty => fail(
+            &mut sum,
+            unsupported("empty input; expected JSON or XML".into()),
+        ),
+        detect::Detected::Xml => {
+            let src = BufReader::with_capacity(256 * 1024, opened.reader);
+            let _ = read_xml(src, &file, None, opts, &mut sum, emit);
+        }
+        detect::Detected::JsonDocument => {
+            read_json(opened.reader, false, &file, opts, &mut sum, emit)
+        }
+        detect::Detected::JsonLines => read_json(opened.reader, true, &file, opts, &mut sum, emit),
+    }
+    sum
+}
+
+fn read_xml<R: BufRead>(
+    src: R,
+    file: &Arc<PathBuf>,
+    outer_offset: Option<u64>,
+    opts: &IngestOptions,
+    sum: &mut FileSummary,
+    emit: &mut dyn FnMut(Result<Record, IngestError>) -> ControlFlow<()>,
+) -> ControlFlow<()> {
+    let at = xml::XmlSource {
+        file,
+        outer_offset,
+        first_index: sum.records + sum.errors,
+    };
+    let mut counting = |r: Result<Record, IngestError>| {
+        match &r {
+            Ok(rec) => {
+                sum.records += 1;
+                sum.format.get_or_insert(rec.source);
+            }
+            Err(_) => sum.errors += 1,
+        }
+        emit(r)
+    };
+    let result = xml::read_catalog(src, &at, opts, &mut counting);
+    if let ControlFlow::Continue(x) = result {
+        if outer_offset.is_none() {
+            sum.bytes = x.bytes;
+        }
+        if sum.format.is_none() {
+            sum.format = x.catalog_source;
+        }
+        ControlFlow::Continue(())
+    } else {
+        ControlFlow::Break(())
+    }
+}
+
+fn read_json(
+    reader: Box<dyn Read>,
+    lines: bool,
+    file: &Arc<PathBuf>,
+    opts: &IngestOptions,
+    sum: &mut FileSummary,
+    emit: &mut dyn FnMut(Result<Record, IngestError>) -> ControlFlow<()>,
+) {
+    let mut scanner = JsonScanner::new(reader, opts.max_record_bytes, MAX_JSON_DEPTH);
+    let path = || file.as_ref().clone();
+    let mut on_item = |item: Item<'_>| -> ControlFlow<()> {
+        let result = match item {
+            Item::Record {
+                container,
+                index,
+                offset,
+                bytes,
+                ..
+            } => {
+                let place = Place {
+                    file,
+                    opts,
+                    index,
+                    offset,
+                    len: bytes.len() as u64,
+                    outer_offset: None,
+                };
+                json_records::json_record(&place, container, bytes)
+            }
+            Item::Oversized { offset, len, .. } => Err(IngestError::RecordTooLarge {
+                file: path(),
+                place: format!("byte {offset}"),
+                len,
+                limit: opts.max_record_bytes,
+            }),
+            Item::TooDeep { offset, at, .. } => Err(IngestError::TooDeep {
+                file: path(),
+                place: format!("byte {at} (record starting at byte {offset})"),
+                limit: MAX_JSON_DEPTH,
+            }),
+            Item::XmlString {
+                offset, decoded, ..
+            } => {
+                let src = std::io::Cursor::new(decoded.as_bytes());
+                return read_xml(src, file, Some(offset), opts, sum, emit);
+            }
+        };
+        match &result {
+            Ok(rec) => {
+                sum.records += 1;
+                sum.format.get_or_insert(rec.source);
+            }
+            Err(_) => sum.errors += 1,
+        }
+        emit(result)
+    };
+    let outcome = if lines {
+        scanner.run_lines(&mut on_item)
+    } else {
+        scanner.run_document(&mut on_item)
+    };
+    sum.bytes = scanner.consumed();
+    let err = match outcome {
+        Ok(()) | Err(ScanStop::Stopped) => return,
+        Err(ScanStop::Io(source)) => IngestError::Io {
+            file: path(),
+            source,
+        },
+        Err(ScanStop::Syntax { offset, what }) => IngestError::Syntax {
+            file: path(),
+            place: format!("byte {offset}"),
+            what,
+        },
+    };
+    sum.errors += 1;
+    let _ = emit(Err(err));
 }
 
 /// Read back the original bytes of a record from its locator.
 pub fn read_original(locator: &Locator) -> Result<Vec<u8>, IngestError> {
-    Err(IngestError::Unsupported {
-        file: locator.file.as_ref().clone(),
-        what: "ingest not implemented yet".into(),
-    })
+    let file = locator.file.as_ref();
+    let io = |source| IngestError::Io {
+        file: file.clone(),
+        source,
+    };
+    match locator.outer_offset {
+        None => {
+            let mut reader = source::open_at(file, locator.offset).map_err(io)?;
+            let mut out = vec![0; usize::try_from(locator.len).unwrap_or(usize::MAX)];
+            reader.read_exact(&mut out).map_err(io)?;
+            Ok(out)
+        }
+        Some(outer) => {
+            // The record sits inside a JSON string: decode the string, then slice it.
+            let reader = source::open_at(file, outer).map_err(io)?;
+            let raw = source::read_json_string(reader).map_err(io)?;
+            let decoded =
+                json_stream::decode_json_string(&raw).map_err(|what| IngestError::Syntax {
+                    file: file.clone(),
+                    place: format!("byte {outer}"),
+                    what,
+                })?;
+            let (start, end) = (
+                locator.offset as usize,
+                (locator.offset + locator.len) as usize,
+            );
+            decoded
+                .as_bytes()
+                .get(start..end)
+                .map(<[u8]>::to_vec)
+                .ok_or_else(|| IngestError::Syntax {
+                    file: file.clone(),
+                    place: format!("byte {start} of the string at byte {outer}"),
+                    what: format!("the string is only {} bytes long", decoded.len()),
+                })
+        }
+    }
 }
