@@ -11,6 +11,7 @@
 //! - [`store`]: the SQLite run store and export writers.
 //! - [`tui`]: the curation workbench.
 
+pub mod cli;
 pub mod decide;
 pub mod engine;
 pub mod ingest;

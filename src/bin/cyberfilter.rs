@@ -1,5 +1,42 @@
-//! `cyberfilter`: the engine without a screen, for scripts and CI.
+//! `cyberfilter`: the engine without a screen, for scripts and CI. Each subcommand lives in
+//! `cyberfilter::cli::<name>`; this file only parses and dispatches.
+
+use clap::{Parser, Subcommand};
+use cyberfilter::cli;
+
+#[derive(Parser)]
+#[command(name = "cyberfilter", version, about = "Stream, score and verify security-relevant records from raw security feeds")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Stream and score inputs; one JSON line per record on stdout, a summary on stderr.
+    Scan(cli::scan::ScanArgs),
+    /// Measure the rules on labelled inputs: precision, recall, F1, confusion, threshold sweep.
+    Eval(cli::eval::EvalArgs),
+    /// Work with rule files.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+    /// Write a deterministic NVD-API-2.0-shaped file of a given size (for benchmarks).
+    GenNvd(cli::gen_nvd::GenNvdArgs),
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Compile a rule file and report every error with the rule name and reason.
+    Check(cli::rules_check::CheckArgs),
+}
+
 fn main() {
-    eprintln!("cyberfilter: not yet implemented");
-    std::process::exit(1);
+    let cli = Cli::parse();
+    let code = match &cli.command {
+        Command::Scan(a) => cli::scan::run(a),
+        Command::Eval(a) => cli::eval::run(a),
+        Command::Rules(RulesCommand::Check(a)) => cli::rules_check::run(a),
+        Command::GenNvd(a) => cli::gen_nvd::run(a),
+    };
+    std::process::exit(code);
 }

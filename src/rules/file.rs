@@ -159,7 +159,7 @@ fn parse_thresholds(
             ));
         }
     }
-    let mut number = |key: &str, err: &mut dyn FnMut(String)| -> Option<f32> {
+    let number = |key: &str, err: &mut dyn FnMut(String)| -> Option<f32> {
         match table.get(key) {
             None => None,
             Some(v) => match as_f64(v) {
@@ -243,7 +243,7 @@ fn parse_rule(
         }
     }
 
-    let mut string = |key: &str, required: bool, err: &mut dyn FnMut(String)| match table.get(key)
+    let string = |key: &str, required: bool, err: &mut dyn FnMut(String)| match table.get(key)
     {
         Some(Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
         Some(Value::String(_)) => {
@@ -288,7 +288,7 @@ fn parse_rule(
         },
     };
 
-    let mut boolean = |key: &str, default: bool, err: &mut dyn FnMut(String)| match table.get(key)
+    let boolean = |key: &str, default: bool, err: &mut dyn FnMut(String)| match table.get(key)
     {
         None => default,
         Some(Value::Boolean(b)) => *b,
