@@ -1,5 +1,6 @@
 //! A quick throughput check of the readers (not the benchmark suite): builds an NVD-shaped
-//! file of about 256 MB from the real page-0 file and times `read_file` over it.
+//! file (256 MB, or `INGEST_MB`) from the real page-0 file and times `read_file` over it,
+//! then prints the peak RSS of the process.
 //! Run: `cargo test --release --test ingest_throughput -- --ignored --nocapture`
 
 use cyberfilter::ingest::{read_file, IngestOptions};
@@ -9,15 +10,22 @@ use std::path::Path;
 use std::time::Instant;
 
 const PAGE0: &str = "../shared/realdata/nvd/nvd-api2.0-page0-startIndex0-2000cves_reaphsoft.json";
+const SAMPLE: &str = "sample_data/nvd/nvd-api2.0-page0-sample.json";
+
+fn peak_rss_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
 
 #[test]
 #[ignore = "timing check; run in release with --ignored --nocapture"]
 fn nvd_read_and_extract_throughput() {
-    let page = Path::new(env!("CARGO_MANIFEST_DIR")).join(PAGE0);
-    if !page.exists() {
-        eprintln!("skipping: {} not found", page.display());
-        return;
-    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let page = [root.join(PAGE0), root.join(SAMPLE)]
+        .into_iter()
+        .find(|p| p.exists())
+        .expect("an NVD page to replicate");
     let raw = std::fs::read_to_string(&page).unwrap();
     let v: serde_json::Value = serde_json::from_str(&raw).unwrap();
     let elems: Vec<String> = v["vulnerabilities"]
@@ -30,7 +38,11 @@ fn nvd_read_and_extract_throughput() {
     let big = dir.path().join("nvd-big.json");
     let mut f = std::io::BufWriter::new(std::fs::File::create(&big).unwrap());
     write!(f, "{{\"resultsPerPage\":2000,\"format\":\"NVD_CVE\",\"version\":\"2.0\",\"vulnerabilities\":[").unwrap();
-    let target = 256u64 << 20;
+    let mb: u64 = std::env::var("INGEST_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256);
+    let target = mb << 20;
     let (mut written, mut n) = (0u64, 0u64);
     while written < target {
         for e in &elems {
@@ -45,6 +57,13 @@ fn nvd_read_and_extract_throughput() {
     write!(f, "]}}").unwrap();
     f.flush().unwrap();
     drop(f);
+    drop(elems);
+    drop(v);
+    drop(raw);
+    println!("peak RSS after building the file: {:?} kB", peak_rss_kb());
+    // Reset the high-water mark so the figure below is the reading alone (Linux).
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    println!("peak RSS reset to: {:?} kB", peak_rss_kb());
     let opts = IngestOptions::default();
     for round in 0..3 {
         let t = Instant::now();
@@ -62,4 +81,5 @@ fn nvd_read_and_extract_throughput() {
             sum.bytes as f64 / 1e6 / secs
         );
     }
+    println!("peak RSS after reading: {:?} kB", peak_rss_kb());
 }

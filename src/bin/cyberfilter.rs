@@ -1,26 +1,28 @@
-//! `cyberfilter`: the engine without a screen, for scripts and CI.
-//! Exit codes: 0 done, 1 failure, 2 usage, 3 bad configuration, 4 verifier unreachable,
-//! 130 interrupted after a clean stop (see `cyberfilter::cli`).
+//! `cyberfilter`: the engine without a screen, for scripts and CI. Each subcommand lives in
+//! `cyberfilter::cli::<name>`; this file only parses and dispatches.
 
 use clap::{Parser, Subcommand};
 use cyberfilter::cli;
 
 #[derive(Parser)]
-#[command(
-    name = "cyberfilter",
-    version,
-    about = "Stream, score and verify security records; keep every decision in a run store.",
-    after_help = "Exit codes: 0 done, 1 failure, 2 usage, 3 bad configuration, \
-                  4 verifier unreachable, 130 interrupted after a clean stop (resumable)."
-)]
+#[command(name = "cyberfilter", version, about = "Stream, score and verify security-relevant records from raw security feeds")]
 struct Cli {
     #[command(subcommand)]
-    command: Cmd,
+    command: Command,
 }
 
 #[derive(Subcommand)]
-enum Cmd {
-    /// Run the engine over inputs into a run store (resumes an existing store).
+enum Command {
+    /// Stream and score inputs; one JSON line per record on stdout, a summary on stderr.
+    Scan(cli::scan::ScanArgs),
+    /// Measure the rules on labelled inputs: precision, recall, F1, confusion, threshold sweep.
+    Eval(cli::eval::EvalArgs),
+    /// Work with rule files.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+    /// Write a deterministic NVD-API-2.0-shaped file of a given size (for benchmarks).
+    GenNvd(cli::gen_nvd::GenNvdArgs),
+    /// Run the engine over inputs into a run store (an existing store is resumed).
     Run(cli::run::RunArgs),
     /// Export a store: kept/removed/pending per input, summary.json, metrics.jsonl.
     Export(cli::export::ExportArgs),
@@ -30,13 +32,23 @@ enum Cmd {
     Relabel(cli::relabel::RelabelArgs),
 }
 
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Compile a rule file and report every error with the rule name and reason.
+    Check(cli::rules_check::CheckArgs),
+}
+
 fn main() {
     let cli = Cli::parse();
-    let code = match cli.command {
-        Cmd::Run(a) => cli::run::run(a),
-        Cmd::Export(a) => cli::export::run(a),
-        Cmd::Runs(a) => cli::runs::run(a),
-        Cmd::Relabel(a) => cli::relabel::run(a),
+    let code = match &cli.command {
+        Command::Scan(a) => cli::scan::run(a),
+        Command::Eval(a) => cli::eval::run(a),
+        Command::Rules(RulesCommand::Check(a)) => cli::rules_check::run(a),
+        Command::GenNvd(a) => cli::gen_nvd::run(a),
+        Command::Run(a) => cli::run::run(a),
+        Command::Export(a) => cli::export::run(a),
+        Command::Runs(a) => cli::runs::run(a),
+        Command::Relabel(a) => cli::relabel::run(a),
     };
     std::process::exit(code);
 }

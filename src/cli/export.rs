@@ -32,7 +32,7 @@ pub struct ExportArgs {
     pub layout: LayoutArg,
 }
 
-pub fn run(args: ExportArgs) -> i32 {
+pub fn run(args: &ExportArgs) -> i32 {
     let store = resolve_store(&args.store);
     let format = match args.format {
         FormatArg::Jsonl => ExportFormat::Jsonl,

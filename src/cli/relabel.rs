@@ -24,7 +24,7 @@ pub struct RelabelArgs {
     pub label: LabelArg,
 }
 
-pub fn run(args: RelabelArgs) -> i32 {
+pub fn run(args: &RelabelArgs) -> i32 {
     let label = match args.label {
         LabelArg::Keep => Some(Label::Keep),
         LabelArg::Reject => Some(Label::Reject),

@@ -62,10 +62,10 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value = "none", env = "CYBERFILTER_VERIFIER")]
     pub verifier: VerifierKind,
     /// Keep at or above this rule score.
-    #[arg(long, env = "CYBERFILTER_HIGH")]
+    #[arg(long, env = "CYBERFILTER_HIGH", allow_negative_numbers = true)]
     pub high: Option<f32>,
     /// Reject below this rule score (between low and high: ask the verifier).
-    #[arg(long, env = "CYBERFILTER_LOW")]
+    #[arg(long, env = "CYBERFILTER_LOW", allow_negative_numbers = true)]
     pub low: Option<f32>,
     /// Rule file (TOML); default: the built-in rules.
     #[arg(long, env = "CYBERFILTER_RULES")]
@@ -133,7 +133,7 @@ fn pick_store(args: &RunArgs) -> Result<PathBuf, String> {
     Ok(paths::new_store_path(&args.inputs))
 }
 
-pub fn run(args: RunArgs) -> i32 {
+pub fn run(args: &RunArgs) -> i32 {
     let rules = match &args.rules {
         None => RuleSet::default_rules(),
         Some(p) => match RuleSet::from_file(p) {
@@ -144,7 +144,7 @@ pub fn run(args: RunArgs) -> i32 {
             }
         },
     };
-    let store = match pick_store(&args) {
+    let store = match pick_store(args) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("cyberfilter: {e}");
@@ -154,7 +154,7 @@ pub fn run(args: RunArgs) -> i32 {
     for i in &args.inputs {
         if !i.exists() {
             eprintln!("cyberfilter: input {} does not exist", i.display());
-            return EXIT_CONFIG;
+            return super::EXIT_NOINPUT;
         }
     }
     // Thresholds from flags apply on top of the store's (or the defaults).
@@ -162,7 +162,7 @@ pub fn run(args: RunArgs) -> i32 {
         let base = RunStore::open_read(&store)
             .ok()
             .and_then(|s| s.thresholds().ok().flatten())
-            .unwrap_or_default();
+            .unwrap_or_else(|| rules.thresholds());
         let t = Thresholds {
             high: args.high.unwrap_or(base.high),
             low: args.low.unwrap_or(base.low),
@@ -201,7 +201,8 @@ pub fn run(args: RunArgs) -> i32 {
         Err(e) => {
             eprintln!("cyberfilter: {e}");
             return match e {
-                EngineError::Config(_) | EngineError::Inputs(_) => EXIT_CONFIG,
+                EngineError::Config(_) => EXIT_CONFIG,
+                EngineError::Inputs(_) => super::EXIT_NOINPUT,
                 EngineError::Verifier(_) => EXIT_VERIFIER,
                 _ => EXIT_FAILURE,
             };

@@ -14,8 +14,8 @@ pub struct RunsArgs {
     pub json: bool,
 }
 
-pub fn run(args: RunsArgs) -> i32 {
-    let dir = args.dir.unwrap_or_else(paths::runs_dir);
+pub fn run(args: &RunsArgs) -> i32 {
+    let dir = args.dir.clone().unwrap_or_else(paths::runs_dir);
     let stores = paths::list_stores(&dir);
     if stores.is_empty() && !args.json {
         eprintln!("no run stores in {}", dir.display());

@@ -136,13 +136,15 @@ pub fn start(config: EngineConfig) -> Result<EngineHandle, EngineError> {
         None => store.set_config(&RunConfig {
             inputs: config.inputs.clone(),
             rules_hash,
-            thresholds: config.thresholds.unwrap_or_default(),
+            thresholds: config.thresholds.unwrap_or_else(|| config.rules.thresholds()),
             verifier: config.verifier_name.clone(),
         })?,
     }
     let thresholds = match config.thresholds {
         Some(t) => t,
-        None => store.thresholds()?.unwrap_or_default(),
+        None => store
+            .thresholds()?
+            .unwrap_or_else(|| config.rules.thresholds()),
     };
     store.set_thresholds(&thresholds)?;
     store.set_state(RunState::Running)?;

@@ -66,6 +66,10 @@ fn looks_like_lines(s: &[u8]) -> bool {
     let Some(end) = end_of_first_value(s) else {
         return false;
     };
+    // Pretty-printed values span lines; JSON Lines keeps each value on one.
+    if s[..end].contains(&b'\n') {
+        return false;
+    }
     let rest = &s[end..];
     let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
         return false;
@@ -126,6 +130,7 @@ mod tests {
         assert_eq!(d(b"\xEF\xBB\xBF{\"a\":1}\n"), Detected::JsonDocument);
         assert_eq!(d(b"{\"a\":\"}\\\"\"}\n{\"b\":2}\n"), Detected::JsonLines);
         assert_eq!(d(b"{\"a\":1} {\"b\":2}"), Detected::JsonDocument);
+        assert_eq!(d(b"{\n\"a\":1\n}\n{\n\"b\":2\n}\n"), Detected::JsonDocument);
         assert_eq!(d(b"<?xml version='1.0'?><a/>"), Detected::Xml);
         assert_eq!(d(b" \n "), Detected::Empty);
         assert_eq!(d(b"\x89PNG\r\n\x1a\n\0\0"), Detected::Binary { offset: 8 });

@@ -166,8 +166,10 @@ impl<R: Read> JsonScanner<R> {
             self.buf.shrink_to_fit();
         }
         if self.end == self.buf.len() {
-            let grow = self.buf.len();
-            self.buf.resize(self.buf.len() + grow, 0);
+            // Only a marked record fills the buffer; it never needs more than the limit.
+            let cap = self.max_record.saturating_add(BUF_BYTES);
+            let grown = self.buf.len().saturating_mul(2).min(cap).max(self.end + 1);
+            self.buf.resize(grown, 0);
         }
         loop {
             match self.src.read(&mut self.buf[self.end..]) {
@@ -351,7 +353,15 @@ impl<R: Read> JsonScanner<R> {
             }
             Some(b'{') => {
                 self.run_object_root(emit)?;
-                self.expect_end()
+                // Concatenated documents (pretty-printed records one after another): each
+                // further value is one record.
+                while let Some(b) = self.skip_ws()? {
+                    if b != b'{' {
+                        return self.expect_end();
+                    }
+                    self.record(Container::Single, emit)?;
+                }
+                Ok(())
             }
             Some(b) => Err(ScanStop::Syntax {
                 offset: self.consumed(),
@@ -796,6 +806,19 @@ mod tests {
         );
         let (_, err) = scan(br#"[{"a":1} {"b":2}]"#, false, 1 << 20, 4);
         assert!(err.unwrap().starts_with("9: expected ',' or ']'"));
+    }
+
+    #[test]
+    fn concatenated_pretty_printed_objects() {
+        let (got, err) = scan(b"{\n \"a\": 1\n}\n{\n \"b\": [2]\n}\n", false, 1 << 20, 3);
+        assert_eq!(err, None);
+        assert_eq!(
+            got,
+            vec![
+                rec("Single", 0, "{\n \"a\": 1\n}"),
+                rec("Single", 12, "{\n \"b\": [2]\n}")
+            ]
+        );
     }
 
     #[test]

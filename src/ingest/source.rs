@@ -78,16 +78,14 @@ pub(crate) fn read_json_string(reader: Box<dyn Read>) -> io::Result<Vec<u8>> {
         ));
     }
     loop {
-        let before = raw.len();
-        if r.read_until(b'"', &mut raw)? == 0 {
+        r.read_until(b'"', &mut raw)?;
+        if !raw.ends_with(b"\"") || raw.len() < 2 {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "unterminated JSON string",
             ));
         }
         // The quote ends the string unless an odd run of backslashes escapes it.
-        let body = &raw[before.max(1)..raw.len() - 1];
-        let _ = body;
         let slashes = raw[..raw.len() - 1]
             .iter()
             .rev()

@@ -37,17 +37,29 @@ pub struct RuleSpec {
 }
 
 impl RuleSpec {
-    /// The regex actually compiled: case folding and ASCII word boundaries added as asked.
-    /// ASCII `\b` keeps the DFA fast on any text (a Unicode `\b` forces a slow fallback
-    /// on non-ASCII input) and still bounds every ASCII keyword.
+    /// The regex actually compiled: case folding and word boundaries added as asked.
+    /// Patterns are compiled in ASCII mode (see `build_regex`), so `\b`, `\w` and `(?i)` are
+    /// ASCII: that keeps the DFA small and fast, and every keyword is ASCII anyway.
     pub fn full_pattern(&self) -> String {
         let flags = if self.case_sensitive { "" } else { "(?i)" };
         if self.word_bounded {
-            format!(r"{flags}(?-u:\b)(?:{})(?-u:\b)", self.pattern)
+            format!(r"{flags}\b(?:{})\b", self.pattern)
         } else {
             format!("{flags}(?:{})", self.pattern)
         }
     }
+}
+
+/// Size limit for compiled regexes, large enough for a few hundred keyword rules.
+pub(crate) const SIZE_LIMIT: usize = 64 * 1024 * 1024;
+
+/// Compile one pattern the way the scorer does: byte-oriented and ASCII-only (`unicode(false)`);
+/// non-ASCII literals in a pattern still match their UTF-8 bytes.
+pub(crate) fn build_regex(pattern: &str) -> Result<regex::bytes::Regex, regex::Error> {
+    regex::bytes::RegexBuilder::new(pattern)
+        .unicode(false)
+        .size_limit(SIZE_LIMIT)
+        .build()
 }
 
 /// A validated rule file.
@@ -147,7 +159,7 @@ fn parse_thresholds(
             ));
         }
     }
-    let mut number = |key: &str, err: &mut dyn FnMut(String)| -> Option<f32> {
+    let number = |key: &str, err: &mut dyn FnMut(String)| -> Option<f32> {
         match table.get(key) {
             None => None,
             Some(v) => match as_f64(v) {
@@ -231,7 +243,8 @@ fn parse_rule(
         }
     }
 
-    let mut string = |key: &str, required: bool, err: &mut dyn FnMut(String)| match table.get(key) {
+    let string = |key: &str, required: bool, err: &mut dyn FnMut(String)| match table.get(key)
+    {
         Some(Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
         Some(Value::String(_)) => {
             err(format!("`{key}` is empty"));
@@ -275,14 +288,12 @@ fn parse_rule(
         },
     };
 
-    let mut boolean = |key: &str, default: bool, err: &mut dyn FnMut(String)| match table.get(key) {
+    let boolean = |key: &str, default: bool, err: &mut dyn FnMut(String)| match table.get(key)
+    {
         None => default,
         Some(Value::Boolean(b)) => *b,
         Some(v) => {
-            err(format!(
-                "`{key}` must be true or false, found {}",
-                v.type_str()
-            ));
+            err(format!("`{key}` must be true or false, found {}", v.type_str()));
             default
         }
     };
@@ -293,9 +304,7 @@ fn parse_rule(
         None => DEFAULT_CAP,
         Some(Value::Integer(n)) if (1..=1000).contains(n) => *n as u32,
         Some(v) => {
-            err(format!(
-                "`cap` must be an integer from 1 to 1000, found {v}"
-            ));
+            err(format!("`cap` must be an integer from 1 to 1000, found {v}"));
             DEFAULT_CAP
         }
     };
@@ -317,10 +326,10 @@ fn parse_rule(
         description,
     };
     if !spec.pattern.is_empty() {
-        match regex::Regex::new(&spec.full_pattern()) {
+        match build_regex(&spec.full_pattern()) {
             Err(e) => {
                 // Report the error against the pattern as written, not the wrapped one.
-                let detail = match regex::Regex::new(&spec.pattern) {
+                let detail = match build_regex(&spec.pattern) {
                     Err(inner) => inner.to_string(),
                     Ok(_) => e.to_string(),
                 };
@@ -330,7 +339,7 @@ fn parse_rule(
                 ));
             }
             // An empty match would count on every record and say nothing about it.
-            Ok(re) if re.is_match("") || re.find_iter("ab cd").any(|m| m.is_empty()) => {
+            Ok(re) if re.is_match(b"") || re.find_iter(b"ab cd").any(|m| m.is_empty()) => {
                 err("pattern matches the empty string".into());
             }
             Ok(_) => {}

@@ -119,8 +119,9 @@ pub struct Thresholds {
 
 impl Default for Thresholds {
     fn default() -> Self {
+        // Same values as the `[thresholds]` of rules/default.toml (a unit test checks).
         Thresholds {
-            high: 6.0,
+            high: 4.5,
             low: 2.0,
             min_text_len: 20,
             p_yes_cut: 0.5,

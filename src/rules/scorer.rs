@@ -1,12 +1,9 @@
 //! The compiled scorer: one `RegexSet` pass tells which rules match at all (most records match
 //! only a handful of rules), then only those rules count their matches, up to their cap.
 
-use super::file::RuleSpec;
+use super::file::{build_regex, RuleSpec, SIZE_LIMIT};
 use super::{RuleHit, Score};
-use regex::{Regex, RegexSet, RegexSetBuilder};
-
-/// Large enough for a few hundred keyword rules; the default would reject big sets.
-const SIZE_LIMIT: usize = 64 * 1024 * 1024;
+use regex::bytes::{Regex, RegexSet, RegexSetBuilder};
 
 #[derive(Debug, Clone)]
 pub struct Scorer {
@@ -26,6 +23,7 @@ impl Scorer {
     pub fn compile(specs: Vec<RuleSpec>) -> Result<Scorer, regex::Error> {
         let patterns: Vec<String> = specs.iter().map(RuleSpec::full_pattern).collect();
         let set = RegexSetBuilder::new(&patterns)
+            .unicode(false)
             .size_limit(SIZE_LIMIT)
             .dfa_size_limit(SIZE_LIMIT)
             .build()?;
@@ -34,7 +32,7 @@ impl Scorer {
             .zip(&patterns)
             .map(|(spec, p)| {
                 Ok(CompiledRule {
-                    regex: regex::RegexBuilder::new(p).size_limit(SIZE_LIMIT).build()?,
+                    regex: build_regex(p)?,
                     spec,
                 })
             })
@@ -52,6 +50,7 @@ impl Scorer {
 
     /// Score = Σ weight × min(matches, cap) over matching rules; hits in rule-file order.
     pub fn score(&self, text: &str) -> Score {
+        let text = text.as_bytes();
         let matched = self.set.matches(text);
         if !matched.matched_any() {
             return Score::default();

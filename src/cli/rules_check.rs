@@ -1,0 +1,64 @@
+//! `cyberfilter rules check FILE`: compile a rule file and report every error with the rule
+//! name and the reason (exit 1), or a short description of the rule set (exit 0).
+
+use super::{EXIT_FAILED_CHECK, EXIT_OK};
+use crate::rules::RuleSet;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct CheckArgs {
+    /// The rule file to check.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Also list every rule (name, category, weight, cap).
+    #[arg(long)]
+    pub list: bool,
+}
+
+pub fn run(args: &CheckArgs) -> i32 {
+    match RuleSet::from_file(&args.file) {
+        Err(e) => {
+            let all = e.all();
+            for err in &all {
+                eprintln!("{err}");
+            }
+            eprintln!(
+                "{}: {} error{}",
+                args.file.display(),
+                all.len(),
+                if all.len() == 1 { "" } else { "s" }
+            );
+            EXIT_FAILED_CHECK
+        }
+        Ok(rules) => {
+            let mut per_category: BTreeMap<&str, usize> = BTreeMap::new();
+            for r in rules.rules() {
+                *per_category.entry(r.category.as_str()).or_default() += 1;
+            }
+            let t = rules.thresholds();
+            let cats: Vec<String> = per_category
+                .iter()
+                .map(|(c, n)| format!("{c} {n}"))
+                .collect();
+            println!(
+                "{}: ok, {} rules ({}); keep >= {}, verify >= {}, min text {} chars",
+                args.file.display(),
+                rules.len(),
+                cats.join(", "),
+                t.high,
+                t.low,
+                t.min_text_len
+            );
+            if args.list {
+                for r in rules.rules() {
+                    println!(
+                        "{:<28} {:<14} {:>6} x{}",
+                        r.name, r.category, r.weight, r.cap
+                    );
+                }
+            }
+            EXIT_OK
+        }
+    }
+}
