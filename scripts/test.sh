@@ -2,4 +2,4 @@
 # The README's test command.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo test --all-targets --release
+cargo test --all-targets
