@@ -5,7 +5,7 @@ use super::common::{Place, RecordParts};
 use super::cve5::{cve5_parts, Cve5Record};
 use super::generic::{generic_parts, label_of};
 use super::json_stream::Container;
-use super::nvd::{api2_parts, legacy_parts, Api2Item, LegacyItem};
+use super::nvd::{api2_parts, api2_parts_fast, legacy_parts, Api2Item, LegacyItem};
 use super::stix::{stix_parts, StixObject};
 use super::IngestError;
 use crate::record::Record;
@@ -106,6 +106,12 @@ pub(crate) fn json_record(
             place.syntax(at, format!("{}; expected valid JSON", strip_position(&e)))
         }
     };
+    // Fastest path: navigate an NVD record, parsing only the fields that are read.
+    if place.opts.label_field.is_none() && container == Container::Wrapper("vulnerabilities") {
+        if let Ok(parts) = api2_parts_fast(text, place.opts.max_text_bytes) {
+            return Ok(place.record(parts));
+        }
+    }
     // Fast path: typed straight from the text when the wrapper names the shape.
     if place.opts.label_field.is_none() {
         if let Some(shape) = promised_shape(container) {

@@ -218,9 +218,8 @@ impl<R: Read> JsonScanner<R> {
     fn scan_string(&mut self) -> Result<(), ScanStop> {
         self.pos += 1;
         loop {
-            match memchr::memchr2(b'"', b'\\', &self.buf[self.pos..self.end]) {
-                Some(i) => {
-                    let at = self.pos + i;
+            match super::json_nav::find_quote_or_escape(&self.buf[..self.end], self.pos) {
+                Some(at) => {
                     if self.buf[at] == b'"' {
                         self.pos = at + 1;
                         return Ok(());
@@ -281,15 +280,15 @@ impl<R: Read> JsonScanner<R> {
             }
             // Hot loop over the bytes in the buffer.
             let mut pos = self.pos;
-            let end = self.end;
-            while pos < end {
-                match CLASS[self.buf[pos] as usize] {
+            let bytes = &self.buf[..self.end];
+            while pos < bytes.len() {
+                match CLASS[bytes[pos] as usize] {
                     PLAIN => pos += 1,
                     QUOTE => break,
                     OPEN => {
                         depth += 1;
                         if depth > self.max_depth && self.too_deep.is_none() {
-                            self.too_deep = Some(self.abs(pos));
+                            self.too_deep = Some(self.base + pos as u64);
                         }
                         pos += 1;
                     }
@@ -303,8 +302,9 @@ impl<R: Read> JsonScanner<R> {
                     }
                 }
             }
+            let in_buffer = pos < bytes.len();
             self.pos = pos;
-            if pos < end {
+            if in_buffer {
                 self.scan_string()?;
             }
         }
