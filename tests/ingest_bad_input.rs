@@ -93,6 +93,23 @@ fn syntax_error_inside_one_record() {
 }
 
 #[test]
+fn a_malformed_nvd_record_is_reported_by_the_full_parse() {
+    // The fast path gives up on it; the serde parse names the exact byte.
+    let p = corpus("nvd-bad-record.json");
+    let got = read(&p);
+    assert_eq!(ids(&got.records), ["CVE-2099-1001", "CVE-2099-1003"]);
+    let at = offset_of(&p, br#""en" "value""#) + 5;
+    match &got.errors[..] {
+        [e @ IngestError::Syntax { place, what, .. }] => {
+            assert_names(e, &p);
+            assert_eq!(place, &format!("byte {at}"));
+            assert!(what.contains("expected `,` or `}`"), "{what}");
+        }
+        other => panic!("expected one Syntax error, got {other:?}"),
+    }
+}
+
+#[test]
 fn binary_and_non_json_files_are_refused() {
     let p = corpus("binary.json");
     let got = read(&p);
@@ -288,6 +305,7 @@ fn the_rest_of_the_folder_is_still_read() {
             "invalid-utf8-array.json",
             "invalid-utf8.jsonl",
             "mismatched-tag.xml",
+            "nvd-bad-record.json",
             "plain-text.json",
             "syntax-error.json",
             "truncated.json",
@@ -304,7 +322,7 @@ fn the_rest_of_the_folder_is_still_read() {
         errors += got.errors.len();
         all_ids.extend(got.records.into_iter().map(|r| r.id));
     }
-    assert_eq!(errors, 10, "one error per bad file");
+    assert_eq!(errors, 11, "one error per bad file");
     assert_eq!(
         all_ids,
         [
@@ -317,6 +335,8 @@ fn the_rest_of_the_folder_is_still_read() {
             "line-1",
             "line-3",
             "CAPEC-1",
+            "CVE-2099-1001",
+            "CVE-2099-1003",
             "s1",
             "s3",
             "CVE-2099-0001",

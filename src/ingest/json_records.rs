@@ -5,7 +5,9 @@ use super::common::{Place, RecordParts};
 use super::cve5::{cve5_parts, Cve5Record};
 use super::generic::{generic_parts, label_of};
 use super::json_stream::Container;
-use super::nvd::{api2_parts, api2_parts_fast, legacy_parts, Api2Item, LegacyItem};
+use super::nvd::{
+    api2_parts, api2_parts_fast, legacy_parts, legacy_parts_fast, Api2Item, LegacyItem,
+};
 use super::stix::{stix_parts, StixObject};
 use super::IngestError;
 use crate::record::Record;
@@ -106,9 +108,15 @@ pub(crate) fn json_record(
             place.syntax(at, format!("{}; expected valid JSON", strip_position(&e)))
         }
     };
-    // Fastest path: navigate an NVD record, parsing only the fields that are read.
-    if place.opts.label_field.is_none() && container == Container::Wrapper("vulnerabilities") {
-        if let Ok(parts) = api2_parts_fast(text, place.opts.max_text_bytes) {
+    // Fastest path: navigate NVD records, parsing only the fields that are read.
+    if place.opts.label_field.is_none() {
+        let max = place.opts.max_text_bytes;
+        let fast = match container {
+            Container::Wrapper("vulnerabilities") => api2_parts_fast(text, max).ok(),
+            Container::Wrapper("CVE_Items") => legacy_parts_fast(text, max).ok(),
+            _ => None,
+        };
+        if let Some(parts) = fast {
             return Ok(place.record(parts));
         }
     }

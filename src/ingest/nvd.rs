@@ -323,6 +323,42 @@ struct LegacyV3<'a> {
     cvss: CvssData<'a>,
 }
 
+/// `legacy_parts` by navigation: `configurations` and `references` are skipped unparsed.
+pub(crate) fn legacy_parts_fast(text: &str, max_text: usize) -> Result<RecordParts, Bad> {
+    let mut meta = None;
+    let mut problemtype = LegacyProblemType::default();
+    let mut description = LegacyDescription::default();
+    let mut impact = LegacyImpact::default();
+    let mut c = Cursor::new(text);
+    c.enter_object()?;
+    while let Some(key) = c.next_key()? {
+        match key {
+            "cve" => {
+                c.enter_object()?;
+                while let Some(k) = c.next_key()? {
+                    match k {
+                        "CVE_data_meta" => meta = Some(parse(c.value()?)?),
+                        "problemtype" => problemtype = parse(c.value()?)?,
+                        "description" => description = parse(c.value()?)?,
+                        _ => c.skip()?,
+                    }
+                }
+            }
+            "impact" => impact = parse(c.value()?)?,
+            _ => c.skip()?,
+        }
+    }
+    let item = LegacyItem {
+        cve: LegacyCve {
+            meta: meta.ok_or(Bad)?,
+            problemtype,
+            description,
+        },
+        impact,
+    };
+    Ok(legacy_parts(item, max_text))
+}
+
 pub(crate) fn legacy_parts(item: LegacyItem<'_>, max_text: usize) -> RecordParts {
     let cve = &item.cve;
     let descs = english_first(
@@ -426,6 +462,23 @@ mod tests {
 
 #[cfg(test)]
 mod sample_check {
+    #[test]
+    fn legacy_fast_path_covers_the_sample_feed() {
+        let feed = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("sample_data/nvd/nvdcve-1.1-recent-2019-09-26-sample.json");
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(feed).unwrap()).unwrap();
+        for e in v["CVE_Items"].as_array().unwrap() {
+            let text = serde_json::to_string_pretty(e).unwrap();
+            let fast = super::legacy_parts_fast(&text, 1 << 16).expect("fast path");
+            let slow = super::legacy_parts(serde_json::from_str(&text).unwrap(), 1 << 16);
+            assert_eq!(
+                (fast.id, fast.text, fast.flags),
+                (slow.id, slow.text, slow.flags)
+            );
+        }
+        assert!(super::legacy_parts_fast(r#"{"cve":{"description":{}}}"#, 100).is_err());
+    }
+
     #[test]
     fn fast_path_covers_the_sample_page() {
         let page = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
