@@ -4,6 +4,7 @@
 use super::common::{Place, RecordParts};
 use super::cve5::{cve5_parts, Cve5Record};
 use super::generic::{generic_parts, label_of};
+use super::json_nav::Cursor;
 use super::json_stream::Container;
 use super::nvd::{
     api2_parts, api2_parts_fast, legacy_parts, legacy_parts_fast, Api2Item, LegacyItem,
@@ -75,6 +76,11 @@ where
     })
 }
 
+fn first_key_is_cve(text: &str) -> bool {
+    let mut c = Cursor::new(text);
+    c.enter_object().is_ok() && matches!(c.next_key(), Ok(Some("cve")))
+}
+
 /// Absolute offset of a serde_json error inside `text` that starts at `offset`.
 fn error_offset(text: &str, offset: u64, e: &serde_json::Error) -> u64 {
     let mut line_start = 0usize;
@@ -114,6 +120,10 @@ pub(crate) fn json_record(
         let fast = match container {
             Container::Wrapper("vulnerabilities") => api2_parts_fast(text, max).ok(),
             Container::Wrapper("CVE_Items") => legacy_parts_fast(text, max).ok(),
+            // NVD items outside their wrapper (JSON Lines, a plain array): `{"cve": …` first.
+            _ if first_key_is_cve(text) => api2_parts_fast(text, max)
+                .or_else(|_| legacy_parts_fast(text, max))
+                .ok(),
             _ => None,
         };
         if let Some(parts) = fast {
