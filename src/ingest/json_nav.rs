@@ -6,6 +6,7 @@
 //! validated; any inconsistency makes the caller fall back to the full serde parse, which
 //! then reports the exact error.
 
+use super::json_stream::{CLASS, OPEN, PLAIN, QUOTE};
 use std::borrow::Cow;
 
 /// Malformed or unexpected structure (the caller falls back to serde).
@@ -56,19 +57,19 @@ fn value_end(s: &[u8], i: usize) -> Result<usize, Bad> {
             let mut depth = 0usize;
             let mut i = i;
             while i < s.len() {
-                match s[i] {
-                    b'"' => {
+                match CLASS[s[i] as usize] {
+                    PLAIN => {}
+                    QUOTE => {
                         i = string_end(s, i)?;
                         continue;
                     }
-                    b'{' | b'[' => depth += 1,
-                    b'}' | b']' => {
+                    OPEN => depth += 1,
+                    _ => {
                         depth -= 1;
                         if depth == 0 {
                             return Ok(i + 1);
                         }
                     }
-                    _ => {}
                 }
                 i += 1;
             }

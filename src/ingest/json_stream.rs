@@ -74,12 +74,12 @@ pub(crate) enum ScanStop {
 type Emit<'e> = dyn FnMut(Item<'_>) -> ControlFlow<()> + 'e;
 
 // Byte classes for the structural fast path.
-const PLAIN: u8 = 0;
-const QUOTE: u8 = 1;
-const OPEN: u8 = 2;
+pub(crate) const PLAIN: u8 = 0;
+pub(crate) const QUOTE: u8 = 1;
+pub(crate) const OPEN: u8 = 2;
 const CLOSE: u8 = 3;
 
-static CLASS: [u8; 256] = {
+pub(crate) static CLASS: [u8; 256] = {
     let mut t = [PLAIN; 256];
     t[b'"' as usize] = QUOTE;
     t[b'{' as usize] = OPEN;
@@ -281,10 +281,23 @@ impl<R: Read> JsonScanner<R> {
             // Hot loop over the bytes in the buffer.
             let mut pos = self.pos;
             let bytes = &self.buf[..self.end];
-            while pos < bytes.len() {
+            'bytes: while pos < bytes.len() {
                 match CLASS[bytes[pos] as usize] {
                     PLAIN => pos += 1,
-                    QUOTE => break,
+                    QUOTE => {
+                        // Strings that end inside the buffer are skipped here; others below.
+                        let mut at = pos + 1;
+                        loop {
+                            match super::json_nav::find_quote_or_escape(bytes, at) {
+                                Some(q) if bytes[q] == b'"' => {
+                                    pos = q + 1;
+                                    continue 'bytes;
+                                }
+                                Some(e) if e + 2 <= bytes.len() => at = e + 2,
+                                _ => break 'bytes,
+                            }
+                        }
+                    }
                     OPEN => {
                         depth += 1;
                         if depth > self.max_depth && self.too_deep.is_none() {
