@@ -379,3 +379,19 @@ fn a_truncated_gzip_keeps_the_records_before_the_cut() {
         other => panic!("expected an Io error last, got {other:?}"),
     }
 }
+
+#[test]
+fn a_stale_locator_is_an_error_not_a_panic() {
+    let p = corpus("good-nvd.json");
+    let mut loc = read(&p).records[1].locator.clone();
+    assert!(cyberfilter::ingest::read_original(&loc).is_ok());
+    loc.len = u64::MAX / 2;
+    match cyberfilter::ingest::read_original(&loc) {
+        Err(e @ IngestError::Syntax { .. }) => assert_names(&e, &p),
+        other => panic!("expected Syntax, got {other:?}"),
+    }
+    loc.offset = u64::MAX / 2;
+    assert!(cyberfilter::ingest::read_original(&loc).is_err());
+    loc.outer_offset = Some(0);
+    assert!(cyberfilter::ingest::read_original(&loc).is_err());
+}

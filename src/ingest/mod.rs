@@ -410,9 +410,17 @@ pub fn read_original(locator: &Locator) -> Result<Vec<u8>, IngestError> {
     };
     match locator.outer_offset {
         None => {
-            let mut reader = source::open_at(file, locator.offset).map_err(io)?;
-            let mut out = vec![0; usize::try_from(locator.len).unwrap_or(usize::MAX)];
-            reader.read_exact(&mut out).map_err(io)?;
+            let reader = source::open_at(file, locator.offset).map_err(io)?;
+            // No allocation up front: a stale or corrupt locator must not ask for terabytes.
+            let mut out = Vec::new();
+            reader.take(locator.len).read_to_end(&mut out).map_err(io)?;
+            if (out.len() as u64) < locator.len {
+                return Err(IngestError::Syntax {
+                    file: file.clone(),
+                    place: format!("byte {}", locator.offset.saturating_add(out.len() as u64)),
+                    what: format!("the file ends before the record's {} bytes", locator.len),
+                });
+            }
             Ok(out)
         }
         Some(outer) => {
@@ -425,10 +433,8 @@ pub fn read_original(locator: &Locator) -> Result<Vec<u8>, IngestError> {
                     place: format!("byte {outer}"),
                     what,
                 })?;
-            let (start, end) = (
-                locator.offset as usize,
-                (locator.offset + locator.len) as usize,
-            );
+            let start = usize::try_from(locator.offset).unwrap_or(usize::MAX);
+            let end = start.saturating_add(usize::try_from(locator.len).unwrap_or(usize::MAX));
             decoded
                 .as_bytes()
                 .get(start..end)
