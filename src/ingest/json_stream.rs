@@ -106,6 +106,8 @@ pub(crate) struct JsonScanner<R: Read> {
     /// Where the current value first crossed `max_depth`.
     too_deep: Option<u64>,
     index: u64,
+    /// Largest the buffer has been (for the memory tests).
+    peak_buf: usize,
 }
 
 impl<R: Read> JsonScanner<R> {
@@ -123,6 +125,7 @@ impl<R: Read> JsonScanner<R> {
             max_depth,
             too_deep: None,
             index: 0,
+            peak_buf: BUF_BYTES,
         }
     }
 
@@ -170,6 +173,7 @@ impl<R: Read> JsonScanner<R> {
             let cap = self.max_record.saturating_add(BUF_BYTES);
             let grown = self.buf.len().saturating_mul(2).min(cap).max(self.end + 1);
             self.buf.resize(grown, 0);
+            self.peak_buf = self.peak_buf.max(grown);
         }
         loop {
             match self.src.read(&mut self.buf[self.end..]) {
@@ -832,6 +836,61 @@ mod tests {
                 rec("Single", 12, "{\n \"b\": [2]\n}")
             ]
         );
+    }
+
+    /// Generates `[{"id":0,"pad":"…"}, …]` on the fly, with one oversized record early on.
+    struct Generated {
+        next: u64,
+        count: u64,
+        pending: Vec<u8>,
+    }
+
+    impl Read for Generated {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            while self.pending.len() < out.len() && self.next <= self.count {
+                let i = self.next;
+                self.next += 1;
+                let pad = if i == 10 { 3 << 20 } else { 200 };
+                let sep = if i == 0 { "[" } else { "," };
+                let rec = format!(r#"{sep}{{"id":{i},"pad":"{}"}}"#, "p".repeat(pad));
+                self.pending.extend_from_slice(rec.as_bytes());
+                if self.next > self.count {
+                    self.pending.push(b']');
+                }
+            }
+            let n = self.pending.len().min(out.len());
+            out[..n].copy_from_slice(&self.pending[..n]);
+            self.pending.drain(..n);
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn memory_is_bounded_by_one_record_not_the_input() {
+        let count = 60_000; // ~13 MB of input
+        let src = Generated {
+            next: 0,
+            count,
+            pending: Vec::new(),
+        };
+        let mut s = JsonScanner::new(src, 1 << 20, 128);
+        let (mut records, mut oversized) = (0u64, 0u64);
+        let mut emit = |item: Item<'_>| {
+            match item {
+                Item::Record { .. } => records += 1,
+                Item::Oversized { .. } => oversized += 1,
+                _ => panic!("unexpected item"),
+            }
+            ControlFlow::Continue(())
+        };
+        s.run_document(&mut emit).unwrap();
+        assert_eq!((records, oversized), (count, 1));
+        assert!(s.consumed() > 12_000_000);
+        // The 3 MB record grew the buffer to at most the limit plus one buffer, never more,
+        // and the buffer went back to its base size after it.
+        assert!(s.peak_buf <= (1 << 20) + BUF_BYTES, "peak {}", s.peak_buf);
+        assert!(s.peak_buf > BUF_BYTES);
+        assert_eq!(s.buf.len(), BUF_BYTES);
     }
 
     #[test]
