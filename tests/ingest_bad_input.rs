@@ -26,6 +26,20 @@ fn offset_of(path: &Path, needle: &[u8]) -> usize {
         .unwrap()
 }
 
+/// "byte N (line L, column C)", counted here from the file's bytes.
+fn full_place(path: &Path, offset: usize) -> String {
+    let data = std::fs::read(path).unwrap();
+    let before = &data[..offset];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let col = offset
+        - before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1)
+        + 1;
+    format!("byte {offset} (line {line}, column {col})")
+}
+
 fn assert_names(e: &IngestError, path: &Path) {
     assert_eq!(e.file(), path, "error names the file: {e}");
     assert!(e.to_string().contains(&path.display().to_string()), "{e}");
@@ -39,10 +53,12 @@ fn truncated_json_keeps_the_records_before_it() {
     assert_eq!(got.errors.len(), 1);
     let e = &got.errors[0];
     assert_names(e, &p);
-    let len = std::fs::metadata(&p).unwrap().len();
+    let len = std::fs::metadata(&p).unwrap().len() as usize;
     match e {
         IngestError::Syntax { place, what, .. } => {
-            assert_eq!(place, &format!("byte {len}"));
+            // The error that stops a file also gets its line and column.
+            assert_eq!(place, &full_place(&p, len));
+            assert_eq!(place, &format!("byte {len} (line 1, column {})", len + 1));
             assert!(what.contains("unexpected end of input"), "{what}");
             assert!(what.contains("expected the end of a string"), "{what}");
         }
@@ -188,7 +204,8 @@ fn malformed_xml_stops_the_file_after_the_good_records() {
     match &got.errors[..] {
         [e @ IngestError::Syntax { place, what, .. }] => {
             assert_names(e, &p);
-            assert_eq!(place, &format!("byte {at}"));
+            assert_eq!(place, &full_place(&p, at));
+            assert!(place.ends_with("(line 5, column 55)"), "{place}");
             assert!(what.contains("malformed XML"), "{what}");
         }
         other => panic!("expected Syntax, got {other:?}"),

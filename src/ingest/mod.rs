@@ -95,7 +95,7 @@ pub enum IngestError {
     #[error("{file}: {what} at {place}")]
     Syntax {
         file: PathBuf,
-        /// "line 3, column 17" or "byte 12345".
+        /// "byte 12345"; "byte 12345 (line 3, column 17)" for the error that stops a file.
         place: String,
         what: String,
     },
@@ -393,7 +393,7 @@ fn read_json(
         },
         Err(ScanStop::Syntax { offset, what }) => IngestError::Syntax {
             file: path(),
-            place: format!("byte {offset}"),
+            place: source::describe_place(file, offset),
             what,
         },
     };

@@ -167,10 +167,17 @@ pub(crate) fn read_catalog<R: BufRead>(
         let before = reader.buffer_position();
         let event = match reader.read_event_into(&mut buf) {
             Ok(ev) => ev,
-            Err(e) => fatal!(syntax(
-                reader.error_position(),
-                format!("malformed XML: {e}")
-            )),
+            Err(e) => {
+                let pos = reader.error_position();
+                fatal!(IngestError::Syntax {
+                    file: at.file.as_ref().clone(),
+                    place: match at.outer_offset {
+                        None => super::source::describe_place(at.file, pos),
+                        Some(_) => place_str(pos),
+                    },
+                    what: format!("malformed XML: {e}"),
+                })
+            }
         };
         let mut finished: Option<Building> = None;
         match event {
