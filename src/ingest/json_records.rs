@@ -1,5 +1,6 @@
-//! Turning one JSON record's bytes into a `Record`: a typed fast path for the big feeds
-//! (chosen by the wrapper key), and a classifying path over `serde_json::Value` for the rest.
+//! Turning one JSON record's bytes into a `Record`, fastest path first: a one-pass cursor for
+//! NVD items, typed serde structs when the wrapper key names the shape, and a classifying path
+//! over `serde_json::Value` for everything else (and for labels).
 
 use super::common::{Place, RecordParts};
 use super::cve5::{cve5_parts, Cve5Record};
@@ -160,5 +161,30 @@ fn strip_position(e: &serde_json::Error) -> String {
     match s.rfind(" at line ") {
         Some(i) => s[..i].to_string(),
         None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn shapes_from_keys() {
+        assert_eq!(
+            classify(&json!({"dataType": "CVE_RECORD", "cveMetadata": {}})),
+            Shape::Cve5
+        );
+        assert_eq!(classify(&json!({"cve": {"id": "CVE-1"}})), Shape::NvdApi2);
+        assert_eq!(
+            classify(&json!({"cve": {"CVE_data_meta": {}}})),
+            Shape::NvdLegacy
+        );
+        assert_eq!(
+            classify(&json!({"type": "malware", "id": "malware--1"})),
+            Shape::Stix
+        );
+        assert_eq!(classify(&json!({"type": "note", "id": "7"})), Shape::Other);
+        assert_eq!(classify(&json!([1])), Shape::Other);
     }
 }
