@@ -41,6 +41,19 @@ pub struct RecordDetail {
     pub original: Result<String, String>,
     /// Human-readable reason for the verdict ("score 7.5 ≥ high 6", "P(yes) 0.81 ≥ 0.5", …).
     pub why: String,
+    /// Where rules matched in `text`, for highlighting (empty when the engine does not say).
+    #[serde(default)]
+    pub matches: Vec<TextMatch>,
+}
+
+/// One rule match in a record's extracted text: byte offsets into `RecordDetail::text`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TextMatch {
+    pub start: usize,
+    pub end: usize,
+    pub rule: String,
+    /// The rule counts against the record (negative weight).
+    pub negative: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -121,10 +134,15 @@ pub enum Command {
     SetThresholds(Thresholds),
     PreviewThresholds(Thresholds, oneshot::Sender<FlipPreview>),
     /// `None` clears the label.
-    Relabel { id: String, label: Option<Label> },
+    Relabel {
+        id: String,
+        label: Option<Label>,
+    },
     /// Undo the most recent label change (from the label log).
     UndoLabel,
-    Reverify { id: String },
+    Reverify {
+        id: String,
+    },
     Export {
         out: PathBuf,
         format: ExportFormat,
@@ -196,8 +214,14 @@ pub enum EngineEvent {
     Verdicts(Vec<RecordRow>),
     /// After `SetThresholds`: how many verdicts flipped each way.
     Redecided(FlipPreview),
-    Error { file: String, message: String },
-    Exported { out: PathBuf, records: u64 },
+    Error {
+        file: String,
+        message: String,
+    },
+    Exported {
+        out: PathBuf,
+        records: u64,
+    },
     /// The engine stopped (finished or on `Stop`); the store is consistent.
     Finished(StatsSnapshot),
 }
