@@ -302,7 +302,8 @@ impl Keymap {
             .filter(|(_, a)| *a != Action::None)
     }
 
-    /// The keys bound to an action in a mode (or globally), for the footer and help.
+    /// The keys bound to an action in a mode (or globally), for the footer and help: the most
+    /// telling first (Enter/Esc, then letters and digits, then other keys).
     pub fn keys_for(&self, mode: Mode, action: Action) -> Vec<Key> {
         let mut keys: Vec<Key> = self
             .bindings(mode)
@@ -316,10 +317,12 @@ impl Keymap {
                 .map(|(k, _)| k)
                 .collect();
         }
+        keys.sort_by_key(key_rank);
         keys
     }
 
-    /// Help rows per mode: (keys joined, description), one row per action.
+    /// Help rows per mode: (keys joined, description), one row per action, in the order the
+    /// actions are declared (related actions stay together).
     pub fn help_rows(&self, mode: Mode) -> Vec<(String, &'static str)> {
         let mut rows: Vec<(Action, Vec<Key>)> = Vec::new();
         for (k, a) in self.bindings(mode) {
@@ -327,6 +330,10 @@ impl Keymap {
                 Some((_, ks)) => ks.push(k),
                 None => rows.push((a, vec![k])),
             }
+        }
+        rows.sort_by_key(|(a, _)| *a);
+        for (_, ks) in rows.iter_mut() {
+            ks.sort_by_key(key_rank);
         }
         rows.into_iter()
             .map(|(a, ks)| {
@@ -356,6 +363,17 @@ impl Keymap {
         }
         out
     }
+}
+
+/// Sort key for showing bindings: Enter/Esc first, then letters and digits, then the rest.
+fn key_rank(k: &Key) -> (bool, bool, u8, Key) {
+    let rank = match k.code {
+        KeyCodeOrd::Enter | KeyCodeOrd::Esc => 0,
+        KeyCodeOrd::Char(c) if c.is_ascii_alphanumeric() => 1,
+        KeyCodeOrd::Char(_) => 2,
+        _ => 3,
+    };
+    (k.ctrl, k.alt, rank, *k)
 }
 
 /// The TOML name of a key (inverse of [`Key::parse`]).

@@ -67,14 +67,18 @@ pub fn draw(app: &App, f: &mut Frame) {
     let area = f.area();
     let a = areas(area);
     components::dashboard::header(app, f, a.header);
-    if let Some(strip) = a.strip {
+    if let (Some(strip), None) = (a.strip, &app.record) {
         components::dashboard::strip(app, f, strip);
     }
     if let Some(side) = a.side {
         components::dashboard::side(app, f, side);
     }
     match &app.record {
-        Some(rv) => components::record::draw(app, rv, f, a.main),
+        // On narrow screens the record view takes the panel strip too.
+        Some(rv) => {
+            let area = a.strip.map_or(a.main, |s| s.union(a.main));
+            components::record::draw(app, rv, f, area)
+        }
         None => components::table::draw(app, f, a.main),
     }
     components::dashboard::footer(app, f, a.footer);

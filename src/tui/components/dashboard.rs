@@ -419,8 +419,10 @@ fn counts(app: &App, f: &mut Frame, area: Rect) {
     let lines = vec![
         Line::from(vec![
             Span::styled("tier    ", t.dim),
-            Span::styled(format!("keep {:<9}", fmt_count(s.keep)), t.kept),
-            Span::styled(format!("verify {:<9}", fmt_count(s.verify)), t.pending),
+            Span::styled(format!("keep {}", fmt_count(s.keep)), t.kept),
+            Span::styled(" · ", t.dim),
+            Span::styled(format!("verify {}", fmt_count(s.verify)), t.pending),
+            Span::styled(" · ", t.dim),
             Span::styled(format!("reject {}", fmt_count(s.reject)), t.removed),
         ]),
         Line::from(vec![
@@ -474,7 +476,7 @@ fn files_panel(app: &App, f: &mut Frame, area: Rect) {
     f.render_widget(blk, area);
     let w = inner.width as usize;
     let bar_w = 10;
-    let name_w = w.saturating_sub(bar_w + 22).max(6);
+    let name_w = w.saturating_sub(bar_w + 16).max(6);
     let rows = inner.height as usize;
     // Files still in progress first, then finished ones.
     let mut order: Vec<&crate::engine::types::FileProgress> = app.files.iter().collect();
@@ -501,7 +503,7 @@ fn files_panel(app: &App, f: &mut Frame, area: Rect) {
                 ),
                 Span::styled(bar(ratio, bar_w), t.gauge),
                 Span::styled(
-                    format!(" {:>3.0}% {:>7}", ratio * 100.0, fmt_count(fp.records)),
+                    format!(" {:>3.0}%{:>7}", ratio * 100.0, fmt_count(fp.records)),
                     t.base,
                 ),
             ];

@@ -47,7 +47,7 @@ pub fn draw(app: &App, rv: &RecordView, f: &mut Frame, area: Rect) {
         let [left, right] =
             Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)])
                 .areas(body);
-        let rules_h = (d.hits.len() as u16 + 3).clamp(4, left.height / 2);
+        let rules_h = (d.hits.len() as u16 + 4).clamp(4, left.height / 2);
         let [text_a, rules_a] =
             Layout::vertical([Constraint::Min(3), Constraint::Length(rules_h)]).areas(left);
         text_pane(app, rv, d, f, text_a, true);
@@ -56,7 +56,7 @@ pub fn draw(app: &App, rv: &RecordView, f: &mut Frame, area: Rect) {
     } else {
         match rv.pane {
             Pane::Text => {
-                let rules_h = (d.hits.len() as u16 + 3).clamp(3, body.height / 2);
+                let rules_h = (d.hits.len() as u16 + 4).clamp(3, body.height / 2);
                 let [text_a, rules_a] =
                     Layout::vertical([Constraint::Min(2), Constraint::Length(rules_h)]).areas(body);
                 text_pane(app, rv, d, f, text_a, false);
@@ -97,7 +97,9 @@ fn summary_lines<'a>(t: &Theme, d: &'a RecordDetail, width: usize) -> Vec<Line<'
                     .map_or(String::new(), |m| format!(" ({m})")),
                 t.dim,
             ),
-            Span::styled("  verdict ", t.dim),
+        ]),
+        Line::from(vec![
+            Span::styled("verdict ", t.dim),
             Span::styled(
                 r.verdict.as_str(),
                 t.verdict(r.verdict)
@@ -113,9 +115,11 @@ fn summary_lines<'a>(t: &Theme, d: &'a RecordDetail, width: usize) -> Vec<Line<'
             Span::styled(d.why.clone(), t.base),
         ]),
     ];
-    if width < 100 {
-        // The verdict line is long; on narrow screens it wraps in the paragraph anyway.
-        lines.truncate(3);
+    if width >= 100 {
+        // Wide: numbers and decision fit on one line.
+        let decision = lines.remove(2);
+        lines[1].spans.push(Span::raw("  "));
+        lines[1].spans.extend(decision.spans);
     }
     lines
 }

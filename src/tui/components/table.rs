@@ -80,7 +80,8 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
         table_area = rest;
     }
 
-    let wide = is_wide(f.area());
+    // Tier and rules columns when there is room for them.
+    let wide = is_wide(f.area()) && table_area.width >= 110;
     let header_cells: &[&str] = if wide {
         &[
             "id", "source", "tier", "score", "P(yes)", "verdict", "by", "label", "rules",
