@@ -17,4 +17,4 @@ pub mod theme;
 pub mod ui;
 
 pub use app::{App, Effect, Msg, SessionInfo};
-pub use runtime::{run_tui, Session, TuiOptions};
+pub use runtime::{run_tui, Session, SessionEnd, TuiOptions};

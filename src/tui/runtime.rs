@@ -435,7 +435,7 @@ pub async fn run_tui(
     commands: mpsc::Sender<Command>,
     events: mpsc::Receiver<EngineEvent>,
     opts: TuiOptions,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<SessionEnd> {
     use crossterm::{event, execute, terminal};
     install_panic_hook();
     terminal::enable_raw_mode()?;
@@ -458,5 +458,17 @@ pub async fn run_tui(
     let input = spawn_input_thread();
     let result = run_loop(&mut terminal, &mut session, input, &opts).await;
     let _ = terminal.show_cursor();
-    result
+    result.map(|()| SessionEnd {
+        stats: session.app.stats.clone(),
+        engine: session.app.engine,
+        labels: session.app.labels_this_session,
+    })
+}
+
+/// How a session ended, for the summary printed after the terminal is restored.
+#[derive(Debug, Clone)]
+pub struct SessionEnd {
+    pub stats: crate::engine::types::StatsSnapshot,
+    pub engine: super::app::EngineState,
+    pub labels: u64,
 }
