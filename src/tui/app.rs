@@ -313,7 +313,7 @@ pub struct ExportDialog {
 pub enum Overlay {
     Help { scroll: u16 },
     Thresholds(Box<ThresholdPanel>),
-    Export(ExportDialog),
+    Export(Box<ExportDialog>),
 }
 
 /// Fixed facts about the session shown in the header.
@@ -595,13 +595,13 @@ impl App {
             }
             Action::OpenThresholds => return self.open_thresholds(fx),
             Action::OpenExport => {
-                self.overlay = Some(Overlay::Export(ExportDialog {
+                self.overlay = Some(Overlay::Export(Box::new(ExportDialog {
                     format: ExportFormat::Jsonl,
                     layout: ExportLayout::PerInput,
                     path: self.export_dir.clone(),
                     field: ExportField::Format,
                     input: None,
-                }));
+                })));
                 return;
             }
             Action::ReviewUncertain => return self.start_review(ReviewKind::Uncertain, fx),

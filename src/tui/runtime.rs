@@ -182,8 +182,14 @@ impl Session {
     /// Applies every engine event and reply already waiting, without blocking.
     /// Returns how many messages were handled.
     pub fn drain(&mut self) -> usize {
+        self.drain_up_to(usize::MAX)
+    }
+
+    /// Like [`Session::drain`] but stops after `max` messages, so that an engine sending flat
+    /// out cannot keep the loop from reading keys and drawing.
+    pub fn drain_up_to(&mut self, max: usize) -> usize {
         let mut n = 0;
-        loop {
+        while n < max {
             if let Ok(m) = self.replies_rx.try_recv() {
                 self.handle_reply(m);
                 n += 1;
@@ -205,8 +211,9 @@ impl Session {
                     Err(mpsc::error::TryRecvError::Empty) => {}
                 }
             }
-            return n;
+            break;
         }
+        n
     }
 
     /// Waits until the engine has handled every command sent so far, every request has been
@@ -254,6 +261,9 @@ pub fn input_to_msg(ev: Event, mouse: bool) -> Option<Msg> {
         _ => None,
     }
 }
+
+/// Messages applied per loop turn before input and drawing get their turn again.
+const DRAIN_BATCH: usize = 4096;
 
 enum Next {
     Input(Option<Event>),
@@ -325,7 +335,7 @@ pub async fn run_loop<B: Backend>(
                         session.handle(msg);
                     }
                 }
-                session.drain();
+                session.drain_up_to(DRAIN_BATCH);
                 dirty = true;
                 if is_key {
                     last_draw = None;
@@ -340,7 +350,7 @@ pub async fn run_loop<B: Backend>(
             }
             Next::Reply(Some(m)) => {
                 session.handle_reply(m);
-                session.drain();
+                session.drain_up_to(DRAIN_BATCH);
                 dirty = true;
             }
             Next::Reply(None) => {}
@@ -352,7 +362,7 @@ pub async fn run_loop<B: Backend>(
                         session.handle(Msg::EngineClosed);
                     }
                 }
-                session.drain();
+                session.drain_up_to(DRAIN_BATCH);
                 dirty = true;
             }
             Next::Tick => {
