@@ -15,7 +15,7 @@ use crate::engine::types::{
 use crate::record::SourceKind;
 use crate::rules::{Thresholds, Tier};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::time::Duration;
 use tui_textarea::TextArea;
@@ -159,6 +159,8 @@ pub struct TableView {
     pub follow: bool,
     /// A page has arrived at least once.
     pub loaded: bool,
+    /// Position in `rows` by record id, so verdict events update rows in O(1).
+    by_id: HashMap<String, usize>,
 }
 
 impl TableView {
@@ -790,6 +792,7 @@ impl App {
         self.table.top = 0;
         self.table.follow = false;
         self.table.rows.clear();
+        self.table.by_id.clear();
         self.table.rows_offset = 0;
         self.table.loaded = false;
     }
@@ -861,6 +864,12 @@ impl App {
         self.query_in_flight = false;
         let t = &mut self.table;
         t.rows = page.rows;
+        t.by_id = t
+            .rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.id.clone(), i))
+            .collect();
         t.rows_offset = self.query_offset;
         t.total = page.total;
         t.loaded = true;
@@ -989,7 +998,12 @@ impl App {
             r.labelled += 1;
         }
         // Show the label at once; the refresh that follows brings the engine's verdict.
-        if let Some(row) = self.table.rows.iter_mut().find(|r| r.id == id) {
+        if let Some(row) = self
+            .table
+            .by_id
+            .get(&id)
+            .and_then(|&i| self.table.rows.get_mut(i))
+        {
             row.label = label;
         }
         fx.push(Effect::Send(Command::Relabel { id, label }));
@@ -1306,8 +1320,10 @@ impl App {
                 if !self.frozen {
                     // Re-decided rows change on screen now; new rows come with the refresh.
                     for row in rows {
-                        if let Some(slot) = self.table.rows.iter_mut().find(|r| r.id == row.id) {
-                            *slot = row.clone();
+                        if let Some(&i) = self.table.by_id.get(&row.id) {
+                            if let Some(slot) = self.table.rows.get_mut(i) {
+                                *slot = row.clone();
+                            }
                         }
                         if let Some(d) = self
                             .record

@@ -263,7 +263,7 @@ pub fn input_to_msg(ev: Event, mouse: bool) -> Option<Msg> {
 }
 
 /// Messages applied per loop turn before input and drawing get their turn again.
-const DRAIN_BATCH: usize = 4096;
+const DRAIN_BATCH: usize = 1024;
 
 enum Next {
     Input(Option<Event>),
