@@ -57,7 +57,7 @@ fn start(name: &str, extra_env: &str) -> Option<TmuxSession> {
     let state = tempfile::tempdir().unwrap().keep();
     let session = TmuxSession(format!("cf-e2e-{name}-{}", std::process::id()));
     let cmd = format!(
-        "cd {dir} && XDG_STATE_HOME={state} XDG_CONFIG_HOME={state} {extra_env} {bin} --store {state}/run.cfstore sample_data; echo EXIT=$?; stty -a | head -4",
+        "cd {dir} && XDG_STATE_HOME={state} XDG_CONFIG_HOME={state} {extra_env} {bin} --store {state}/run.cfstore sample_data; echo EXIT=$?; stty -a | tr ' ;' '\\n\\n' | grep -E '^-?(icanon|echo)$'",
         dir = env!("CARGO_MANIFEST_DIR"),
         state = state.display(),
         bin = binary().display(),
@@ -83,6 +83,15 @@ fn start(name: &str, extra_env: &str) -> Option<TmuxSession> {
         return None;
     }
     Some(session)
+}
+
+/// Cooked mode again: canonical input and echo are on (`stty` prints `-icanon` when raw).
+fn assert_cooked(screen: &str) {
+    let flags: Vec<&str> = screen.lines().map(str::trim).collect();
+    assert!(
+        flags.contains(&"icanon") && flags.contains(&"echo"),
+        "terminal left raw: {screen}"
+    );
 }
 
 #[test]

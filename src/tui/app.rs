@@ -718,12 +718,20 @@ impl App {
                 self.table.selected = self.table.total.saturating_sub(1);
                 self.scroll_to_selection(fx);
             }
-            Action::Open => {
-                if let Some(row) = self.table.selected_row() {
+            Action::Open => match self.table.selected_row() {
+                Some(row) => {
                     let id = row.id.clone();
                     self.open_record(id, fx);
                 }
-            }
+                // Keys can outrun the page: open the row when it arrives.
+                None if self.table.selected < self.table.total => {
+                    self.pending_open = Some(self.table.selected);
+                    if !self.query_in_flight {
+                        self.query_now(fx);
+                    }
+                }
+                None => {}
+            },
             Action::CycleVerdict => {
                 self.filter.verdict = cycle(
                     self.filter.verdict,
@@ -1546,5 +1554,72 @@ mod tests {
         assert!(a.update(Msg::Tick(Duration::from_secs(5))).is_empty());
         let fx = a.update(key('f'));
         assert!(matches!(fx.as_slice(), [Effect::Query { .. }]));
+    }
+}
+
+#[cfg(test)]
+mod typeahead_tests {
+    use super::*;
+    use crate::decide::Verdict;
+    use crate::rules::Tier;
+
+    fn row(i: u64) -> RecordRow {
+        RecordRow {
+            seq: i as i64,
+            id: format!("r{i}"),
+            source: SourceKind::Json,
+            kind: "x".into(),
+            file: "f".into(),
+            score: 0.0,
+            p_yes: None,
+            tier: Tier::Reject,
+            verdict: Verdict::Removed,
+            decided_by: None,
+            label: None,
+            rules: vec![],
+        }
+    }
+
+    /// Answers the query in `fx` the way an engine holding 1000 rows would.
+    fn answer(a: &mut App, fx: &[Effect]) -> Vec<Effect> {
+        let (gen, offset, limit) = fx
+            .iter()
+            .find_map(|e| match e {
+                Effect::Query {
+                    gen, offset, limit, ..
+                } => Some((*gen, *offset, *limit)),
+                _ => None,
+            })
+            .expect("a query");
+        let rows = (offset..(offset + limit).min(1000)).map(row).collect();
+        a.update(Msg::Page {
+            gen,
+            page: RecordPage { rows, total: 1000 },
+        })
+    }
+
+    #[test]
+    fn enter_typed_before_the_page_arrives_opens_the_row_when_it_does() {
+        let mut a = App::new(
+            Keymap::default_keymap(),
+            Theme::dark(),
+            SessionInfo::default(),
+        );
+        let fx = a.start();
+        // Following the tail moves the viewport past the first page: a second query.
+        let fx = answer(&mut a, &fx);
+        let fx2 = answer(&mut a, &fx);
+        assert!(fx2.is_empty());
+        assert_eq!(a.table.selected, 999);
+        let g = a.update(Msg::Key(KeyEvent::new(
+            KeyCode::Char('g'),
+            KeyModifiers::NONE,
+        )));
+        let enter = a.update(Msg::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)));
+        assert!(enter.is_empty(), "{enter:?}");
+        assert!(a.record.is_none());
+        let fx = answer(&mut a, &g);
+        assert_eq!(a.record.as_ref().unwrap().id, "r0");
+        assert!(matches!(fx.as_slice(), [Effect::GetRecord { id }] if id == "r0"));
     }
 }
