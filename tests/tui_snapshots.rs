@@ -70,3 +70,28 @@ async fn views_at_120x40() {
 async fn views_at_200x60() {
     scripted(200, 60).await;
 }
+
+/// NO_COLOR: the mono theme paints no colour at all, and the selection and verdicts stay
+/// visible through modifiers.
+#[tokio::test]
+async fn mono_theme_uses_no_colour_but_keeps_the_selection_visible() {
+    use ratatui::style::{Color, Modifier};
+    let mut h = Harness::new(60, 80, 24, Theme::mono()).await;
+    h.feed(2, 20).await;
+    h.render();
+    let buf = h.terminal.backend().buffer().clone();
+    for cell in buf.content() {
+        assert_eq!(
+            (cell.fg, cell.bg),
+            (Color::Reset, Color::Reset),
+            "coloured cell {cell:?}"
+        );
+    }
+    // The selected (last) row is drawn reversed.
+    let reversed_rows: Vec<u16> = (0..buf.area.height)
+        .filter(|&y| {
+            (1..buf.area.width - 1).all(|x| buf[(x, y)].modifier.contains(Modifier::REVERSED))
+        })
+        .collect();
+    assert_eq!(reversed_rows.len(), 1, "{reversed_rows:?}");
+}

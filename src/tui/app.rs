@@ -586,7 +586,7 @@ impl App {
                 }
                 return;
             }
-            Action::Search if self.overlay.is_none() => {
+            Action::Search if self.overlay.is_none() && self.record.is_none() => {
                 let mut ta = TextArea::new(vec![self.filter.search.clone().unwrap_or_default()]);
                 ta.move_cursor(tui_textarea::CursorMove::End);
                 ta.set_cursor_line_style(ratatui::style::Style::default());
