@@ -110,11 +110,7 @@ fn real_binary_draws_answers_keys_and_restores_the_terminal_on_q() {
         wait_for(&s.0, "EXIT=", Duration::from_secs(20)).expect("the binary did not exit on q");
     assert!(after.contains("EXIT=0"), "{after}");
     assert!(after.contains(" records in "), "no summary: {after}");
-    // Cooked mode again: canonical input and echo are on.
-    assert!(
-        after.contains(" icanon") && after.contains(" echo"),
-        "terminal left raw: {after}"
-    );
+    assert_cooked(&after);
 }
 
 #[test]
@@ -127,8 +123,5 @@ fn ctrl_c_quits_cleanly_and_restores_the_terminal() {
     let after = wait_for(&s.0, "EXIT=", Duration::from_secs(20))
         .expect("the binary did not exit on Ctrl-C");
     assert!(after.contains("EXIT=0"), "{after}");
-    assert!(
-        after.contains(" icanon") && after.contains(" echo"),
-        "terminal left raw: {after}"
-    );
+    assert_cooked(&after);
 }
