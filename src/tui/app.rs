@@ -462,6 +462,13 @@ impl App {
             Msg::EngineClosed => {
                 if self.engine == EngineState::Stopping {
                     fx.push(Effect::Exit);
+                } else if self.engine == EngineState::Finished {
+                    // A finished engine may close its channel; nothing went wrong.
+                    self.engine = EngineState::Gone;
+                    self.set_status(
+                        StatusKind::Info,
+                        "the engine has finished and closed; q quits",
+                    );
                 } else if self.engine != EngineState::Gone {
                     self.engine = EngineState::Gone;
                     self.set_status(
@@ -1504,6 +1511,21 @@ mod tests {
         assert_eq!(a.engine, EngineState::Stopping);
         let fx = a.update(Msg::Engine(EngineEvent::Finished(StatsSnapshot::default())));
         assert!(matches!(fx.as_slice(), [Effect::Exit]));
+    }
+
+    #[test]
+    fn a_finished_engine_closing_its_channel_is_not_an_error() {
+        let mut a = app();
+        a.update(Msg::Engine(EngineEvent::Finished(StatsSnapshot::default())));
+        assert_eq!(a.engine, EngineState::Finished);
+        a.update(Msg::EngineClosed);
+        assert_eq!(a.engine, EngineState::Gone);
+        assert_eq!(a.status.as_ref().unwrap().kind, StatusKind::Info);
+        // Nothing to stop any more: q leaves at once.
+        assert!(matches!(a.update(key('q')).as_slice(), [Effect::Exit]));
+        let mut b = app();
+        b.update(Msg::EngineClosed);
+        assert_eq!(b.status.as_ref().unwrap().kind, StatusKind::Error);
     }
 
     #[test]

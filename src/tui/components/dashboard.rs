@@ -58,7 +58,12 @@ pub fn header(app: &App, f: &mut Frame, area: Rect) {
         ));
     }
     let used: usize = spans.iter().map(|s| s.width()).sum();
-    let title = &app.session.title;
+    let title = if app.session.resumed {
+        format!("{} (resumed)", app.session.title)
+    } else {
+        app.session.title.clone()
+    };
+    let title = &title;
     let room = (area.width as usize).saturating_sub(used + 2);
     if room > 8 && !title.is_empty() {
         let shown = tail(title, room);
