@@ -224,4 +224,8 @@ pub enum EngineEvent {
     },
     /// The engine stopped (finished or on `Stop`); the store is consistent.
     Finished(StatsSnapshot),
+    /// Every input is read and the verifier has nothing left to do; the store holds
+    /// everything. The engine keeps answering commands (relabel, thresholds, export) until
+    /// `Stop` (it stops by itself instead when `EngineConfig::exit_when_done` is set).
+    Drained(StatsSnapshot),
 }

@@ -1383,6 +1383,18 @@ impl App {
                     ),
                 );
             }
+            EngineEvent::Drained(s) => {
+                self.on_stats(s);
+                if matches!(self.engine, EngineState::Running | EngineState::Paused) {
+                    self.engine = EngineState::Finished;
+                    self.set_status(
+                        StatusKind::Info,
+                        "all input read and verified: keep curating, export, or q to quit",
+                    );
+                }
+                self.table_stale = true;
+                self.maybe_refresh(fx);
+            }
             EngineEvent::Finished(s) => {
                 self.on_stats(s);
                 if self.engine == EngineState::Stopping {
@@ -1511,6 +1523,18 @@ mod tests {
         assert_eq!(a.engine, EngineState::Stopping);
         let fx = a.update(Msg::Engine(EngineEvent::Finished(StatsSnapshot::default())));
         assert!(matches!(fx.as_slice(), [Effect::Exit]));
+    }
+
+    #[test]
+    fn drained_means_done_but_still_serving() {
+        let mut a = app();
+        a.update(Msg::Engine(EngineEvent::Drained(StatsSnapshot::default())));
+        assert_eq!(a.engine, EngineState::Finished);
+        // Quitting still stops the engine properly.
+        assert!(matches!(
+            a.update(key('q')).as_slice(),
+            [Effect::Send(Command::Stop)]
+        ));
     }
 
     #[test]
