@@ -4,6 +4,7 @@
 # captures to PNG (scripts/ansi_to_png.py, Pillow in a local .venv).
 #
 # Usage: scripts/screenshots.sh [COLUMNS ROWS]   (default 140 42)
+#        CYBERFILTER_TUI_ARGS="--verifier ..." scripts/screenshots.sh   (extra flags for the run)
 # Needs: tmux, python3, fonts-dejavu-core.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,7 +31,7 @@ trap 'tmux kill-session -t "$session" 2>/dev/null || true; rm -rf "$state"' EXIT
 
 tmux new-session -d -s "$session" -x "$cols" -y "$rows" \
   "TERM=xterm-256color COLORTERM=truecolor XDG_STATE_HOME=$state XDG_CONFIG_HOME=$state \
-   $bin --store $state/run.cfstore sample_data; sleep 5"
+   $bin --store $state/run.cfstore ${CYBERFILTER_TUI_ARGS:-} sample_data; sleep 5"
 tmux set-option -t "$session" -g default-terminal "tmux-256color" >/dev/null
 tmux set-option -t "$session" -ga terminal-overrides ",*:Tc" >/dev/null
 
@@ -58,6 +59,7 @@ sleep 3                                  # let the panels fill
 shot dashboard
 keys g j j Enter;   wait_for "Score by rule"; shot record
 keys Escape
+keys g a a x a x a x a  # a few labels (in the throw-away store) for precision/recall
 keys T l l;         wait_for "If applied";    shot thresholds
 keys Escape
 keys /;  keys -l "sql"; shot search

@@ -95,10 +95,75 @@ pub struct EngineChannels {
 }
 
 // ======================= ENGINE WIRING (completed when the engine is merged) ===============
-// Replace the body with `cyberfilter::engine::start(config)`: build the engine config from
-// `launch` (inputs or resume/store, config file, verifier, model, thresholds), then return
-// `EngineChannels { commands: h.commands, events: h.events, finished: Box::pin(async move {
-// h.join.await?? ; Ok(()) }) }` (adapt to the join handle's type).
+// The body below returns an error until the engine is merged. Tested wiring against the
+// `engine` branch at 0befce8 (the e2e tests and screenshots/*.png were made with it): replace
+// `start_engine` with this (and add `matches: Vec::new()`, or real match spans, where
+// `decider.rs` builds `RecordDetail`):
+//
+// fn start_engine(launch: &LaunchOptions) -> anyhow::Result<EngineChannels> {
+//     use cyberfilter::engine::{self, EngineConfig};
+//     use cyberfilter::rules::{RuleSet, Thresholds};
+//     use cyberfilter::store::{paths, RunStore};
+//     let rules = RuleSet::default_rules();
+//     let store = match (&launch.store, &launch.resume) {
+//         (Some(s), _) | (None, Some(Some(s))) => s.clone(),
+//         (None, Some(None)) => paths::list_stores(&paths::runs_dir())
+//             .into_iter()
+//             .next()
+//             .with_context(|| format!("--resume: no run in {}", paths::runs_dir().display()))?,
+//         (None, None) => paths::new_store_path(&launch.inputs),
+//     };
+//     let stored = RunStore::open_read(&store).ok().and_then(|s| s.config().ok().flatten());
+//     // A resumed run reads its own inputs.
+//     let inputs = match (&launch.resume, stored.as_ref()) {
+//         (Some(_), Some(c)) if launch.inputs.is_empty() => c.inputs.clone(),
+//         _ => launch.inputs.clone(),
+//     };
+//     if let Some(dir) = store.parent() {
+//         std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+//     }
+//     let mut config = EngineConfig::new(store.clone(), inputs, rules.clone());
+//     if launch.high.is_some() || launch.low.is_some() || launch.p_yes_cut.is_some() {
+//         let base = RunStore::open_read(&store)
+//             .ok()
+//             .and_then(|s| s.thresholds().ok().flatten())
+//             .unwrap_or_else(|| rules.thresholds());
+//         config.thresholds = Some(Thresholds {
+//             high: launch.high.unwrap_or(base.high),
+//             low: launch.low.unwrap_or(base.low),
+//             p_yes_cut: launch.p_yes_cut.unwrap_or(base.p_yes_cut),
+//             ..base
+//         });
+//     }
+//     match launch.verifier.as_deref().unwrap_or("none") {
+//         "none" => {}
+//         "test-hash" => {
+//             config.verifier = Some(Box::new(|| {
+//                 Ok(Box::new(cyberfilter::engine::verifier::HashVerifier {
+//                     delay: std::time::Duration::from_millis(300),
+//                     batch: 16,
+//                 }) as Box<dyn cyberfilter::verify::Verifier>)
+//             }));
+//             config.verifier_name = "test-hash".into();
+//         }
+//         other => anyhow::bail!("verifier `{other}` is not part of this build"),
+//     }
+//     config.exit_when_done = false;
+//     config.stats_interval = Duration::from_millis(250);
+//     let h = engine::start(config)?;
+//     let join = h.join;
+//     Ok(EngineChannels {
+//         commands: h.commands,
+//         events: h.events,
+//         finished: Box::pin(async move {
+//             match tokio::task::spawn_blocking(move || join.join()).await? {
+//                 Ok(Ok(_)) => Ok(()),
+//                 Ok(Err(e)) => Err(e.into()),
+//                 Err(_) => anyhow::bail!("the engine thread panicked"),
+//             }
+//         }),
+//     })
+// }
 fn start_engine(launch: &LaunchOptions) -> anyhow::Result<EngineChannels> {
     let _ = launch;
     anyhow::bail!(
