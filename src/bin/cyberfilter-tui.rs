@@ -347,7 +347,7 @@ fn run(cli: Cli, paths: Paths) -> anyhow::Result<i32> {
         }
         let s = &end.stats;
         println!(
-            "{} records in {:.0?}: {} kept, {} removed, {} pending; {} labels this session",
+            "{} records in {:.1?}: {} kept, {} removed, {} pending; {} labels this session",
             s.records_read, s.elapsed, s.kept, s.removed, s.pending, end.labels
         );
         Ok(0)
