@@ -45,6 +45,10 @@ struct Cli {
     #[arg(long, value_name = "NAME|PATH")]
     theme: Option<String>,
 
+    /// Rule file (TOML); default: the built-in rules (a resumed run needs the rules it began with).
+    #[arg(long, value_name = "PATH", env = "CYBERFILTER_RULES")]
+    rules: Option<PathBuf>,
+
     /// Verifier backend for uncertain records (e.g. mlx, http, none).
     #[arg(long, value_name = "KIND")]
     verifier: Option<String>,
@@ -79,6 +83,7 @@ pub struct LaunchOptions {
     pub resume: Option<Option<PathBuf>>,
     pub store: Option<PathBuf>,
     pub config_file: PathBuf,
+    pub rules: Option<PathBuf>,
     pub verifier: Option<String>,
     pub model: Option<String>,
     pub high: Option<f32>,
@@ -104,7 +109,10 @@ pub struct EngineChannels {
 //     use cyberfilter::engine::{self, EngineConfig};
 //     use cyberfilter::rules::{RuleSet, Thresholds};
 //     use cyberfilter::store::{paths, RunStore};
-//     let rules = RuleSet::default_rules();
+//     let rules = match &launch.rules {
+//         Some(p) => RuleSet::from_file(p)?,
+//         None => RuleSet::default_rules(),
+//     };
 //     let store = match (&launch.store, &launch.resume) {
 //         (Some(s), _) | (None, Some(Some(s))) => s.clone(),
 //         (None, Some(None)) => paths::list_stores(&paths::runs_dir())
@@ -257,6 +265,7 @@ fn run(cli: Cli, paths: Paths) -> anyhow::Result<i32> {
         resume: cli.resume.clone(),
         store: cli.store.clone(),
         config_file: config_file.clone(),
+        rules: cli.rules.clone(),
         verifier: cli.verifier.clone(),
         model: cli.model.clone(),
         high: cli.high,
