@@ -849,6 +849,7 @@ impl Decider {
             original,
             why,
             row,
+            matches: Vec::new(),
         })
     }
 

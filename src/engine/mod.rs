@@ -136,7 +136,9 @@ pub fn start(config: EngineConfig) -> Result<EngineHandle, EngineError> {
         None => store.set_config(&RunConfig {
             inputs: config.inputs.clone(),
             rules_hash,
-            thresholds: config.thresholds.unwrap_or_else(|| config.rules.thresholds()),
+            thresholds: config
+                .thresholds
+                .unwrap_or_else(|| config.rules.thresholds()),
             verifier: config.verifier_name.clone(),
         })?,
     }

@@ -41,6 +41,19 @@ pub struct RecordDetail {
     pub original: Result<String, String>,
     /// Human-readable reason for the verdict ("score 7.5 ≥ high 6", "P(yes) 0.81 ≥ 0.5", …).
     pub why: String,
+    /// Where rules matched in `text`, for highlighting (empty when the engine does not say).
+    #[serde(default)]
+    pub matches: Vec<TextMatch>,
+}
+
+/// One rule match in a record's extracted text: byte offsets into `RecordDetail::text`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TextMatch {
+    pub start: usize,
+    pub end: usize,
+    pub rule: String,
+    /// The rule counts against the record (negative weight).
+    pub negative: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

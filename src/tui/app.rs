@@ -1,0 +1,1671 @@
+//! The workbench state and its one `update` function. `update` never awaits and never does
+//! I/O: it changes state and returns [`Effect`]s (commands for the engine, requests that
+//! expect a reply, or exit). The runtime carries effects out and feeds replies back as
+//! [`Msg`]s, so the whole UI can be driven and checked without a terminal.
+
+use super::action::Action;
+use super::keymap::{Keymap, Mode};
+use super::theme::Theme;
+use super::ui;
+use crate::decide::{DecidedBy, Label, Verdict};
+use crate::engine::types::{
+    Command, EngineEvent, ExportFormat, ExportLayout, FileProgress, FlipPreview, LabelAgreement,
+    RecordDetail, RecordFilter, RecordPage, RecordRow, SortBy, StatsSnapshot,
+};
+use crate::record::SourceKind;
+use crate::rules::{Thresholds, Tier};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::time::Duration;
+use tui_textarea::TextArea;
+
+/// Samples kept for the time-series panels (one per stats event, a few per second).
+pub const HISTORY_LEN: usize = 600;
+/// Error lines kept for the errors panel.
+pub const ERRORS_KEPT: usize = 200;
+/// How long a status message stays in the footer.
+const STATUS_TTL: Duration = Duration::from_secs(8);
+
+/// Everything that can happen to the UI.
+#[derive(Debug)]
+pub enum Msg {
+    Key(KeyEvent),
+    Resize {
+        width: u16,
+        height: u16,
+    },
+    /// Time since the session started (injected, so tests are deterministic).
+    Tick(Duration),
+    Engine(EngineEvent),
+    /// The engine's event channel closed.
+    EngineClosed,
+    Page {
+        gen: u64,
+        page: RecordPage,
+    },
+    Detail {
+        id: String,
+        detail: Option<RecordDetail>,
+    },
+    Preview {
+        gen: u64,
+        preview: FlipPreview,
+    },
+    Agreement {
+        tag: AgreementTag,
+        gen: u64,
+        value: LabelAgreement,
+    },
+    /// The engine dropped a reply channel (it stopped or failed that request).
+    ReplyLost(&'static str),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgreementTag {
+    /// Against the thresholds in force.
+    Current,
+    /// Against the thresholds being tuned.
+    Draft,
+    /// One point of the sweep chart.
+    Sweep(usize),
+}
+
+/// What `update` asks the runtime to do.
+#[derive(Debug)]
+pub enum Effect {
+    /// A command without a reply.
+    Send(Command),
+    Query {
+        gen: u64,
+        filter: RecordFilter,
+        sort: SortBy,
+        offset: u64,
+        limit: u64,
+    },
+    GetRecord {
+        id: String,
+    },
+    Preview {
+        gen: u64,
+        thresholds: Thresholds,
+    },
+    Agreement {
+        tag: AgreementTag,
+        gen: u64,
+        thresholds: Thresholds,
+    },
+    /// Leave the main loop (the engine has stopped or is gone).
+    Exit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineState {
+    Running,
+    Paused,
+    /// All input read; the engine still answers queries.
+    Finished,
+    /// `Stop` sent, waiting for `Finished`.
+    Stopping,
+    /// The event channel closed without a clean stop.
+    Gone,
+}
+
+/// One sample of the time-series panels.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Sample {
+    pub t: f64,
+    pub records_per_sec: f64,
+    pub mb_per_sec: f64,
+    pub llm_records_per_sec: f64,
+    pub batch_latency_ms: f64,
+    pub batch_fill: f64,
+    pub queue: u64,
+    pub rss_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ErrorLine {
+    pub file: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusKind {
+    Info,
+    Warn,
+    Error,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Status {
+    pub text: String,
+    pub kind: StatusKind,
+    pub at: Duration,
+}
+
+/// The records table: a window of rows around the viewport, paged from the engine.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TableView {
+    /// Loaded rows, starting at `rows_offset` in the filtered, sorted list.
+    pub rows: Vec<RecordRow>,
+    pub rows_offset: u64,
+    /// Rows matching the filter in all.
+    pub total: u64,
+    pub selected: u64,
+    /// First row shown.
+    pub top: u64,
+    /// Keep the selection on the newest row as rows arrive.
+    pub follow: bool,
+    /// A page has arrived at least once.
+    pub loaded: bool,
+    /// Position in `rows` by record id, so verdict events update rows in O(1).
+    by_id: HashMap<String, usize>,
+}
+
+impl TableView {
+    pub fn row(&self, index: u64) -> Option<&RecordRow> {
+        index
+            .checked_sub(self.rows_offset)
+            .and_then(|i| self.rows.get(i as usize))
+    }
+
+    pub fn selected_row(&self) -> Option<&RecordRow> {
+        self.row(self.selected)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pane {
+    Text,
+    Original,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordView {
+    pub id: String,
+    pub detail: Option<RecordDetail>,
+    /// The engine answered that no such record exists.
+    pub missing: bool,
+    pub scroll: u16,
+    pub pane: Pane,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReviewKind {
+    /// Unlabelled records, closest to a threshold first.
+    Uncertain,
+    /// Unlabelled removed records, highest score first (the likeliest mistakes).
+    Rejected,
+}
+
+impl ReviewKind {
+    pub fn title(self) -> &'static str {
+        match self {
+            ReviewKind::Uncertain => "Review: most uncertain first",
+            ReviewKind::Rejected => "Spot-check: rejected, highest score first",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Review {
+    pub kind: ReviewKind,
+    pub labelled: u64,
+    saved_filter: RecordFilter,
+    saved_sort: SortBy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThresholdField {
+    High,
+    Low,
+    PCut,
+}
+
+impl ThresholdField {
+    pub const ALL: [ThresholdField; 3] = [
+        ThresholdField::High,
+        ThresholdField::Low,
+        ThresholdField::PCut,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            ThresholdField::High => "high (keep ≥)",
+            ThresholdField::Low => "low (reject <)",
+            ThresholdField::PCut => "P(yes) cut",
+        }
+    }
+
+    pub fn get(self, t: &Thresholds) -> f32 {
+        match self {
+            ThresholdField::High => t.high,
+            ThresholdField::Low => t.low,
+            ThresholdField::PCut => t.p_yes_cut,
+        }
+    }
+
+    fn step(self) -> f32 {
+        match self {
+            ThresholdField::PCut => 0.05,
+            _ => 0.5,
+        }
+    }
+
+    /// Sets the value, keeping `low ≤ high` and the cut within [0, 1].
+    pub fn set(self, t: &mut Thresholds, v: f32) {
+        match self {
+            ThresholdField::High => t.high = v.max(t.low),
+            ThresholdField::Low => t.low = v.min(t.high),
+            ThresholdField::PCut => t.p_yes_cut = v.clamp(0.0, 1.0),
+        }
+    }
+
+    /// The x values of the sweep chart for this field.
+    pub fn sweep_values(self, t: &Thresholds) -> Vec<f32> {
+        let (lo, hi, n) = match self {
+            ThresholdField::High => (t.low, (t.high * 2.0).max(t.low + 4.0), 13),
+            ThresholdField::Low => (t.low.min(0.0), t.high, 13),
+            ThresholdField::PCut => (0.0, 1.0, 11),
+        };
+        (0..n)
+            .map(|i| lo + (hi - lo) * i as f32 / (n - 1) as f32)
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SweepPoint {
+    pub value: f32,
+    pub agreement: Option<LabelAgreement>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ThresholdPanel {
+    pub draft: Thresholds,
+    pub field: ThresholdField,
+    pub input: Option<TextArea<'static>>,
+    pub input_error: Option<String>,
+    pub preview: Option<FlipPreview>,
+    preview_gen: u64,
+    pub draft_agreement: Option<LabelAgreement>,
+    pub sweep_field: ThresholdField,
+    pub sweep: Vec<SweepPoint>,
+    sweep_gen: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportField {
+    Format,
+    Layout,
+    Path,
+}
+
+#[derive(Debug, Clone)]
+pub struct ExportDialog {
+    pub format: ExportFormat,
+    pub layout: ExportLayout,
+    pub path: PathBuf,
+    pub field: ExportField,
+    pub input: Option<TextArea<'static>>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Overlay {
+    Help { scroll: u16 },
+    Thresholds(Box<ThresholdPanel>),
+    Export(Box<ExportDialog>),
+}
+
+/// Fixed facts about the session shown in the header.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SessionInfo {
+    /// The store path or the inputs, as the curator gave them.
+    pub title: String,
+    pub resumed: bool,
+}
+
+/// Precision and recall of a decision against labels; `None` when undefined (no positives).
+pub fn precision_recall(a: &LabelAgreement) -> (Option<f64>, Option<f64>) {
+    let p = (a.true_pos + a.false_pos > 0)
+        .then(|| a.true_pos as f64 / (a.true_pos + a.false_pos) as f64);
+    let r = (a.true_pos + a.false_neg > 0)
+        .then(|| a.true_pos as f64 / (a.true_pos + a.false_neg) as f64);
+    (p, r)
+}
+
+pub struct App {
+    pub keymap: Keymap,
+    pub theme: Theme,
+    pub session: SessionInfo,
+    pub width: u16,
+    pub height: u16,
+    pub now: Duration,
+    pub refresh_every: Duration,
+    pub export_dir: PathBuf,
+
+    pub engine: EngineState,
+    pub stats: StatsSnapshot,
+    pub history: VecDeque<Sample>,
+    pub files: Vec<FileProgress>,
+    pub errors: VecDeque<ErrorLine>,
+    pub last_redecided: Option<FlipPreview>,
+    pub agreement: Option<LabelAgreement>,
+    agreement_gen: u64,
+
+    pub filter: RecordFilter,
+    pub sort: SortBy,
+    pub table: TableView,
+    pub frozen: bool,
+    pub search: Option<TextArea<'static>>,
+    query_gen: u64,
+    query_offset: u64,
+    query_in_flight: bool,
+    table_stale: bool,
+    last_query_at: Option<Duration>,
+    /// Open the record at this index once the next page arrives.
+    pending_open: Option<u64>,
+
+    pub record: Option<RecordView>,
+    pub review: Option<Review>,
+    pub overlay: Option<Overlay>,
+    pub status: Option<Status>,
+    pub labels_this_session: u64,
+}
+
+impl App {
+    pub fn new(keymap: Keymap, theme: Theme, session: SessionInfo) -> App {
+        App {
+            keymap,
+            theme,
+            session,
+            width: 80,
+            height: 24,
+            now: Duration::ZERO,
+            refresh_every: Duration::from_millis(250),
+            export_dir: PathBuf::from("export"),
+            engine: EngineState::Running,
+            stats: StatsSnapshot::default(),
+            history: VecDeque::with_capacity(HISTORY_LEN),
+            files: Vec::new(),
+            errors: VecDeque::new(),
+            last_redecided: None,
+            agreement: None,
+            agreement_gen: 0,
+            filter: RecordFilter::default(),
+            sort: SortBy::Arrival,
+            table: TableView {
+                follow: true,
+                ..TableView::default()
+            },
+            frozen: false,
+            search: None,
+            query_gen: 0,
+            query_offset: 0,
+            query_in_flight: false,
+            table_stale: true,
+            last_query_at: None,
+            pending_open: None,
+            record: None,
+            review: None,
+            overlay: None,
+            status: None,
+            labels_this_session: 0,
+        }
+    }
+
+    /// The first requests of a session: the table page and the label agreement.
+    pub fn start(&mut self) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        self.query_now(&mut fx);
+        self.request_agreement(&mut fx);
+        fx
+    }
+
+    /// Which keymap section applies now.
+    pub fn mode(&self) -> Mode {
+        match &self.overlay {
+            Some(Overlay::Help { .. }) => Mode::Help,
+            Some(Overlay::Thresholds(_)) => Mode::Thresholds,
+            Some(Overlay::Export(_)) => Mode::Export,
+            None if self.record.is_some() => Mode::Record,
+            None => Mode::Table,
+        }
+    }
+
+    /// Rows the table shows at the current size.
+    pub fn table_capacity(&self) -> u64 {
+        ui::table_capacity(self.width, self.height, self.search.is_some()) as u64
+    }
+
+    pub fn status_text(&self) -> Option<&Status> {
+        self.status
+            .as_ref()
+            .filter(|s| self.now.saturating_sub(s.at) < STATUS_TTL)
+    }
+
+    pub fn update(&mut self, msg: Msg) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        match msg {
+            Msg::Key(ev) => self.on_key(ev, &mut fx),
+            Msg::Resize { width, height } => {
+                self.width = width;
+                self.height = height;
+                self.scroll_to_selection(&mut fx);
+            }
+            Msg::Tick(now) => {
+                self.now = now;
+                self.maybe_refresh(&mut fx);
+            }
+            Msg::Engine(ev) => self.on_engine(ev, &mut fx),
+            Msg::EngineClosed => {
+                if self.engine == EngineState::Stopping {
+                    fx.push(Effect::Exit);
+                } else if self.engine == EngineState::Finished {
+                    // A finished engine may close its channel; nothing went wrong.
+                    self.engine = EngineState::Gone;
+                    self.set_status(
+                        StatusKind::Info,
+                        "the engine has finished and closed; q quits",
+                    );
+                } else if self.engine != EngineState::Gone {
+                    self.engine = EngineState::Gone;
+                    self.set_status(
+                        StatusKind::Error,
+                        "the engine stopped unexpectedly (see the log); q quits",
+                    );
+                }
+            }
+            Msg::Page { gen, page } => self.on_page(gen, page, &mut fx),
+            Msg::Detail { id, detail } => {
+                if let Some(rv) = self.record.as_mut().filter(|r| r.id == id) {
+                    rv.missing = detail.is_none();
+                    rv.detail = detail;
+                }
+            }
+            Msg::Preview { gen, preview } => {
+                if let Some(Overlay::Thresholds(p)) = self.overlay.as_mut() {
+                    if p.preview_gen == gen {
+                        p.preview = Some(preview);
+                    }
+                }
+            }
+            Msg::Agreement { tag, gen, value } => self.on_agreement(tag, gen, value),
+            Msg::ReplyLost(what) => {
+                if what == "query" {
+                    self.query_in_flight = false;
+                }
+                if self.engine != EngineState::Stopping {
+                    self.set_status(
+                        StatusKind::Warn,
+                        format!("the engine did not answer a {what} request"),
+                    );
+                }
+            }
+        }
+        fx
+    }
+
+    fn set_status(&mut self, kind: StatusKind, text: impl Into<String>) {
+        self.status = Some(Status {
+            text: text.into(),
+            kind,
+            at: self.now,
+        });
+    }
+
+    // ----- keys -------------------------------------------------------------------------
+
+    fn on_key(&mut self, ev: KeyEvent, fx: &mut Vec<Effect>) {
+        let ctrl_c = ev.code == KeyCode::Char('c') && ev.modifiers.contains(KeyModifiers::CONTROL);
+        if ctrl_c {
+            return self.quit(fx);
+        }
+        if self.search.is_some() {
+            return self.on_search_key(ev, fx);
+        }
+        if let Some(Overlay::Thresholds(p)) = self.overlay.as_mut() {
+            if p.input.is_some() {
+                return self.on_threshold_input(ev, fx);
+            }
+        }
+        if let Some(Overlay::Export(d)) = self.overlay.as_mut() {
+            if let Some(input) = d.input.as_mut() {
+                match ev.code {
+                    KeyCode::Enter => {
+                        let text = input.lines().join("");
+                        if !text.trim().is_empty() {
+                            d.path = PathBuf::from(text.trim());
+                        }
+                        d.input = None;
+                    }
+                    KeyCode::Esc => d.input = None,
+                    _ => {
+                        input.input(ev);
+                    }
+                }
+                return;
+            }
+        }
+        if let Some(action) = self.keymap.action(self.mode(), &ev) {
+            self.perform(action, fx);
+        }
+    }
+
+    pub fn perform(&mut self, action: Action, fx: &mut Vec<Effect>) {
+        match action {
+            Action::Quit => return self.quit(fx),
+            Action::Help => {
+                self.overlay = match self.overlay {
+                    Some(Overlay::Help { .. }) => None,
+                    _ => Some(Overlay::Help { scroll: 0 }),
+                };
+                return;
+            }
+            Action::Close => return self.close(fx),
+            Action::Freeze => {
+                self.frozen = !self.frozen;
+                if self.frozen {
+                    self.set_status(
+                        StatusKind::Info,
+                        "table frozen: panels keep updating; f resumes",
+                    );
+                } else {
+                    self.set_status(StatusKind::Info, "table live again");
+                    self.maybe_refresh(fx);
+                }
+                return;
+            }
+            Action::PauseEngine => {
+                match self.engine {
+                    EngineState::Running => {
+                        fx.push(Effect::Send(Command::Pause));
+                        self.engine = EngineState::Paused;
+                        self.set_status(StatusKind::Info, "engine paused; p resumes");
+                    }
+                    EngineState::Paused => {
+                        fx.push(Effect::Send(Command::Resume));
+                        self.engine = EngineState::Running;
+                        self.set_status(StatusKind::Info, "engine resumed");
+                    }
+                    _ => {}
+                }
+                return;
+            }
+            Action::Search if self.overlay.is_none() && self.record.is_none() => {
+                let mut ta = TextArea::new(vec![self.filter.search.clone().unwrap_or_default()]);
+                ta.move_cursor(tui_textarea::CursorMove::End);
+                ta.set_cursor_line_style(ratatui::style::Style::default());
+                ta.set_placeholder_text("id or text…");
+                self.search = Some(ta);
+                self.scroll_to_selection(fx);
+                return;
+            }
+            Action::OpenThresholds => return self.open_thresholds(fx),
+            Action::OpenExport => {
+                self.overlay = Some(Overlay::Export(Box::new(ExportDialog {
+                    format: ExportFormat::Jsonl,
+                    layout: ExportLayout::PerInput,
+                    path: self.export_dir.clone(),
+                    field: ExportField::Format,
+                    input: None,
+                })));
+                return;
+            }
+            Action::ReviewUncertain => return self.start_review(ReviewKind::Uncertain, fx),
+            Action::ReviewRejected => return self.start_review(ReviewKind::Rejected, fx),
+            _ => {}
+        }
+        match self.mode() {
+            Mode::Help => self.help_action(action),
+            Mode::Thresholds => self.threshold_action(action, fx),
+            Mode::Export => self.export_action(action, fx),
+            Mode::Record => self.record_action(action, fx),
+            Mode::Table | Mode::Global => self.table_action(action, fx),
+        }
+    }
+
+    fn quit(&mut self, fx: &mut Vec<Effect>) {
+        match self.engine {
+            EngineState::Gone => fx.push(Effect::Exit),
+            // A second quit while stopping leaves at once.
+            EngineState::Stopping => fx.push(Effect::Exit),
+            _ => {
+                self.engine = EngineState::Stopping;
+                self.set_status(StatusKind::Info, "stopping the engine…");
+                fx.push(Effect::Send(Command::Stop));
+            }
+        }
+    }
+
+    fn close(&mut self, fx: &mut Vec<Effect>) {
+        if self.overlay.take().is_some() {
+            return;
+        }
+        if self.record.take().is_some() {
+            if let Some(review) = self.review.take() {
+                self.filter = review.saved_filter;
+                self.sort = review.saved_sort;
+                self.set_status(
+                    StatusKind::Info,
+                    format!("review closed: {} labelled", review.labelled),
+                );
+                self.reset_selection();
+                self.query_now(fx);
+            }
+            return;
+        }
+        if self.filter.search.is_some() {
+            self.filter.search = None;
+            self.reset_selection();
+            self.query_now(fx);
+        }
+    }
+
+    fn on_search_key(&mut self, ev: KeyEvent, fx: &mut Vec<Effect>) {
+        let Some(ta) = self.search.as_mut() else {
+            return;
+        };
+        match ev.code {
+            KeyCode::Enter => {
+                self.search = None;
+            }
+            KeyCode::Esc => {
+                self.search = None;
+                if self.filter.search.take().is_some() {
+                    self.reset_selection();
+                    self.query_now(fx);
+                }
+            }
+            _ => {
+                if ta.input(ev) {
+                    let text = ta.lines().join("");
+                    let new = (!text.is_empty()).then_some(text);
+                    if new != self.filter.search {
+                        self.filter.search = new;
+                        self.reset_selection();
+                        self.query_now(fx);
+                    }
+                }
+            }
+        }
+    }
+
+    fn help_action(&mut self, action: Action) {
+        if let Some(Overlay::Help { scroll }) = self.overlay.as_mut() {
+            *scroll = match action {
+                Action::Down => scroll.saturating_add(1),
+                Action::Up => scroll.saturating_sub(1),
+                Action::PageDown => scroll.saturating_add(10),
+                Action::PageUp => scroll.saturating_sub(10),
+                Action::Top => 0,
+                Action::Bottom => u16::MAX / 2,
+                _ => *scroll,
+            };
+        }
+    }
+
+    // ----- table ------------------------------------------------------------------------
+
+    fn table_action(&mut self, action: Action, fx: &mut Vec<Effect>) {
+        let page = self.table_capacity().max(1);
+        match action {
+            Action::Down => self.move_selection(1, fx),
+            Action::Up => self.move_selection(-1, fx),
+            Action::PageDown => self.move_selection(page as i64, fx),
+            Action::PageUp => self.move_selection(-(page as i64), fx),
+            Action::Top => {
+                self.table.follow = false;
+                self.table.selected = 0;
+                self.scroll_to_selection(fx);
+            }
+            Action::Bottom => {
+                self.table.follow = true;
+                self.table.selected = self.table.total.saturating_sub(1);
+                self.scroll_to_selection(fx);
+            }
+            Action::Open => match self.table.selected_row() {
+                Some(row) => {
+                    let id = row.id.clone();
+                    self.open_record(id, fx);
+                }
+                // Keys can outrun the page: open the row when it arrives.
+                None if self.table.selected < self.table.total => {
+                    self.pending_open = Some(self.table.selected);
+                    if !self.query_in_flight {
+                        self.query_now(fx);
+                    }
+                }
+                None => {}
+            },
+            Action::CycleVerdict => {
+                self.filter.verdict = cycle(
+                    self.filter.verdict,
+                    &[Verdict::Kept, Verdict::Removed, Verdict::Pending],
+                );
+                self.filter_changed(fx);
+            }
+            Action::CycleTier => {
+                self.filter.tier =
+                    cycle(self.filter.tier, &[Tier::Keep, Tier::Verify, Tier::Reject]);
+                self.filter_changed(fx);
+            }
+            Action::CycleSource => {
+                self.filter.source = cycle(self.filter.source, &SourceKind::ALL);
+                self.filter_changed(fx);
+            }
+            Action::CycleDecidedBy => {
+                self.filter.decided_by = cycle(
+                    self.filter.decided_by,
+                    &[DecidedBy::Rule, DecidedBy::Llm, DecidedBy::Human],
+                );
+                self.filter_changed(fx);
+            }
+            Action::CycleLabelled => {
+                self.filter.labelled = cycle(self.filter.labelled, &[true, false]);
+                self.filter_changed(fx);
+            }
+            Action::CycleSort => {
+                self.sort = match self.sort {
+                    SortBy::Arrival => SortBy::Score,
+                    SortBy::Score => SortBy::Uncertainty,
+                    SortBy::Uncertainty => SortBy::Arrival,
+                };
+                self.filter_changed(fx);
+            }
+            Action::ClearFilters => {
+                self.filter = RecordFilter::default();
+                self.sort = SortBy::Arrival;
+                self.filter_changed(fx);
+            }
+            Action::LabelKeep => self.label_selected(Some(Label::Keep), fx),
+            Action::LabelReject => self.label_selected(Some(Label::Reject), fx),
+            Action::LabelClear => self.label_selected(None, fx),
+            Action::UndoLabel => self.undo(fx),
+            Action::Reverify => {
+                if let Some(row) = self.table.selected_row() {
+                    let id = row.id.clone();
+                    self.set_status(
+                        StatusKind::Info,
+                        format!("{id}: sent to the verifier again"),
+                    );
+                    fx.push(Effect::Send(Command::Reverify { id }));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn filter_changed(&mut self, fx: &mut Vec<Effect>) {
+        self.reset_selection();
+        self.query_now(fx);
+    }
+
+    fn reset_selection(&mut self) {
+        self.table.selected = 0;
+        self.table.top = 0;
+        self.table.follow = false;
+        self.table.rows.clear();
+        self.table.by_id.clear();
+        self.table.rows_offset = 0;
+        self.table.loaded = false;
+    }
+
+    fn move_selection(&mut self, delta: i64, fx: &mut Vec<Effect>) {
+        let last = self.table.total.saturating_sub(1);
+        let next = (self.table.selected as i64 + delta).clamp(0, last as i64) as u64;
+        self.table.selected = next;
+        self.table.follow = self.table.total > 0 && next == last && delta > 0;
+        self.scroll_to_selection(fx);
+    }
+
+    /// Keeps the selection in view and fetches the page around the viewport if it is not loaded.
+    fn scroll_to_selection(&mut self, fx: &mut Vec<Effect>) {
+        let cap = self.table_capacity().max(1);
+        let t = &mut self.table;
+        if t.selected < t.top {
+            t.top = t.selected;
+        } else if t.selected >= t.top + cap {
+            t.top = t.selected + 1 - cap;
+        }
+        // Do not leave blank rows below the last one when the table could be full.
+        if t.total > 0 && t.top + cap > t.total {
+            t.top = t.total.saturating_sub(cap);
+        }
+        let want_end = (t.top + cap).min(t.total);
+        let have_end = t.rows_offset + t.rows.len() as u64;
+        if t.loaded && (t.top < t.rows_offset || want_end > have_end) {
+            self.query_now(fx);
+        }
+    }
+
+    /// Refreshes the table when new verdicts made it stale, at most every `refresh_every`.
+    fn maybe_refresh(&mut self, fx: &mut Vec<Effect>) {
+        if !self.table_stale || self.frozen || self.query_in_flight {
+            return;
+        }
+        let due = self
+            .last_query_at
+            .is_none_or(|t| self.now.saturating_sub(t) >= self.refresh_every);
+        if due {
+            self.query_now(fx);
+        }
+    }
+
+    fn query_now(&mut self, fx: &mut Vec<Effect>) {
+        let cap = self.table_capacity().max(1);
+        // One screen above and two below the viewport, so scrolling rarely waits.
+        let offset = self.table.top.saturating_sub(cap);
+        let limit = cap * 4;
+        self.query_gen += 1;
+        self.query_offset = offset;
+        self.query_in_flight = true;
+        self.table_stale = false;
+        self.last_query_at = Some(self.now);
+        fx.push(Effect::Query {
+            gen: self.query_gen,
+            filter: self.filter.clone(),
+            sort: self.sort,
+            offset,
+            limit,
+        });
+    }
+
+    fn on_page(&mut self, gen: u64, page: RecordPage, fx: &mut Vec<Effect>) {
+        if gen != self.query_gen {
+            return;
+        }
+        self.query_in_flight = false;
+        let t = &mut self.table;
+        t.rows = page.rows;
+        t.by_id = t
+            .rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.id.clone(), i))
+            .collect();
+        t.rows_offset = self.query_offset;
+        t.total = page.total;
+        t.loaded = true;
+        if t.follow && t.total > 0 {
+            t.selected = t.total - 1;
+        }
+        t.selected = t.selected.min(t.total.saturating_sub(1));
+        // Following new rows can move the viewport past the loaded ones: that fetches again.
+        self.scroll_to_selection(fx);
+        if let Some(index) = self.pending_open.take() {
+            match self.table.row(index).map(|r| r.id.clone()) {
+                Some(id) => {
+                    self.table.selected = index;
+                    self.open_record(id, fx);
+                }
+                None if self.table.total == 0 || index >= self.table.total => {
+                    self.record = None;
+                    let msg = if self.review.is_some() {
+                        "queue empty: nothing left to review (Esc leaves the queue)"
+                    } else {
+                        "no more records"
+                    };
+                    self.set_status(StatusKind::Info, msg);
+                }
+                None => self.pending_open = Some(index),
+            }
+        }
+    }
+
+    // ----- records and labels -------------------------------------------------------------
+
+    fn open_record(&mut self, id: String, fx: &mut Vec<Effect>) {
+        let pane = self.record.as_ref().map_or(Pane::Text, |r| r.pane);
+        self.record = Some(RecordView {
+            id: id.clone(),
+            detail: None,
+            missing: false,
+            scroll: 0,
+            pane,
+        });
+        fx.push(Effect::GetRecord { id });
+    }
+
+    fn record_action(&mut self, action: Action, fx: &mut Vec<Effect>) {
+        match action {
+            Action::Down
+            | Action::Up
+            | Action::PageDown
+            | Action::PageUp
+            | Action::Top
+            | Action::Bottom => {
+                if let Some(rv) = self.record.as_mut() {
+                    rv.scroll = match action {
+                        Action::Down => rv.scroll.saturating_add(1),
+                        Action::Up => rv.scroll.saturating_sub(1),
+                        Action::PageDown => rv.scroll.saturating_add(10),
+                        Action::PageUp => rv.scroll.saturating_sub(10),
+                        Action::Top => 0,
+                        _ => u16::MAX / 2,
+                    };
+                }
+            }
+            Action::SwitchPane => {
+                if let Some(rv) = self.record.as_mut() {
+                    rv.pane = match rv.pane {
+                        Pane::Text => Pane::Original,
+                        Pane::Original => Pane::Text,
+                    };
+                    rv.scroll = 0;
+                }
+            }
+            Action::NextRecord => self.step_record(1, fx),
+            Action::PrevRecord => self.step_record(-1, fx),
+            Action::LabelKeep => self.label_open(Some(Label::Keep), fx),
+            Action::LabelReject => self.label_open(Some(Label::Reject), fx),
+            Action::LabelClear => self.label_open(None, fx),
+            Action::UndoLabel => {
+                self.undo(fx);
+                if let Some(rv) = &self.record {
+                    fx.push(Effect::GetRecord { id: rv.id.clone() });
+                }
+            }
+            Action::Reverify => {
+                if let Some(rv) = &self.record {
+                    let id = rv.id.clone();
+                    self.set_status(
+                        StatusKind::Info,
+                        format!("{id}: sent to the verifier again"),
+                    );
+                    fx.push(Effect::Send(Command::Reverify { id }));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn step_record(&mut self, delta: i64, fx: &mut Vec<Effect>) {
+        let last = self.table.total.saturating_sub(1) as i64;
+        let next = (self.table.selected as i64 + delta).clamp(0, last) as u64;
+        if next == self.table.selected {
+            return;
+        }
+        self.table.follow = false;
+        self.table.selected = next;
+        match self.table.row(next) {
+            Some(row) => {
+                let id = row.id.clone();
+                self.open_record(id, fx);
+                self.scroll_to_selection(fx);
+            }
+            None => {
+                self.pending_open = Some(next);
+                self.scroll_to_selection(fx);
+                if !self.query_in_flight {
+                    self.query_now(fx);
+                }
+            }
+        }
+    }
+
+    fn send_label(&mut self, id: String, label: Option<Label>, fx: &mut Vec<Effect>) {
+        let what = label.map_or("cleared", |l| l.as_str());
+        self.set_status(StatusKind::Info, format!("{id}: {what} (u undoes)"));
+        self.labels_this_session += 1;
+        if let Some(r) = self.review.as_mut() {
+            r.labelled += 1;
+        }
+        // Show the label at once; the refresh that follows brings the engine's verdict.
+        if let Some(row) = self
+            .table
+            .by_id
+            .get(&id)
+            .and_then(|&i| self.table.rows.get_mut(i))
+        {
+            row.label = label;
+        }
+        fx.push(Effect::Send(Command::Relabel { id, label }));
+    }
+
+    fn label_selected(&mut self, label: Option<Label>, fx: &mut Vec<Effect>) {
+        let Some(row) = self.table.selected_row() else {
+            return;
+        };
+        let id = row.id.clone();
+        self.send_label(id, label, fx);
+        self.move_selection(1, fx);
+        self.query_now(fx);
+        self.request_agreement(fx);
+    }
+
+    /// Labels the open record and moves on: in a queue the labelled record leaves the filtered
+    /// list, so the next one takes its index.
+    fn label_open(&mut self, label: Option<Label>, fx: &mut Vec<Effect>) {
+        let Some(rv) = self.record.as_ref() else {
+            return;
+        };
+        let id = rv.id.clone();
+        self.send_label(id, label, fx);
+        let stays_in_list = self.review.is_none() || label.is_none();
+        let next = self.table.selected + u64::from(stays_in_list);
+        self.table.follow = false;
+        self.table.selected = next;
+        self.pending_open = Some(next);
+        self.scroll_to_selection(fx);
+        self.query_now(fx);
+        self.request_agreement(fx);
+    }
+
+    fn undo(&mut self, fx: &mut Vec<Effect>) {
+        fx.push(Effect::Send(Command::UndoLabel));
+        self.set_status(StatusKind::Info, "last label change undone");
+        self.query_now(fx);
+        self.request_agreement(fx);
+    }
+
+    fn start_review(&mut self, kind: ReviewKind, fx: &mut Vec<Effect>) {
+        self.overlay = None;
+        let (saved_filter, saved_sort) = match self.review.take() {
+            Some(r) => (r.saved_filter, r.saved_sort),
+            None => (self.filter.clone(), self.sort),
+        };
+        self.review = Some(Review {
+            kind,
+            labelled: 0,
+            saved_filter,
+            saved_sort,
+        });
+        self.filter = RecordFilter {
+            labelled: Some(false),
+            verdict: (kind == ReviewKind::Rejected).then_some(Verdict::Removed),
+            ..RecordFilter::default()
+        };
+        self.sort = match kind {
+            ReviewKind::Uncertain => SortBy::Uncertainty,
+            ReviewKind::Rejected => SortBy::Score,
+        };
+        self.reset_selection();
+        self.record = None;
+        self.pending_open = Some(0);
+        self.query_now(fx);
+    }
+
+    // ----- thresholds -------------------------------------------------------------------
+
+    fn open_thresholds(&mut self, fx: &mut Vec<Effect>) {
+        let panel = ThresholdPanel {
+            draft: self.stats.thresholds,
+            field: ThresholdField::High,
+            input: None,
+            input_error: None,
+            preview: None,
+            preview_gen: 0,
+            draft_agreement: None,
+            sweep_field: ThresholdField::High,
+            sweep: Vec::new(),
+            sweep_gen: 0,
+        };
+        self.overlay = Some(Overlay::Thresholds(Box::new(panel)));
+        self.request_agreement(fx);
+        self.draft_changed(fx);
+        self.request_sweep(fx);
+    }
+
+    fn threshold_action(&mut self, action: Action, fx: &mut Vec<Effect>) {
+        let Some(Overlay::Thresholds(p)) = self.overlay.as_mut() else {
+            return;
+        };
+        let fields = ThresholdField::ALL;
+        let idx = fields.iter().position(|f| *f == p.field).unwrap_or(0);
+        match action {
+            Action::NextField | Action::PrevField => {
+                let n = fields.len();
+                let next = if action == Action::NextField {
+                    (idx + 1) % n
+                } else {
+                    (idx + n - 1) % n
+                };
+                p.field = fields[next];
+                self.request_sweep(fx);
+            }
+            Action::Increase | Action::Decrease => {
+                let sign = if action == Action::Increase {
+                    1.0
+                } else {
+                    -1.0
+                };
+                let f = p.field;
+                let v = round_to(f.get(&p.draft) + sign * f.step(), f.step());
+                f.set(&mut p.draft, v);
+                self.draft_changed(fx);
+            }
+            Action::TypeValue => {
+                let mut ta = TextArea::new(vec![format!("{}", p.field.get(&p.draft))]);
+                ta.move_cursor(tui_textarea::CursorMove::End);
+                ta.set_cursor_line_style(ratatui::style::Style::default());
+                p.input = Some(ta);
+                p.input_error = None;
+            }
+            Action::Apply => {
+                let t = p.draft;
+                fx.push(Effect::Send(Command::SetThresholds(t)));
+                // Shown at once; the engine's next stats confirm it.
+                self.stats.thresholds = t;
+                self.set_status(
+                    StatusKind::Info,
+                    format!(
+                        "applied high {} low {} P(yes) cut {:.2}",
+                        t.high, t.low, t.p_yes_cut
+                    ),
+                );
+                self.table_stale = true;
+                self.last_query_at = None;
+                self.query_now(fx);
+                self.request_agreement(fx);
+                self.draft_changed(fx);
+                self.request_sweep(fx);
+            }
+            Action::Reset => {
+                p.draft = self.stats.thresholds;
+                self.draft_changed(fx);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_threshold_input(&mut self, ev: KeyEvent, fx: &mut Vec<Effect>) {
+        let Some(Overlay::Thresholds(p)) = self.overlay.as_mut() else {
+            return;
+        };
+        let Some(input) = p.input.as_mut() else {
+            return;
+        };
+        match ev.code {
+            KeyCode::Esc => p.input = None,
+            KeyCode::Enter => {
+                let text = input.lines().join("");
+                match text.trim().parse::<f32>() {
+                    Ok(v) if v.is_finite() => {
+                        p.field.set(&mut p.draft, v);
+                        p.input = None;
+                        p.input_error = None;
+                        self.draft_changed(fx);
+                    }
+                    _ => p.input_error = Some(format!("`{}` is not a number", text.trim())),
+                }
+            }
+            _ => {
+                input.input(ev);
+            }
+        }
+    }
+
+    fn draft_changed(&mut self, fx: &mut Vec<Effect>) {
+        self.agreement_gen += 1;
+        let gen = self.agreement_gen;
+        let Some(Overlay::Thresholds(p)) = self.overlay.as_mut() else {
+            return;
+        };
+        p.preview_gen += 1;
+        fx.push(Effect::Preview {
+            gen: p.preview_gen,
+            thresholds: p.draft,
+        });
+        fx.push(Effect::Agreement {
+            tag: AgreementTag::Draft,
+            gen,
+            thresholds: p.draft,
+        });
+    }
+
+    fn request_sweep(&mut self, fx: &mut Vec<Effect>) {
+        let Some(Overlay::Thresholds(p)) = self.overlay.as_mut() else {
+            return;
+        };
+        p.sweep_gen += 1;
+        p.sweep_field = p.field;
+        let base = self.stats.thresholds;
+        p.sweep = p
+            .field
+            .sweep_values(&base)
+            .into_iter()
+            .map(|value| SweepPoint {
+                value,
+                agreement: None,
+            })
+            .collect();
+        for (i, pt) in p.sweep.iter().enumerate() {
+            let mut t = base;
+            // Sweeping one value at a time: clamp only against the fixed others.
+            match p.field {
+                ThresholdField::High => t.high = pt.value.max(t.low),
+                ThresholdField::Low => t.low = pt.value.min(t.high),
+                ThresholdField::PCut => t.p_yes_cut = pt.value,
+            }
+            fx.push(Effect::Agreement {
+                tag: AgreementTag::Sweep(i),
+                gen: p.sweep_gen,
+                thresholds: t,
+            });
+        }
+    }
+
+    fn request_agreement(&mut self, fx: &mut Vec<Effect>) {
+        fx.push(Effect::Agreement {
+            tag: AgreementTag::Current,
+            gen: 0,
+            thresholds: self.stats.thresholds,
+        });
+    }
+
+    fn on_agreement(&mut self, tag: AgreementTag, gen: u64, value: LabelAgreement) {
+        match tag {
+            AgreementTag::Current => self.agreement = Some(value),
+            AgreementTag::Draft => {
+                if let Some(Overlay::Thresholds(p)) = self.overlay.as_mut() {
+                    if gen == self.agreement_gen {
+                        p.draft_agreement = Some(value);
+                    }
+                }
+            }
+            AgreementTag::Sweep(i) => {
+                if let Some(Overlay::Thresholds(p)) = self.overlay.as_mut() {
+                    if gen == p.sweep_gen {
+                        if let Some(pt) = p.sweep.get_mut(i) {
+                            pt.agreement = Some(value);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    // ----- export -----------------------------------------------------------------------
+
+    fn export_action(&mut self, action: Action, fx: &mut Vec<Effect>) {
+        let Some(Overlay::Export(d)) = self.overlay.as_mut() else {
+            return;
+        };
+        const FIELDS: [ExportField; 3] =
+            [ExportField::Format, ExportField::Layout, ExportField::Path];
+        let idx = FIELDS.iter().position(|f| *f == d.field).unwrap_or(0);
+        match action {
+            Action::NextField => d.field = FIELDS[(idx + 1) % 3],
+            Action::PrevField => d.field = FIELDS[(idx + 2) % 3],
+            Action::Increase | Action::Decrease => match d.field {
+                ExportField::Format => {
+                    d.format = match d.format {
+                        ExportFormat::Jsonl => ExportFormat::Json,
+                        ExportFormat::Json => ExportFormat::Jsonl,
+                    }
+                }
+                ExportField::Layout => {
+                    d.layout = match d.layout {
+                        ExportLayout::PerInput => ExportLayout::Upstream,
+                        ExportLayout::Upstream => ExportLayout::PerInput,
+                    }
+                }
+                ExportField::Path => {}
+            },
+            Action::TypeValue => {
+                let mut ta = TextArea::new(vec![d.path.display().to_string()]);
+                ta.move_cursor(tui_textarea::CursorMove::End);
+                ta.set_cursor_line_style(ratatui::style::Style::default());
+                d.field = ExportField::Path;
+                d.input = Some(ta);
+            }
+            Action::Apply => {
+                let (out, format, layout) = (d.path.clone(), d.format, d.layout);
+                self.overlay = None;
+                self.set_status(StatusKind::Info, format!("exporting to {}…", out.display()));
+                fx.push(Effect::Send(Command::Export {
+                    out,
+                    format,
+                    layout,
+                }));
+            }
+            _ => {}
+        }
+    }
+
+    // ----- engine events ----------------------------------------------------------------
+
+    fn on_engine(&mut self, ev: EngineEvent, fx: &mut Vec<Effect>) {
+        match ev {
+            EngineEvent::Stats(s) => self.on_stats(s),
+            EngineEvent::Files(files) => self.files = files,
+            EngineEvent::Verdicts(rows) => {
+                if !self.frozen {
+                    // Re-decided rows change on screen now; new rows come with the refresh.
+                    for row in rows {
+                        if let Some(&i) = self.table.by_id.get(&row.id) {
+                            if let Some(slot) = self.table.rows.get_mut(i) {
+                                *slot = row.clone();
+                            }
+                        }
+                        if let Some(d) = self
+                            .record
+                            .as_mut()
+                            .and_then(|r| r.detail.as_mut())
+                            .filter(|d| d.row.id == row.id)
+                        {
+                            d.row = row;
+                        }
+                    }
+                }
+                self.table_stale = true;
+                self.maybe_refresh(fx);
+            }
+            EngineEvent::Redecided(flips) => {
+                self.last_redecided = Some(flips);
+                self.set_status(
+                    StatusKind::Info,
+                    format!(
+                        "re-decided: +{} kept, −{} removed, {} newly need the verifier",
+                        flips.to_kept, flips.to_removed, flips.newly_pending
+                    ),
+                );
+                self.table_stale = true;
+                self.last_query_at = None;
+                self.maybe_refresh(fx);
+                self.request_agreement(fx);
+            }
+            EngineEvent::Error { file, message } => {
+                if self.errors.len() == ERRORS_KEPT {
+                    self.errors.pop_front();
+                }
+                self.errors.push_back(ErrorLine { file, message });
+            }
+            EngineEvent::Exported { out, records } => {
+                self.set_status(
+                    StatusKind::Info,
+                    format!(
+                        "exported {} records to {}",
+                        ui::fmt_count(records),
+                        out.display()
+                    ),
+                );
+            }
+            EngineEvent::Drained(s) => {
+                self.on_stats(s);
+                if matches!(self.engine, EngineState::Running | EngineState::Paused) {
+                    self.engine = EngineState::Finished;
+                    self.set_status(
+                        StatusKind::Info,
+                        "all input read and verified: keep curating, export, or q to quit",
+                    );
+                }
+                self.table_stale = true;
+                self.maybe_refresh(fx);
+            }
+            EngineEvent::Finished(s) => {
+                self.on_stats(s);
+                if self.engine == EngineState::Stopping {
+                    fx.push(Effect::Exit);
+                } else {
+                    self.engine = EngineState::Finished;
+                    self.set_status(
+                        StatusKind::Info,
+                        "all input read: the engine is idle; keep curating or q to quit",
+                    );
+                    self.table_stale = true;
+                    self.maybe_refresh(fx);
+                }
+            }
+        }
+    }
+
+    fn on_stats(&mut self, s: StatsSnapshot) {
+        if matches!(self.engine, EngineState::Running | EngineState::Paused) {
+            self.engine = if s.paused {
+                EngineState::Paused
+            } else {
+                EngineState::Running
+            };
+        }
+        if self.history.len() == HISTORY_LEN {
+            self.history.pop_front();
+        }
+        self.history.push_back(Sample {
+            t: s.elapsed.as_secs_f64(),
+            records_per_sec: s.records_per_sec,
+            mb_per_sec: s.mb_per_sec,
+            llm_records_per_sec: s.llm_records_per_sec,
+            batch_latency_ms: s.batch_latency_ms,
+            batch_fill: s.batch_fill,
+            queue: s.verifier_queue,
+            rss_bytes: s.rss_bytes,
+        });
+        self.stats = s;
+    }
+}
+
+fn cycle<T: Copy + PartialEq>(current: Option<T>, all: &[T]) -> Option<T> {
+    match current {
+        None => all.first().copied(),
+        Some(c) => {
+            let i = all.iter().position(|x| *x == c).unwrap_or(all.len());
+            all.get(i + 1).copied()
+        }
+    }
+}
+
+fn round_to(v: f32, step: f32) -> f32 {
+    (v / step).round() * step
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cycling_a_filter_walks_every_value_then_clears() {
+        let all = [Verdict::Kept, Verdict::Removed, Verdict::Pending];
+        let mut v = None;
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            v = cycle(v, &all);
+            seen.push(v);
+        }
+        assert_eq!(
+            seen,
+            vec![
+                Some(Verdict::Kept),
+                Some(Verdict::Removed),
+                Some(Verdict::Pending),
+                None
+            ]
+        );
+    }
+
+    #[test]
+    fn threshold_fields_keep_low_at_most_high_and_cut_in_range() {
+        let mut t = Thresholds::default();
+        ThresholdField::Low.set(&mut t, 100.0);
+        assert_eq!(t.low, t.high);
+        ThresholdField::High.set(&mut t, -5.0);
+        assert_eq!(t.high, t.low);
+        ThresholdField::PCut.set(&mut t, 1.7);
+        assert_eq!(t.p_yes_cut, 1.0);
+        let xs = ThresholdField::PCut.sweep_values(&t);
+        assert_eq!((xs.len(), xs[0], xs[10]), (11, 0.0, 1.0));
+    }
+
+    #[test]
+    fn precision_recall_handles_empty_labels() {
+        assert_eq!(precision_recall(&LabelAgreement::default()), (None, None));
+        let a = LabelAgreement {
+            labelled: 10,
+            true_pos: 6,
+            false_pos: 2,
+            false_neg: 3,
+            true_neg: 0,
+        };
+        let (p, r) = precision_recall(&a);
+        assert!((p.unwrap() - 0.75).abs() < 1e-9);
+        assert!((r.unwrap() - 6.0 / 9.0).abs() < 1e-9);
+    }
+
+    fn app() -> App {
+        App::new(
+            Keymap::default_keymap(),
+            Theme::dark(),
+            SessionInfo::default(),
+        )
+    }
+
+    fn key(c: char) -> Msg {
+        Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE))
+    }
+
+    #[test]
+    fn quit_sends_stop_and_exits_only_when_the_engine_finished() {
+        let mut a = app();
+        let fx = a.update(key('q'));
+        assert!(matches!(fx.as_slice(), [Effect::Send(Command::Stop)]));
+        assert_eq!(a.engine, EngineState::Stopping);
+        let fx = a.update(Msg::Engine(EngineEvent::Finished(StatsSnapshot::default())));
+        assert!(matches!(fx.as_slice(), [Effect::Exit]));
+    }
+
+    #[test]
+    fn drained_means_done_but_still_serving() {
+        let mut a = app();
+        a.update(Msg::Engine(EngineEvent::Drained(StatsSnapshot::default())));
+        assert_eq!(a.engine, EngineState::Finished);
+        // Quitting still stops the engine properly.
+        assert!(matches!(
+            a.update(key('q')).as_slice(),
+            [Effect::Send(Command::Stop)]
+        ));
+    }
+
+    #[test]
+    fn a_finished_engine_closing_its_channel_is_not_an_error() {
+        let mut a = app();
+        a.update(Msg::Engine(EngineEvent::Finished(StatsSnapshot::default())));
+        assert_eq!(a.engine, EngineState::Finished);
+        a.update(Msg::EngineClosed);
+        assert_eq!(a.engine, EngineState::Gone);
+        assert_eq!(a.status.as_ref().unwrap().kind, StatusKind::Info);
+        // Nothing to stop any more: q leaves at once.
+        assert!(matches!(a.update(key('q')).as_slice(), [Effect::Exit]));
+        let mut b = app();
+        b.update(Msg::EngineClosed);
+        assert_eq!(b.status.as_ref().unwrap().kind, StatusKind::Error);
+    }
+
+    #[test]
+    fn esc_closes_the_overlay_before_anything_else() {
+        let mut a = app();
+        a.update(key('?'));
+        a.update(key('E'));
+        assert!(matches!(a.overlay, Some(Overlay::Export(_))));
+        a.update(Msg::Key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE)));
+        assert!(a.overlay.is_none());
+        // q in the overlay still quits (Esc is the way out of overlays).
+        a.update(key('?'));
+        assert!(matches!(
+            a.update(key('q')).as_slice(),
+            [Effect::Send(Command::Stop)]
+        ));
+    }
+
+    #[test]
+    fn stale_table_refreshes_at_most_every_interval_and_not_when_frozen() {
+        let mut a = app();
+        let fx = a.start();
+        let gen = fx
+            .iter()
+            .find_map(|e| match e {
+                Effect::Query { gen, .. } => Some(*gen),
+                _ => None,
+            })
+            .unwrap();
+        a.update(Msg::Page {
+            gen,
+            page: RecordPage::default(),
+        });
+        let fx = a.update(Msg::Engine(EngineEvent::Verdicts(vec![])));
+        assert!(fx.is_empty(), "refreshed inside the interval: {fx:?}");
+        let fx = a.update(Msg::Tick(Duration::from_millis(300)));
+        assert!(matches!(fx.as_slice(), [Effect::Query { .. }]));
+        let gen = match &fx[0] {
+            Effect::Query { gen, .. } => *gen,
+            _ => unreachable!(),
+        };
+        a.update(Msg::Page {
+            gen,
+            page: RecordPage::default(),
+        });
+        a.update(key('f'));
+        a.update(Msg::Engine(EngineEvent::Verdicts(vec![])));
+        assert!(a.update(Msg::Tick(Duration::from_secs(5))).is_empty());
+        let fx = a.update(key('f'));
+        assert!(matches!(fx.as_slice(), [Effect::Query { .. }]));
+    }
+}
+
+#[cfg(test)]
+mod typeahead_tests {
+    use super::*;
+    use crate::decide::Verdict;
+    use crate::rules::Tier;
+
+    fn row(i: u64) -> RecordRow {
+        RecordRow {
+            seq: i as i64,
+            id: format!("r{i}"),
+            source: SourceKind::Json,
+            kind: "x".into(),
+            file: "f".into(),
+            score: 0.0,
+            p_yes: None,
+            tier: Tier::Reject,
+            verdict: Verdict::Removed,
+            decided_by: None,
+            label: None,
+            rules: vec![],
+        }
+    }
+
+    /// Answers the query in `fx` the way an engine holding 1000 rows would.
+    fn answer(a: &mut App, fx: &[Effect]) -> Vec<Effect> {
+        let (gen, offset, limit) = fx
+            .iter()
+            .find_map(|e| match e {
+                Effect::Query {
+                    gen, offset, limit, ..
+                } => Some((*gen, *offset, *limit)),
+                _ => None,
+            })
+            .expect("a query");
+        let rows = (offset..(offset + limit).min(1000)).map(row).collect();
+        a.update(Msg::Page {
+            gen,
+            page: RecordPage { rows, total: 1000 },
+        })
+    }
+
+    #[test]
+    fn enter_typed_before_the_page_arrives_opens_the_row_when_it_does() {
+        let mut a = App::new(
+            Keymap::default_keymap(),
+            Theme::dark(),
+            SessionInfo::default(),
+        );
+        let fx = a.start();
+        // Following the tail moves the viewport past the first page: a second query.
+        let fx = answer(&mut a, &fx);
+        let fx2 = answer(&mut a, &fx);
+        assert!(fx2.is_empty());
+        assert_eq!(a.table.selected, 999);
+        let g = a.update(Msg::Key(KeyEvent::new(
+            KeyCode::Char('g'),
+            KeyModifiers::NONE,
+        )));
+        let enter = a.update(Msg::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)));
+        assert!(enter.is_empty(), "{enter:?}");
+        assert!(a.record.is_none());
+        let fx = answer(&mut a, &g);
+        assert_eq!(a.record.as_ref().unwrap().id, "r0");
+        assert!(matches!(fx.as_slice(), [Effect::GetRecord { id }] if id == "r0"));
+    }
+}

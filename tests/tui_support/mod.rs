@@ -1,0 +1,664 @@
+//! Test double for the engine (the only one allowed): a task that answers `Command`s from an
+//! in-memory set of records, decides them with the real `decide`, runs a deterministic test
+//! verifier, keeps a label log with undo, and emits Stats/Files/Verdicts events when the test
+//! reveals more records. Everything is deterministic: no wall clock, no randomness.
+
+#![allow(dead_code)]
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use cyberfilter::decide::{decide, DecidedBy, DecisionInputs, Label, Verdict};
+use cyberfilter::engine::types::*;
+use cyberfilter::record::SourceKind;
+use cyberfilter::rules::{RuleHit, Thresholds, Tier};
+use cyberfilter::tui::app::{App, SessionInfo};
+use cyberfilter::tui::keymap::Keymap;
+use cyberfilter::tui::theme::Theme;
+use cyberfilter::tui::{Msg, Session};
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+#[derive(Debug, Clone)]
+pub struct FakeRecord {
+    pub id: String,
+    pub source: SourceKind,
+    pub kind: String,
+    pub file: String,
+    pub score: f32,
+    pub text: String,
+    pub hits: Vec<RuleHit>,
+    pub matches: Vec<TextMatch>,
+    pub p_yes: Option<f32>,
+    pub label: Option<Label>,
+    pub seq: i64,
+}
+
+const WORDS: [(&str, &str, f32); 8] = [
+    ("SQL injection", "sqli", 3.0),
+    ("remote code execution", "rce", 3.5),
+    ("buffer overflow", "memory", 2.5),
+    ("cross-site scripting", "xss", 2.0),
+    ("privilege escalation", "privesc", 2.5),
+    ("denial of service", "dos", 1.5),
+    ("example", "example_text", -1.0),
+    ("marketing newsletter", "off_topic", -2.0),
+];
+
+const FILES: [&str; 4] = [
+    "sample_data/nvdcve-2.0-2024.json",
+    "sample_data/cvelistV5-2024.jsonl",
+    "sample_data/enterprise-attack.json",
+    "sample_data/capec_v3.9.xml",
+];
+
+/// Deterministic records: ids, sources, texts with known keywords, scores from the keywords.
+pub fn sample_records(n: usize) -> Vec<FakeRecord> {
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) as u32
+    };
+    (0..n)
+        .map(|i| {
+            let file_i = i % FILES.len();
+            let source = [
+                SourceKind::NvdApi2,
+                SourceKind::Cve5,
+                SourceKind::Stix,
+                SourceKind::Capec,
+            ][file_i];
+            let id = match source {
+                SourceKind::Stix => format!("attack-pattern--{:04x}", i * 37 % 65536),
+                SourceKind::Capec => format!("CAPEC-{}", 100 + i),
+                _ => format!("CVE-2024-{:05}", 1000 + i * 7),
+            };
+            let mut text = format!("{id}: ");
+            let mut hits: Vec<RuleHit> = Vec::new();
+            let mut matches = Vec::new();
+            let k = 1 + next() % 3;
+            for _ in 0..k {
+                let (w, rule, weight) = WORDS[(next() % WORDS.len() as u32) as usize];
+                if hits.iter().any(|h| h.rule == rule) {
+                    continue;
+                }
+                text.push_str("A flaw allowing ");
+                let start = text.len();
+                text.push_str(w);
+                matches.push(TextMatch {
+                    start,
+                    end: text.len(),
+                    rule: rule.into(),
+                    negative: weight < 0.0,
+                });
+                text.push_str(" in the parser of component ");
+                text.push_str(&format!("lib{}.\n", next() % 50));
+                hits.push(RuleHit {
+                    rule: rule.into(),
+                    category: if weight < 0.0 {
+                        "negative".into()
+                    } else {
+                        "attack".into()
+                    },
+                    count: 1,
+                    contribution: weight,
+                });
+            }
+            text.push_str(
+                "Affected versions before 2.4.1 are vulnerable; see the advisory for details.",
+            );
+            let score: f32 =
+                hits.iter().map(|h| h.contribution).sum::<f32>() + (next() % 4) as f32 * 0.5;
+            FakeRecord {
+                id,
+                source,
+                kind: match source {
+                    SourceKind::Stix => "attack-pattern".into(),
+                    SourceKind::Capec => "Attack_Pattern".into(),
+                    _ => "cve".into(),
+                },
+                file: FILES[file_i].into(),
+                score,
+                text,
+                hits,
+                matches,
+                p_yes: None,
+                label: None,
+                seq: i as i64 + 1,
+            }
+        })
+        .collect()
+}
+
+/// The test verifier: a fixed probability per record id.
+pub fn test_verifier(id: &str) -> f32 {
+    let h = id
+        .bytes()
+        .fold(7u32, |a, b| a.wrapping_mul(31).wrapping_add(b as u32));
+    (h % 101) as f32 / 100.0
+}
+
+pub struct FakeState {
+    pub records: Vec<FakeRecord>,
+    pub revealed: usize,
+    pub thresholds: Thresholds,
+    pub label_log: Vec<(String, Option<Label>, Option<Label>)>,
+    pub paused: bool,
+    pub steps: u32,
+    pub commands_seen: Vec<String>,
+    pub errors: u64,
+    pub max_query_limit: u64,
+}
+
+impl FakeState {
+    fn inputs(&self, r: &FakeRecord) -> DecisionInputs {
+        DecisionInputs {
+            score: r.score,
+            text_len: r.text.chars().count(),
+            scored: true,
+            p_yes: r.p_yes,
+            label: r.label,
+        }
+    }
+
+    pub fn row(&self, r: &FakeRecord) -> RecordRow {
+        let d = decide(&self.inputs(r), &self.thresholds);
+        RecordRow {
+            seq: r.seq,
+            id: r.id.clone(),
+            source: r.source,
+            kind: r.kind.clone(),
+            file: r.file.clone(),
+            score: r.score,
+            p_yes: r.p_yes,
+            tier: d.tier,
+            verdict: d.verdict,
+            decided_by: d.decided_by,
+            label: r.label,
+            rules: r.hits.iter().map(|h| h.rule.clone()).collect(),
+        }
+    }
+
+    fn visible(&self) -> &[FakeRecord] {
+        &self.records[..self.revealed]
+    }
+
+    fn flips(&self, t: &Thresholds) -> FlipPreview {
+        let mut f = FlipPreview::default();
+        for r in self.visible() {
+            let i = self.inputs(r);
+            let (a, b) = (decide(&i, &self.thresholds), decide(&i, t));
+            if a.verdict != b.verdict {
+                match b.verdict {
+                    Verdict::Kept => f.to_kept += 1,
+                    Verdict::Removed => f.to_removed += 1,
+                    Verdict::Pending => {}
+                }
+            }
+            if b.needs_verifier(&i) && !a.needs_verifier(&i) {
+                f.newly_pending += 1;
+            }
+        }
+        f
+    }
+
+    fn agreement(&self, t: &Thresholds) -> LabelAgreement {
+        let mut a = LabelAgreement::default();
+        for r in self.visible() {
+            let Some(label) = r.label else { continue };
+            let mut i = self.inputs(r);
+            i.label = None;
+            let kept = decide(&i, t).verdict == Verdict::Kept;
+            a.labelled += 1;
+            match (kept, label == Label::Keep) {
+                (true, true) => a.true_pos += 1,
+                (true, false) => a.false_pos += 1,
+                (false, true) => a.false_neg += 1,
+                (false, false) => a.true_neg += 1,
+            }
+        }
+        a
+    }
+
+    fn uncertainty(&self, r: &FakeRecord) -> f32 {
+        let t = &self.thresholds;
+        let row = self.row(r);
+        match (row.tier, r.p_yes) {
+            (Tier::Verify, Some(p)) => (p - t.p_yes_cut).abs(),
+            _ => (r.score - t.low).abs().min((r.score - t.high).abs()) / (t.high - t.low).max(0.1),
+        }
+    }
+
+    fn query(
+        &mut self,
+        filter: &RecordFilter,
+        sort: SortBy,
+        offset: u64,
+        limit: u64,
+    ) -> RecordPage {
+        self.max_query_limit = self.max_query_limit.max(limit);
+        let mut rows: Vec<(&FakeRecord, RecordRow)> = self
+            .visible()
+            .iter()
+            .map(|r| (r, self.row(r)))
+            .filter(|(r, row)| {
+                filter.verdict.is_none_or(|v| row.verdict == v)
+                    && filter.tier.is_none_or(|t| row.tier == t)
+                    && filter.source.is_none_or(|s| row.source == s)
+                    && filter.decided_by.is_none_or(|d| row.decided_by == Some(d))
+                    && filter.labelled.is_none_or(|l| row.label.is_some() == l)
+                    && filter.search.as_ref().is_none_or(|s| {
+                        let s = s.to_lowercase();
+                        r.id.to_lowercase().contains(&s) || r.text.to_lowercase().contains(&s)
+                    })
+            })
+            .collect();
+        match sort {
+            SortBy::Arrival => rows.sort_by_key(|(r, _)| r.seq),
+            SortBy::Score => {
+                rows.sort_by(|a, b| b.0.score.total_cmp(&a.0.score).then(a.0.seq.cmp(&b.0.seq)))
+            }
+            SortBy::Uncertainty => rows.sort_by(|a, b| {
+                self.uncertainty(a.0)
+                    .total_cmp(&self.uncertainty(b.0))
+                    .then(a.0.seq.cmp(&b.0.seq))
+            }),
+        }
+        let total = rows.len() as u64;
+        let rows = rows
+            .into_iter()
+            .skip(offset as usize)
+            .take(limit as usize)
+            .map(|(_, row)| row)
+            .collect();
+        RecordPage { rows, total }
+    }
+
+    fn detail(&self, id: &str) -> Option<RecordDetail> {
+        let r = self.visible().iter().find(|r| r.id == id)?;
+        let row = self.row(r);
+        let t = &self.thresholds;
+        let why = match (row.decided_by, row.tier) {
+            (Some(DecidedBy::Human), _) => format!(
+                "labelled {} by the curator",
+                row.label.map_or("", |l| l.as_str())
+            ),
+            (_, Tier::Keep) => format!("score {:.1} ≥ high {}", r.score, t.high),
+            (_, Tier::Reject) => format!("score {:.1} < low {}", r.score, t.low),
+            (Some(DecidedBy::Llm), _) => format!(
+                "score {:.1} in [{}, {}): P(yes) {:.2} {} cut {:.2}",
+                r.score,
+                t.low,
+                t.high,
+                r.p_yes.unwrap_or(0.0),
+                if r.p_yes.unwrap_or(0.0) >= t.p_yes_cut {
+                    "≥"
+                } else {
+                    "<"
+                },
+                t.p_yes_cut
+            ),
+            _ => "waiting for the verifier".into(),
+        };
+        let original = serde_json::to_string_pretty(&serde_json::json!({
+            "id": r.id,
+            "descriptions": [{"lang": "en", "value": r.text}],
+            "source": r.source.as_str(),
+        }))
+        .map_err(|e| e.to_string());
+        Some(RecordDetail {
+            row,
+            text: r.text.clone(),
+            hits: r.hits.clone(),
+            locator: format!("{}#{}@{}+{}", r.file, r.seq - 1, (r.seq - 1) * 812, 812),
+            model: r.p_yes.map(|_| "test-verifier".to_string()),
+            original,
+            why,
+            matches: r.matches.clone(),
+        })
+    }
+
+    pub fn stats(&self) -> StatsSnapshot {
+        let s = self.steps as u64;
+        let mut st = StatsSnapshot {
+            elapsed: Duration::from_millis(500 * s),
+            records_read: self.revealed as u64,
+            bytes_read: self.revealed as u64 * 812,
+            records_per_sec: [120.0, 180.0, 240.0, 210.0, 260.0, 300.0, 280.0][(s % 7) as usize],
+            mb_per_sec: [0.1, 0.15, 0.2, 0.17, 0.21, 0.24, 0.22][(s % 7) as usize],
+            verifier_queue: (s * 3) % 17,
+            batch_fill: [0.5, 0.75, 1.0, 0.875][(s % 4) as usize],
+            batch_latency_ms: 640.0 + (s % 5) as f64 * 40.0,
+            llm_records_per_sec: [4.0, 6.5, 8.0, 7.2][(s % 4) as usize],
+            llm_calls: s * 2,
+            cache_hits: s / 2,
+            verifier_errors: 0,
+            rss_bytes: (48 + s) * 1024 * 1024,
+            errors: self.errors,
+            paused: self.paused,
+            thresholds: self.thresholds,
+            ..StatsSnapshot::default()
+        };
+        for r in self.visible() {
+            let row = self.row(r);
+            match row.tier {
+                Tier::Keep => st.keep += 1,
+                Tier::Verify => st.verify += 1,
+                Tier::Reject => st.reject += 1,
+            }
+            match row.verdict {
+                Verdict::Kept => st.kept += 1,
+                Verdict::Removed => st.removed += 1,
+                Verdict::Pending => st.pending += 1,
+            }
+            st.labelled += u64::from(row.label.is_some());
+        }
+        st
+    }
+
+    fn files(&self) -> Vec<FileProgress> {
+        FILES
+            .iter()
+            .enumerate()
+            .map(|(fi, f)| {
+                let all = self.records.iter().filter(|r| r.file == *f).count() as u64;
+                let done = self.visible().iter().filter(|r| r.file == *f).count() as u64;
+                FileProgress {
+                    file: f.to_string(),
+                    bytes_done: done * 812,
+                    bytes_total: all * 812,
+                    records: done,
+                    errors: u64::from(fi == 3 && self.errors > 0),
+                    done: done == all,
+                }
+            })
+            .collect()
+    }
+}
+
+pub enum Ctl {
+    /// Reveal `n` more records: the test verifier answers the pending ones, then Stats, Files
+    /// and Verdicts are emitted, then `ack`.
+    Reveal(usize, oneshot::Sender<()>),
+    Error(String, String, oneshot::Sender<()>),
+}
+
+pub struct FakeEngine {
+    pub state: Arc<Mutex<FakeState>>,
+    ctl: mpsc::UnboundedSender<Ctl>,
+}
+
+impl FakeEngine {
+    /// Spawns the fake engine; returns it with the channels a TUI session needs.
+    pub fn spawn(
+        records: Vec<FakeRecord>,
+    ) -> (
+        FakeEngine,
+        mpsc::Sender<Command>,
+        mpsc::Receiver<EngineEvent>,
+    ) {
+        let (cmd_tx, mut cmd_rx) = mpsc::channel::<Command>(64);
+        let (ev_tx, ev_rx) = mpsc::channel::<EngineEvent>(1024);
+        let (ctl_tx, mut ctl_rx) = mpsc::unbounded_channel::<Ctl>();
+        let state = Arc::new(Mutex::new(FakeState {
+            records,
+            revealed: 0,
+            thresholds: Thresholds::default(),
+            label_log: Vec::new(),
+            paused: false,
+            steps: 0,
+            commands_seen: Vec::new(),
+            errors: 0,
+            max_query_limit: 0,
+        }));
+        let st = state.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    biased;
+                    c = ctl_rx.recv() => match c {
+                        Some(Ctl::Reveal(n, ack)) => {
+                            let (stats, files, rows) = {
+                                let mut s = st.lock().unwrap();
+                                let from = s.revealed;
+                                // The test verifier answers everything pending before the step.
+                                let t = s.thresholds;
+                                for r in s.records.iter_mut().take(from) {
+                                    let i = DecisionInputs { score: r.score, text_len: r.text.chars().count(), scored: true, p_yes: r.p_yes, label: r.label };
+                                    if decide(&i, &t).needs_verifier(&i) {
+                                        r.p_yes = Some(test_verifier(&r.id));
+                                    }
+                                }
+                                s.revealed = (from + n).min(s.records.len());
+                                // Half of the new verify-tier records get their answer in the same step.
+                                let to = s.revealed;
+                                for (k, r) in s.records[from..to].iter_mut().enumerate() {
+                                    if k % 2 == 0 {
+                                        r.p_yes = Some(test_verifier(&r.id));
+                                    }
+                                }
+                                s.steps += 1;
+                                let rows: Vec<RecordRow> = s.records[from..to].iter().map(|r| s.row(r)).collect();
+                                (s.stats(), s.files(), rows)
+                            };
+                            let _ = ev_tx.send(EngineEvent::Verdicts(rows)).await;
+                            let _ = ev_tx.send(EngineEvent::Files(files)).await;
+                            let _ = ev_tx.send(EngineEvent::Stats(stats)).await;
+                            let _ = ack.send(());
+                        }
+                        Some(Ctl::Error(file, message, ack)) => {
+                            st.lock().unwrap().errors += 1;
+                            let _ = ev_tx.send(EngineEvent::Error { file, message }).await;
+                            let _ = ack.send(());
+                        }
+                        None => {}
+                    },
+                    c = cmd_rx.recv() => {
+                        let Some(c) = c else { break };
+                        let stop = matches!(c, Command::Stop);
+                        let events = handle(&st, c);
+                        for e in events {
+                            let _ = ev_tx.send(e).await;
+                        }
+                        if stop {
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+        (FakeEngine { state, ctl: ctl_tx }, cmd_tx, ev_rx)
+    }
+
+    pub async fn reveal(&self, n: usize) {
+        let (tx, rx) = oneshot::channel();
+        self.ctl.send(Ctl::Reveal(n, tx)).unwrap();
+        rx.await.unwrap();
+    }
+
+    pub async fn error(&self, file: &str, message: &str) {
+        let (tx, rx) = oneshot::channel();
+        self.ctl
+            .send(Ctl::Error(file.into(), message.into(), tx))
+            .unwrap();
+        rx.await.unwrap();
+    }
+}
+
+fn handle(st: &Arc<Mutex<FakeState>>, c: Command) -> Vec<EngineEvent> {
+    let mut s = st.lock().unwrap();
+    let name = format!("{c:?}");
+    let name = name.split([' ', '(', '{']).next().unwrap_or("").to_string();
+    s.commands_seen.push(name);
+    match c {
+        Command::Pause => {
+            s.paused = true;
+            vec![EngineEvent::Stats(s.stats())]
+        }
+        Command::Resume => {
+            s.paused = false;
+            vec![EngineEvent::Stats(s.stats())]
+        }
+        Command::Stop => vec![EngineEvent::Finished(s.stats())],
+        Command::SetThresholds(t) => {
+            let flips = s.flips(&t);
+            let before: Vec<RecordRow> = s.visible().iter().map(|r| s.row(r)).collect();
+            s.thresholds = t;
+            let changed: Vec<RecordRow> = s
+                .visible()
+                .iter()
+                .zip(before)
+                .filter_map(|(r, b)| {
+                    let now = s.row(r);
+                    (now != b).then_some(now)
+                })
+                .collect();
+            vec![
+                EngineEvent::Redecided(flips),
+                EngineEvent::Verdicts(changed),
+                EngineEvent::Stats(s.stats()),
+            ]
+        }
+        Command::PreviewThresholds(t, reply) => {
+            let _ = reply.send(s.flips(&t));
+            vec![]
+        }
+        Command::Relabel { id, label } => {
+            let Some(i) = s.visible().iter().position(|r| r.id == id) else {
+                return vec![];
+            };
+            let old = s.records[i].label;
+            s.records[i].label = label;
+            s.label_log.push((id, old, label));
+            let row = s.row(&s.records[i]);
+            vec![
+                EngineEvent::Verdicts(vec![row]),
+                EngineEvent::Stats(s.stats()),
+            ]
+        }
+        Command::UndoLabel => {
+            let Some((id, old, _)) = s.label_log.pop() else {
+                return vec![];
+            };
+            let Some(i) = s.records.iter().position(|r| r.id == id) else {
+                return vec![];
+            };
+            s.records[i].label = old;
+            let row = s.row(&s.records[i]);
+            vec![
+                EngineEvent::Verdicts(vec![row]),
+                EngineEvent::Stats(s.stats()),
+            ]
+        }
+        Command::Reverify { .. } => vec![],
+        Command::Export { out, .. } => {
+            let records = s.stats().kept;
+            vec![EngineEvent::Exported { out, records }]
+        }
+        Command::Query {
+            filter,
+            sort,
+            offset,
+            limit,
+            reply,
+        } => {
+            let page = if limit == 0 {
+                RecordPage::default()
+            } else {
+                s.query(&filter, sort, offset, limit)
+            };
+            let _ = reply.send(page);
+            vec![]
+        }
+        Command::GetRecord { id, reply } => {
+            let _ = reply.send(s.detail(&id));
+            vec![]
+        }
+        Command::Agreement { thresholds, reply } => {
+            let _ = reply.send(s.agreement(&thresholds));
+            vec![]
+        }
+    }
+}
+
+/// A TUI session on a TestBackend wired to a fake engine.
+pub struct Harness {
+    pub engine: FakeEngine,
+    pub session: Session,
+    pub terminal: Terminal<TestBackend>,
+    pub now: Duration,
+}
+
+impl Harness {
+    pub async fn new(records: usize, width: u16, height: u16, theme: Theme) -> Harness {
+        let (engine, commands, events) = FakeEngine::spawn(sample_records(records));
+        let app = App::new(
+            Keymap::default_keymap(),
+            theme,
+            SessionInfo {
+                title: "runs/2024-demo.cfstore".into(),
+                resumed: false,
+            },
+        );
+        let mut session = Session::new(app, commands, events);
+        session.handle(Msg::Resize { width, height });
+        session.start();
+        session.settle().await;
+        Harness {
+            engine,
+            session,
+            terminal: Terminal::new(TestBackend::new(width, height)).unwrap(),
+            now: Duration::ZERO,
+        }
+    }
+
+    /// Reveals records in steps, advancing the injected clock past the refresh interval.
+    pub async fn feed(&mut self, steps: usize, per_step: usize) {
+        for _ in 0..steps {
+            self.engine.reveal(per_step).await;
+            self.session.settle().await;
+            self.tick(300).await;
+        }
+    }
+
+    pub async fn tick(&mut self, ms: u64) {
+        self.now += Duration::from_millis(ms);
+        self.session.handle(Msg::Tick(self.now));
+        self.session.settle().await;
+    }
+
+    pub async fn key(&mut self, code: KeyCode) {
+        self.key_mod(code, KeyModifiers::NONE).await;
+    }
+
+    pub async fn key_mod(&mut self, code: KeyCode, m: KeyModifiers) {
+        self.session.handle(Msg::Key(KeyEvent::new(code, m)));
+        self.session.settle().await;
+    }
+
+    pub async fn keys(&mut self, s: &str) {
+        for c in s.chars() {
+            self.key(KeyCode::Char(c)).await;
+        }
+    }
+
+    pub fn render(&mut self) -> String {
+        let app = &self.session.app;
+        self.terminal
+            .draw(|f| cyberfilter::tui::ui::draw(app, f))
+            .unwrap();
+        self.terminal.backend().to_string()
+    }
+
+    pub fn app(&self) -> &App {
+        &self.session.app
+    }
+}
+
+pub fn out_dir() -> PathBuf {
+    PathBuf::from("export")
+}
