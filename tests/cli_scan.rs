@@ -46,9 +46,17 @@ fn scan_prints_one_json_line_per_record_and_a_summary() {
     let cves: Vec<_> = recs.iter().filter(|r| r["source"] == "nvd-api2").collect();
     assert!(!cves.is_empty());
     let kept = cves.iter().filter(|r| r["tier"] == "keep").count();
-    assert!(kept * 10 >= cves.len() * 9, "{kept} of {} CVEs kept", cves.len());
+    assert!(
+        kept * 10 >= cves.len() * 9,
+        "{kept} of {} CVEs kept",
+        cves.len()
+    );
     let cve = cves.iter().find(|r| r["tier"] == "keep").unwrap();
-    assert!(cve["rules"].as_array().unwrap().iter().any(|r| r == "cve-id"));
+    assert!(cve["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r == "cve-id"));
     assert!(cve["score"].as_f64().unwrap() >= 4.5);
 
     let err = stderr(&out);
@@ -71,7 +79,11 @@ fn scan_text_flag_and_threshold_overrides() {
         .all(|r| r["text"].as_str().unwrap().starts_with("CVE-")));
 
     let out = run(&["scan", "--high", "1", "--low", "2", nvd]);
-    assert_eq!(out.status.code(), Some(2), "low above high is a usage error");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "low above high is a usage error"
+    );
     assert!(stderr(&out).contains("must be a number not above high"));
 }
 
@@ -86,7 +98,10 @@ fn scan_reports_input_errors_and_exits_65_but_goes_on() {
     let err = stderr(&out);
     assert!(err.contains("broken.json"), "error names the file: {err}");
     let recs = lines(&out);
-    assert!(recs.iter().any(|r| r["id"] == "CVE-2024-1"), "records before the break are kept");
+    assert!(
+        recs.iter().any(|r| r["id"] == "CVE-2024-1"),
+        "records before the break are kept"
+    );
     assert!(recs.len() > 10, "the good file is still read");
 }
 
@@ -166,7 +181,12 @@ fn rules_check_lists_every_error_with_rule_and_reason() {
 
     // A scan with the broken file refuses to start.
     let nvd = root().join("sample_data/nvd/nvd-api2.0-page0-sample.json");
-    let out = run(&["scan", "--rules", file.to_str().unwrap(), nvd.to_str().unwrap()]);
+    let out = run(&[
+        "scan",
+        "--rules",
+        file.to_str().unwrap(),
+        nvd.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("bad-regex"));
 }
@@ -175,14 +195,36 @@ fn rules_check_lists_every_error_with_rule_and_reason() {
 fn eval_reports_prf_confusion_and_sweep() {
     let arxiv = root().join("sample_data/arxiv/arxiv-cs-sample100_albertomontero.labelled.jsonl");
     let a = arxiv.to_str().unwrap();
-    let out = run(&["eval", a, "--label-field", "label", "--positive", "security"]);
+    let out = run(&[
+        "eval",
+        a,
+        "--label-field",
+        "label",
+        "--positive",
+        "security",
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = String::from_utf8(out.stdout).unwrap();
-    for needle in ["keep+verify", "precision", "recall", "F1 peak", "best pair", "reject"] {
+    for needle in [
+        "keep+verify",
+        "precision",
+        "recall",
+        "F1 peak",
+        "best pair",
+        "reject",
+    ] {
         assert!(text.contains(needle), "no {needle:?} in:\n{text}");
     }
 
-    let out = run(&["eval", a, "--label-field", "label", "--positive", "security", "--json"]);
+    let out = run(&[
+        "eval",
+        a,
+        "--label-field",
+        "label",
+        "--positive",
+        "security",
+        "--json",
+    ]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let n = v["records"].as_u64().unwrap();
     let confusion: u64 = v["confusion"]
@@ -197,7 +239,11 @@ fn eval_reports_prf_confusion_and_sweep() {
     assert!((0.0..=1.0).contains(&f1));
     assert!(!v["sweep"].as_array().unwrap().is_empty());
 
-    assert_eq!(run(&["eval", a]).status.code(), Some(2), "label flags are required");
+    assert_eq!(
+        run(&["eval", a]).status.code(),
+        Some(2),
+        "label flags are required"
+    );
 }
 
 #[test]
@@ -206,7 +252,14 @@ fn gen_nvd_output_scans_cleanly_and_is_deterministic() {
     let f1 = dir.path().join("a.json");
     let f2 = dir.path().join("b.json");
     for f in [&f1, &f2] {
-        let out = run(&["gen-nvd", "--size", "300K", "--seed", "9", f.to_str().unwrap()]);
+        let out = run(&[
+            "gen-nvd",
+            "--size",
+            "300K",
+            "--seed",
+            "9",
+            f.to_str().unwrap(),
+        ]);
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     }
     let bytes = std::fs::read(&f1).unwrap();

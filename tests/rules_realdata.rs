@@ -109,8 +109,8 @@ fn default_rules_meet_the_keep_targets_on_realdata() {
         .lines()
         .map(|l| {
             let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            let sec = v["suite_is_security"].as_bool().unwrap()
-                || v["mentions_cve"].as_bool().unwrap();
+            let sec =
+                v["suite_is_security"].as_bool().unwrap() || v["mentions_cve"].as_bool().unwrap();
             (v["id"].as_str().unwrap().to_string(), sec)
         })
         .collect();

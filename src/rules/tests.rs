@@ -137,7 +137,10 @@ fn thresholds_section_is_read() {
         "[thresholds]\nhigh = 9\nlow = 1.5\nmin_text_len = 40\np_yes_cut = 0.7\n{TWO_RULES}"
     ));
     let t = r.thresholds();
-    assert_eq!((t.high, t.low, t.min_text_len, t.p_yes_cut), (9.0, 1.5, 40, 0.7));
+    assert_eq!(
+        (t.high, t.low, t.min_text_len, t.p_yes_cut),
+        (9.0, 1.5, 40, 0.7)
+    );
 }
 
 #[test]
@@ -244,15 +247,19 @@ fn syntax_errors_and_empty_files_are_errors() {
     assert_eq!(e.len(), 1);
     assert!(e[0].starts_with("bad.toml: "), "{e:?}");
     assert!(errors("version = 1\n")[0].contains("no [[rule]] entries"));
-    assert!(errors("version = 2\n[[rule]]\nname='a'\ncategory='c'\npattern='a'\nweight=1\n")[0]
-        .contains("unsupported version 2"));
+    assert!(
+        errors("version = 2\n[[rule]]\nname='a'\ncategory='c'\npattern='a'\nweight=1\n")[0]
+            .contains("unsupported version 2")
+    );
     assert!(errors("colour = 'red'\n")[0].contains("unknown field `colour`"));
 }
 
 #[test]
 fn from_file_names_the_path() {
     let err = RuleSet::from_file(Path::new("/nonexistent/rules.toml")).unwrap_err();
-    assert!(err.to_string().starts_with("/nonexistent/rules.toml: cannot read"));
+    assert!(err
+        .to_string()
+        .starts_with("/nonexistent/rules.toml: cannot read"));
 }
 
 // The default rules on hand-written texts of each kind; the realdata figures live in
@@ -282,4 +289,44 @@ fn default_rules_separate_obvious_cases() {
     // "example" is ordinary prose, not a reason to reject (upstream lost 29% of ATT&CK to it).
     let with_example = "For example, an attacker may exploit a SQL injection vulnerability in the login form to bypass authentication.";
     assert_eq!(tier(with_example), Tier::Keep);
+}
+
+#[test]
+fn a_stretch_of_text_counts_for_one_rule() {
+    let r = rules(
+        r#"
+[[rule]]
+name = "phrase"
+category = "c"
+pattern = 'privilege escalation'
+weight = 3
+
+[[rule]]
+name = "word"
+category = "c"
+pattern = 'escalation|privilege'
+weight = 1
+"#,
+    );
+    // The phrase takes its two words; only the later lone "escalation" counts for `word`.
+    let s = r.score("privilege escalation, then escalation alone");
+    assert_eq!(s.rule_names(), vec!["phrase", "word"]);
+    assert_eq!(s.hits[1].count, 1);
+    assert_eq!(s.score, 4.0);
+}
+
+#[test]
+fn scoring_is_safe_to_share_between_threads() {
+    let r = std::sync::Arc::new(RuleSet::default_rules());
+    let text = "CVE-2024-1 A use-after-free allows remote attackers to execute arbitrary code.";
+    let want = r.score(text);
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let r = r.clone();
+            std::thread::spawn(move || r.score(text))
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap(), want);
+    }
 }
