@@ -1,8 +1,9 @@
 //! The default rules on ../shared/realdata through the real readers: the targets of the issue.
-//! - >= 99% of non-rejected CVEs (NVD API 2.0, legacy NVD 1.1, CVE 5), ATT&CK attack-patterns
-//!   (not revoked or deprecated), non-deprecated CAPEC attack patterns and CWE weaknesses land
-//!   in keep;
-//! - <= 5% of Debian changelog entries with neither `suite_is_security` nor `mentions_cve` do.
+//! - at least 99% of non-rejected CVEs (NVD API 2.0, legacy NVD 1.1, CVE 5), ATT&CK
+//!   attack-patterns (not revoked or deprecated), non-deprecated CAPEC attack patterns and CWE
+//!   weaknesses land in keep;
+//! - at most 5% of Debian changelog entries with neither `suite_is_security` nor
+//!   `mentions_cve` do.
 //!
 //! Skips with a note when realdata is missing.
 

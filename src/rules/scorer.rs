@@ -23,7 +23,7 @@ pub struct Scorer {
 impl Scorer {
     /// Compile validated rules. Patterns were checked one by one already, so only the size of
     /// the whole set can still fail here.
-    pub fn compile(specs: Vec<RuleSpec>) -> Result<Scorer, meta::BuildError> {
+    pub fn compile(specs: Vec<RuleSpec>) -> Result<Scorer, String> {
         let patterns: Vec<String> = specs.iter().map(RuleSpec::full_pattern).collect();
         let regex = meta::Regex::builder()
             // Same syntax as `file::build_regex`: bytes, ASCII classes and case folding.
@@ -34,7 +34,8 @@ impl Scorer {
                     .nfa_size_limit(Some(SIZE_LIMIT))
                     .hybrid_cache_capacity(DFA_CACHE),
             )
-            .build_many(&patterns)?;
+            .build_many(&patterns)
+            .map_err(|e| e.to_string())?;
         Ok(Scorer { regex, specs })
     }
 
