@@ -275,7 +275,7 @@ fn parse_rule(
                 err(format!("`weight` must be a finite number, found {w}"));
                 None
             }
-            Some(w) if w == 0.0 => {
+            Some(0.0) => {
                 err("`weight` is 0: the rule would never change a score".into());
                 None
             }
