@@ -199,6 +199,16 @@ impl RuleSet {
         self.scorer.len() == 0
     }
 
+    /// Every counted match in `text` as (byte range, rule), in text order, for highlighting.
+    pub fn match_spans(&self, text: &str) -> Vec<(std::ops::Range<usize>, &RuleSpec)> {
+        let specs: Vec<&RuleSpec> = self.rules().collect();
+        self.scorer
+            .spans(text)
+            .into_iter()
+            .map(|(r, i)| (r, specs[i]))
+            .collect()
+    }
+
     /// Score one text: the sum of matched rules' contributions and the list of hits.
     pub fn score(&self, text: &str) -> Score {
         self.scorer.score(text)

@@ -47,6 +47,16 @@ impl Scorer {
         self.specs.len()
     }
 
+    /// Where each counted match lies in `text` (byte ranges, with the rule's index), for
+    /// highlighting. Same leftmost-first pass as `score`, but with full match spans; it is only
+    /// called for the one record a curator opens, never on the hot path.
+    pub fn spans(&self, text: &str) -> Vec<(std::ops::Range<usize>, usize)> {
+        self.regex
+            .find_iter(text.as_bytes())
+            .map(|m| (m.range(), m.pattern().as_usize()))
+            .collect()
+    }
+
     /// Score = Σ weight × min(matches, cap) over matching rules; hits in rule-file order.
     pub fn score(&self, text: &str) -> Score {
         // Counts per rule on the stack for ordinary rule sets, on the heap for huge ones.
