@@ -5,7 +5,11 @@ use clap::{Parser, Subcommand};
 use cyberfilter::cli;
 
 #[derive(Parser)]
-#[command(name = "cyberfilter", version, about = "Stream, score and verify security-relevant records from raw security feeds")]
+#[command(
+    name = "cyberfilter",
+    version,
+    about = "Stream, score and verify security-relevant records from raw security feeds"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -181,7 +181,12 @@ pub fn evaluate(samples: &[Sample], t: &Thresholds, grid: &[f32], budget: f64) -
             // keep+verify at `low`, keep at `high`; the band between them is verified.
             let band = lo.share - hi.share;
             let (tp, fp) = (lo.prf.tp, hi.prf.fp);
-            let verified = Prf::new(tp, fp, lo.prf.fn_, samples.len() as u64 - tp - fp - lo.prf.fn_);
+            let verified = Prf::new(
+                tp,
+                fp,
+                lo.prf.fn_,
+                samples.len() as u64 - tp - fp - lo.prf.fn_,
+            );
             pairs.push(PairRow {
                 low: lo.threshold,
                 high: hi.threshold,
@@ -446,7 +451,10 @@ mod tests {
         assert!((best.prf.f1 - 0.75).abs() < 1e-9, "{best:?}");
         // With the 4.0 pair in the band, a perfect verifier gets 3 of 4 positives, no FP.
         let pair = r.best_pair.unwrap();
-        assert!(pair.low <= 4.0 && pair.low > 1.0 && pair.high > 4.0, "{pair:?}");
+        assert!(
+            pair.low <= 4.0 && pair.low > 1.0 && pair.high > 4.0,
+            "{pair:?}"
+        );
         assert!((pair.f1_verified - 2.0 * 0.75 / 1.75).abs() < 1e-9);
     }
 

@@ -59,19 +59,61 @@ impl Rng {
 }
 
 const VENDORS: &[&str] = &[
-    "acme", "globex", "initech", "umbrella", "hooli", "stark", "wayne", "cyberdyne", "tyrell",
-    "soylent", "wonka", "vandelay", "aperture", "oscorp", "massive_dynamic",
+    "acme",
+    "globex",
+    "initech",
+    "umbrella",
+    "hooli",
+    "stark",
+    "wayne",
+    "cyberdyne",
+    "tyrell",
+    "soylent",
+    "wonka",
+    "vandelay",
+    "aperture",
+    "oscorp",
+    "massive_dynamic",
 ];
 const PRODUCTS: &[&str] = &[
-    "gateway", "web_server", "mail_agent", "router_firmware", "cms", "vpn_client", "image_viewer",
-    "pdf_reader", "database", "ldap_server", "print_spooler", "media_player", "wiki", "forum",
-    "hypervisor", "kernel_driver", "ssh_daemon", "dns_resolver", "backup_agent", "erp_suite",
+    "gateway",
+    "web_server",
+    "mail_agent",
+    "router_firmware",
+    "cms",
+    "vpn_client",
+    "image_viewer",
+    "pdf_reader",
+    "database",
+    "ldap_server",
+    "print_spooler",
+    "media_player",
+    "wiki",
+    "forum",
+    "hypervisor",
+    "kernel_driver",
+    "ssh_daemon",
+    "dns_resolver",
+    "backup_agent",
+    "erp_suite",
 ];
 const COMPONENTS: &[&str] = &[
-    "the packet parser", "the login page", "the file upload handler", "the XML importer",
-    "the session manager", "the image decoder", "the search function", "the admin panel",
-    "the REST API", "the template engine", "the TLS handshake code", "the archive extractor",
-    "the configuration loader", "the plugin loader", "the font renderer", "the DHCP client",
+    "the packet parser",
+    "the login page",
+    "the file upload handler",
+    "the XML importer",
+    "the session manager",
+    "the image decoder",
+    "the search function",
+    "the admin panel",
+    "the REST API",
+    "the template engine",
+    "the TLS handshake code",
+    "the archive extractor",
+    "the configuration loader",
+    "the plugin loader",
+    "the font renderer",
+    "the DHCP client",
 ];
 /// (weakness phrase, CWE id)
 const FLAWS: &[(&str, &str)] = &[
@@ -83,7 +125,10 @@ const FLAWS: &[(&str, &str)] = &[
     ("An integer overflow", "CWE-190"),
     ("A path traversal vulnerability", "CWE-22"),
     ("An OS command injection vulnerability", "CWE-78"),
-    ("A cross-site request forgery (CSRF) vulnerability", "CWE-352"),
+    (
+        "A cross-site request forgery (CSRF) vulnerability",
+        "CWE-352",
+    ),
     ("An out-of-bounds read", "CWE-125"),
     ("An out-of-bounds write", "CWE-787"),
     ("A NULL pointer dereference", "CWE-476"),
@@ -97,19 +142,38 @@ const FLAWS: &[(&str, &str)] = &[
     ("A server-side request forgery (SSRF) issue", "CWE-918"),
 ];
 const ACTORS: &[&str] = &[
-    "remote attackers", "remote authenticated users", "local users", "unauthenticated attackers",
-    "context-dependent attackers", "physically proximate attackers", "an attacker",
+    "remote attackers",
+    "remote authenticated users",
+    "local users",
+    "unauthenticated attackers",
+    "context-dependent attackers",
+    "physically proximate attackers",
+    "an attacker",
 ];
 const IMPACTS: &[&str] = &[
-    "execute arbitrary code", "cause a denial of service (crash)", "obtain sensitive information",
-    "gain privileges", "bypass authentication", "inject arbitrary web script or HTML",
-    "read arbitrary files", "execute arbitrary SQL commands", "cause a denial of service (memory consumption)",
-    "write arbitrary files", "hijack the authentication of administrators",
+    "execute arbitrary code",
+    "cause a denial of service (crash)",
+    "obtain sensitive information",
+    "gain privileges",
+    "bypass authentication",
+    "inject arbitrary web script or HTML",
+    "read arbitrary files",
+    "execute arbitrary SQL commands",
+    "cause a denial of service (memory consumption)",
+    "write arbitrary files",
+    "hijack the authentication of administrators",
 ];
 const VECTORS: &[&str] = &[
-    "a crafted packet", "a long URL", "a crafted HTTP request", "a malformed file",
-    "the name parameter", "a crafted certificate", "a specially crafted archive",
-    "unspecified vectors", "a crafted JSON document", "the id parameter to index.php",
+    "a crafted packet",
+    "a long URL",
+    "a crafted HTTP request",
+    "a malformed file",
+    "the name parameter",
+    "a crafted certificate",
+    "a specially crafted archive",
+    "unspecified vectors",
+    "a crafted JSON document",
+    "the id parameter to index.php",
 ];
 const EXTRA: &[&str] = &[
     "This issue affects versions before the fixed release.",
@@ -128,8 +192,14 @@ const PLAIN: &[&str] = &[
     "In {v} {P} {ver}, the export function writes timestamps in local time instead of UTC, which might cause confusion in shared calendars.",
 ];
 const REF_TAGS: &[&str] = &[
-    "Vendor Advisory", "Third Party Advisory", "Exploit", "Patch", "Mailing List",
-    "Release Notes", "VDB Entry", "Issue Tracking",
+    "Vendor Advisory",
+    "Third Party Advisory",
+    "Exploit",
+    "Patch",
+    "Mailing List",
+    "Release Notes",
+    "VDB Entry",
+    "Issue Tracking",
 ];
 const AV: &[&str] = &["N", "A", "L", "P"];
 const CIA: &[&str] = &["H", "L", "N"];
@@ -240,7 +310,10 @@ fn count_records(seed: u64, size: u64) -> u64 {
     let mut rng = Rng(seed);
     let mut buf = String::with_capacity(4096);
     // Header with a 10-digit count placeholder, the tail, then records and separators.
-    let mut total = (r#"{"resultsPerPage":"#.len() + 10 + r#","totalResults":"#.len() + 10
+    let mut total = (r#"{"resultsPerPage":"#.len()
+        + 10
+        + r#","totalResults":"#.len()
+        + 10
         + HEADER_TAIL.len()
         + 2) as u64;
     let mut n = 0;
@@ -287,8 +360,13 @@ pub fn run(args: &GenNvdArgs) -> i32 {
             args.size,
         )
     } else {
-        std::fs::File::create(&args.out)
-            .and_then(|f| generate(&mut BufWriter::with_capacity(1 << 20, f), args.seed, args.size))
+        std::fs::File::create(&args.out).and_then(|f| {
+            generate(
+                &mut BufWriter::with_capacity(1 << 20, f),
+                args.seed,
+                args.size,
+            )
+        })
     };
     match result {
         Ok(n) => {
@@ -337,9 +415,11 @@ mod tests {
         let cve = &vulns[3]["cve"];
         assert!(cve["id"].as_str().unwrap().starts_with("CVE-"));
         assert_eq!(cve["descriptions"][0]["lang"], "en");
-        assert!(cve["metrics"]["cvssMetricV31"][0]["cvssData"]["vectorString"]
-            .as_str()
-            .unwrap()
-            .starts_with("CVSS:3.1/AV:"));
+        assert!(
+            cve["metrics"]["cvssMetricV31"][0]["cvssData"]["vectorString"]
+                .as_str()
+                .unwrap()
+                .starts_with("CVSS:3.1/AV:")
+        );
     }
 }

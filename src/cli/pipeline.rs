@@ -17,7 +17,10 @@ pub enum Item {
     /// A problem with one record or one file; reading goes on.
     Error(IngestError),
     /// A file is finished.
-    FileDone { path: PathBuf, summary: FileSummary },
+    FileDone {
+        path: PathBuf,
+        summary: FileSummary,
+    },
 }
 
 /// Discover the inputs and feed every item to `consume` until it breaks. Fails only when the

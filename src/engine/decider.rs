@@ -302,7 +302,15 @@ impl Decider {
 
     fn on_reader(&mut self, r: ReaderMsg) {
         match r {
-            ReaderMsg::Record(s) => self.on_record(*s),
+            ReaderMsg::Records(v) => {
+                let mut inserts = Vec::with_capacity(v.len());
+                for s in v {
+                    self.on_record(s, &mut inserts);
+                }
+                if !inserts.is_empty() {
+                    self.write(WriterMsg::Inserts(inserts));
+                }
+            }
             ReaderMsg::Error { file_id, message } => {
                 let file = self.file_name(file_id);
                 if let Some(f) = self.files.get_mut(&file_id) {
@@ -345,7 +353,8 @@ impl Decider {
             .unwrap_or_default()
     }
 
-    fn on_record(&mut self, s: super::source::Scored) {
+    /// Decide one record; its row goes into `inserts` (written before anything that follows).
+    fn on_record(&mut self, s: super::source::Scored, inserts: &mut Vec<NewRecord>) {
         let seq = self.index.next_seq();
         let inputs = DecisionInputs {
             score: s.score.score,
@@ -386,15 +395,16 @@ impl Decider {
         } else {
             None
         };
-        let locator = serde_json::to_string(&s.record.locator).expect("locator serialises");
-        self.write(WriterMsg::Insert(Box::new(NewRecord {
+        inserts.push(NewRecord {
             seq,
             file_id: s.file_id,
             index: s.record.locator.index,
             id: s.record.id,
             source: s.record.source,
             kind: s.record.kind,
-            locator,
+            offset: s.record.locator.offset,
+            len: s.record.locator.len,
+            outer_offset: s.record.locator.outer_offset,
             content_hash: s.hash,
             text: s.record.text,
             text_len: s.text_len,
@@ -405,7 +415,7 @@ impl Decider {
             model: None,
             prompt_version: None,
             decision: d,
-        })));
+        });
         if wants_verifier {
             let pos = self.index.len() - 1;
             self.enqueue(pos, seq, queued_text, false);

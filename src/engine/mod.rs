@@ -68,7 +68,7 @@ pub struct EngineConfig {
     pub batch_size: Option<usize>,
     /// A partial batch is sent once its oldest record has waited this long.
     pub batch_wait: Duration,
-    /// Bound of the reader → decider channel.
+    /// Bound of the reader → decider channel, in records (readers send chunks of 64).
     pub channel_capacity: usize,
     /// How often stats events are sent (metrics lines are written once a second).
     pub stats_interval: Duration,
@@ -136,7 +136,9 @@ pub fn start(config: EngineConfig) -> Result<EngineHandle, EngineError> {
         None => store.set_config(&RunConfig {
             inputs: config.inputs.clone(),
             rules_hash,
-            thresholds: config.thresholds.unwrap_or_else(|| config.rules.thresholds()),
+            thresholds: config
+                .thresholds
+                .unwrap_or_else(|| config.rules.thresholds()),
             verifier: config.verifier_name.clone(),
         })?,
     }
@@ -184,7 +186,8 @@ pub fn start(config: EngineConfig) -> Result<EngineHandle, EngineError> {
         });
     }
 
-    let (main_tx, main_rx) = sync_channel::<decider::Msg>(config.channel_capacity.max(16));
+    let chunks = (config.channel_capacity / source::CHUNK).max(4);
+    let (main_tx, main_rx) = sync_channel::<decider::Msg>(chunks);
     let (events_tx, events_rx) = mpsc::channel::<EngineEvent>(256);
     let (cmd_tx, mut cmd_rx) = mpsc::channel::<Command>(64);
 
@@ -208,7 +211,8 @@ pub fn start(config: EngineConfig) -> Result<EngineHandle, EngineError> {
         }
     };
 
-    let (writer_tx, writer_rx) = sync_channel::<writer::WriterMsg>(4096);
+    // Up to 64 messages (inserts travel as chunks of up to 64 rows).
+    let (writer_tx, writer_rx) = sync_channel::<writer::WriterMsg>(64);
     let writer_join = std::thread::Builder::new()
         .name("cyberfilter-writer".into())
         .spawn(move || writer::run(store, writer_rx))

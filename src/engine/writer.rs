@@ -14,7 +14,7 @@ const MAX_OPS: usize = 1000;
 const MAX_WAIT: Duration = Duration::from_millis(100);
 
 pub enum WriterMsg {
-    Insert(Box<NewRecord>),
+    Inserts(Vec<NewRecord>),
     Answers(Vec<Answer>),
     Decisions(Vec<(i64, Decision)>),
     Label(LabelChange, Sender<Result<i64, String>>),
@@ -89,8 +89,11 @@ pub fn run(mut store: RunStore, rx: Receiver<WriterMsg>) -> Result<(), StoreErro
                     b.open = true;
                     b.since = Instant::now();
                 }
+                b.ops += match &other {
+                    WriterMsg::Inserts(v) => v.len(),
+                    _ => 1,
+                };
                 apply(&store, other)?;
-                b.ops += 1;
             }
         }
         if b.ops >= MAX_OPS || b.since.elapsed() >= MAX_WAIT {
@@ -109,7 +112,12 @@ fn apply(store: &RunStore, msg: WriterMsg) -> Result<(), StoreError> {
     let conn = store.conn();
     let path = store.path();
     match msg {
-        WriterMsg::Insert(r) => RunStore::insert_record(conn, path, &r),
+        WriterMsg::Inserts(rows) => {
+            for r in &rows {
+                RunStore::insert_record(conn, path, r)?;
+            }
+            Ok(())
+        }
         WriterMsg::Answers(a) => RunStore::set_answers(conn, path, &a),
         WriterMsg::Decisions(d) => RunStore::set_decisions(conn, path, &d),
         WriterMsg::File(f) => RunStore::set_file_progress(conn, path, &f),
