@@ -26,6 +26,20 @@ fn offset_of(path: &Path, needle: &[u8]) -> usize {
         .unwrap()
 }
 
+/// "byte N (line L, column C)", counted here from the file's bytes.
+fn full_place(path: &Path, offset: usize) -> String {
+    let data = std::fs::read(path).unwrap();
+    let before = &data[..offset];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let col = offset
+        - before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1)
+        + 1;
+    format!("byte {offset} (line {line}, column {col})")
+}
+
 fn assert_names(e: &IngestError, path: &Path) {
     assert_eq!(e.file(), path, "error names the file: {e}");
     assert!(e.to_string().contains(&path.display().to_string()), "{e}");
@@ -39,10 +53,12 @@ fn truncated_json_keeps_the_records_before_it() {
     assert_eq!(got.errors.len(), 1);
     let e = &got.errors[0];
     assert_names(e, &p);
-    let len = std::fs::metadata(&p).unwrap().len();
+    let len = std::fs::metadata(&p).unwrap().len() as usize;
     match e {
         IngestError::Syntax { place, what, .. } => {
-            assert_eq!(place, &format!("byte {len}"));
+            // The error that stops a file also gets its line and column.
+            assert_eq!(place, &full_place(&p, len));
+            assert_eq!(place, &format!("byte {len} (line 1, column {})", len + 1));
             assert!(what.contains("unexpected end of input"), "{what}");
             assert!(what.contains("expected the end of a string"), "{what}");
         }
@@ -87,6 +103,23 @@ fn syntax_error_inside_one_record() {
             assert_names(e, &p);
             assert_eq!(place, &format!("byte {at}"));
             assert!(what.contains("expected"), "{what}");
+        }
+        other => panic!("expected one Syntax error, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_malformed_nvd_record_is_reported_by_the_full_parse() {
+    // The fast path gives up on it; the serde parse names the exact byte.
+    let p = corpus("nvd-bad-record.json");
+    let got = read(&p);
+    assert_eq!(ids(&got.records), ["CVE-2099-1001", "CVE-2099-1003"]);
+    let at = offset_of(&p, br#""en" "value""#) + 5;
+    match &got.errors[..] {
+        [e @ IngestError::Syntax { place, what, .. }] => {
+            assert_names(e, &p);
+            assert_eq!(place, &format!("byte {at}"));
+            assert!(what.contains("expected `,` or `}`"), "{what}");
         }
         other => panic!("expected one Syntax error, got {other:?}"),
     }
@@ -171,7 +204,8 @@ fn malformed_xml_stops_the_file_after_the_good_records() {
     match &got.errors[..] {
         [e @ IngestError::Syntax { place, what, .. }] => {
             assert_names(e, &p);
-            assert_eq!(place, &format!("byte {at}"));
+            assert_eq!(place, &full_place(&p, at));
+            assert!(place.ends_with("(line 5, column 55)"), "{place}");
             assert!(what.contains("malformed XML"), "{what}");
         }
         other => panic!("expected Syntax, got {other:?}"),
@@ -288,6 +322,7 @@ fn the_rest_of_the_folder_is_still_read() {
             "invalid-utf8-array.json",
             "invalid-utf8.jsonl",
             "mismatched-tag.xml",
+            "nvd-bad-record.json",
             "plain-text.json",
             "syntax-error.json",
             "truncated.json",
@@ -304,7 +339,7 @@ fn the_rest_of_the_folder_is_still_read() {
         errors += got.errors.len();
         all_ids.extend(got.records.into_iter().map(|r| r.id));
     }
-    assert_eq!(errors, 10, "one error per bad file");
+    assert_eq!(errors, 11, "one error per bad file");
     assert_eq!(
         all_ids,
         [
@@ -317,6 +352,8 @@ fn the_rest_of_the_folder_is_still_read() {
             "line-1",
             "line-3",
             "CAPEC-1",
+            "CVE-2099-1001",
+            "CVE-2099-1003",
             "s1",
             "s3",
             "CVE-2099-0001",
@@ -358,4 +395,20 @@ fn a_truncated_gzip_keeps_the_records_before_the_cut() {
         [.., e @ IngestError::Io { .. }] => assert_names(e, &p),
         other => panic!("expected an Io error last, got {other:?}"),
     }
+}
+
+#[test]
+fn a_stale_locator_is_an_error_not_a_panic() {
+    let p = corpus("good-nvd.json");
+    let mut loc = read(&p).records[1].locator.clone();
+    assert!(cyberfilter::ingest::read_original(&loc).is_ok());
+    loc.len = u64::MAX / 2;
+    match cyberfilter::ingest::read_original(&loc) {
+        Err(e @ IngestError::Syntax { .. }) => assert_names(&e, &p),
+        other => panic!("expected Syntax, got {other:?}"),
+    }
+    loc.offset = u64::MAX / 2;
+    assert!(cyberfilter::ingest::read_original(&loc).is_err());
+    loc.outer_offset = Some(0);
+    assert!(cyberfilter::ingest::read_original(&loc).is_err());
 }

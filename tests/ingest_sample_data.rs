@@ -62,3 +62,37 @@ fn every_sample_file_reads_without_errors() {
         .starts_with("CWE-79 Improper Neutralization"));
     assert!(find(&all, "CVE-1999-0095").text.contains("Sendmail"));
 }
+
+#[test]
+fn nvd_items_read_the_same_outside_their_wrapper() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample_data/nvd");
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, key) in [
+        ("nvd-api2.0-page0-sample.json", "vulnerabilities"),
+        ("nvdcve-1.1-recent-2019-09-26-sample.json", "CVE_Items"),
+    ] {
+        let page = read(&root.join(name));
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(root.join(name)).unwrap()).unwrap();
+        let items = v[key].as_array().unwrap();
+        let lines: Vec<String> = items
+            .iter()
+            .map(|i| serde_json::to_string(i).unwrap())
+            .collect();
+        let jl = tmp.path().join("items.jsonl");
+        std::fs::write(&jl, lines.join("\n")).unwrap();
+        let arr = tmp.path().join("items.json");
+        std::fs::write(&arr, serde_json::to_string_pretty(items).unwrap()).unwrap();
+        for path in [&jl, &arr] {
+            let got = read(path);
+            assert!(got.errors.is_empty(), "{:?}", got.errors);
+            assert_eq!(got.records.len(), page.records.len());
+            for (a, b) in got.records.iter().zip(&page.records) {
+                assert_eq!(
+                    (&a.id, &a.text, a.source, a.flags),
+                    (&b.id, &b.text, b.source, b.flags)
+                );
+            }
+        }
+    }
+}

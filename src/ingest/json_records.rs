@@ -1,11 +1,15 @@
-//! Turning one JSON record's bytes into a `Record`: a typed fast path for the big feeds
-//! (chosen by the wrapper key), and a classifying path over `serde_json::Value` for the rest.
+//! Turning one JSON record's bytes into a `Record`, fastest path first: a one-pass cursor for
+//! NVD items, typed serde structs when the wrapper key names the shape, and a classifying path
+//! over `serde_json::Value` for everything else (and for labels).
 
 use super::common::{Place, RecordParts};
 use super::cve5::{cve5_parts, Cve5Record};
 use super::generic::{generic_parts, label_of};
+use super::json_nav::Cursor;
 use super::json_stream::Container;
-use super::nvd::{api2_parts, legacy_parts, Api2Item, LegacyItem};
+use super::nvd::{
+    api2_parts, api2_parts_fast, legacy_parts, legacy_parts_fast, Api2Item, LegacyItem,
+};
 use super::stix::{stix_parts, StixObject};
 use super::IngestError;
 use crate::record::Record;
@@ -73,6 +77,11 @@ where
     })
 }
 
+fn first_key_is_cve(text: &str) -> bool {
+    let mut c = Cursor::new(text);
+    c.enter_object().is_ok() && matches!(c.next_key(), Ok(Some("cve")))
+}
+
 /// Absolute offset of a serde_json error inside `text` that starts at `offset`.
 fn error_offset(text: &str, offset: u64, e: &serde_json::Error) -> u64 {
     let mut line_start = 0usize;
@@ -106,6 +115,22 @@ pub(crate) fn json_record(
             place.syntax(at, format!("{}; expected valid JSON", strip_position(&e)))
         }
     };
+    // Fastest path: navigate NVD records, parsing only the fields that are read.
+    if place.opts.label_field.is_none() {
+        let max = place.opts.max_text_bytes;
+        let fast = match container {
+            Container::Wrapper("vulnerabilities") => api2_parts_fast(text, max).ok(),
+            Container::Wrapper("CVE_Items") => legacy_parts_fast(text, max).ok(),
+            // NVD items outside their wrapper (JSON Lines, a plain array): `{"cve": …` first.
+            _ if first_key_is_cve(text) => api2_parts_fast(text, max)
+                .or_else(|_| legacy_parts_fast(text, max))
+                .ok(),
+            _ => None,
+        };
+        if let Some(parts) = fast {
+            return Ok(place.record(parts));
+        }
+    }
     // Fast path: typed straight from the text when the wrapper names the shape.
     if place.opts.label_field.is_none() {
         if let Some(shape) = promised_shape(container) {
@@ -136,5 +161,30 @@ fn strip_position(e: &serde_json::Error) -> String {
     match s.rfind(" at line ") {
         Some(i) => s[..i].to_string(),
         None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn shapes_from_keys() {
+        assert_eq!(
+            classify(&json!({"dataType": "CVE_RECORD", "cveMetadata": {}})),
+            Shape::Cve5
+        );
+        assert_eq!(classify(&json!({"cve": {"id": "CVE-1"}})), Shape::NvdApi2);
+        assert_eq!(
+            classify(&json!({"cve": {"CVE_data_meta": {}}})),
+            Shape::NvdLegacy
+        );
+        assert_eq!(
+            classify(&json!({"type": "malware", "id": "malware--1"})),
+            Shape::Stix
+        );
+        assert_eq!(classify(&json!({"type": "note", "id": "7"})), Shape::Other);
+        assert_eq!(classify(&json!([1])), Shape::Other);
     }
 }

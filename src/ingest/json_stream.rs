@@ -74,12 +74,12 @@ pub(crate) enum ScanStop {
 type Emit<'e> = dyn FnMut(Item<'_>) -> ControlFlow<()> + 'e;
 
 // Byte classes for the structural fast path.
-const PLAIN: u8 = 0;
-const QUOTE: u8 = 1;
-const OPEN: u8 = 2;
+pub(crate) const PLAIN: u8 = 0;
+pub(crate) const QUOTE: u8 = 1;
+pub(crate) const OPEN: u8 = 2;
 const CLOSE: u8 = 3;
 
-static CLASS: [u8; 256] = {
+pub(crate) static CLASS: [u8; 256] = {
     let mut t = [PLAIN; 256];
     t[b'"' as usize] = QUOTE;
     t[b'{' as usize] = OPEN;
@@ -106,6 +106,8 @@ pub(crate) struct JsonScanner<R: Read> {
     /// Where the current value first crossed `max_depth`.
     too_deep: Option<u64>,
     index: u64,
+    /// Largest the buffer has been (for the memory tests).
+    peak_buf: usize,
 }
 
 impl<R: Read> JsonScanner<R> {
@@ -123,6 +125,7 @@ impl<R: Read> JsonScanner<R> {
             max_depth,
             too_deep: None,
             index: 0,
+            peak_buf: BUF_BYTES,
         }
     }
 
@@ -170,6 +173,7 @@ impl<R: Read> JsonScanner<R> {
             let cap = self.max_record.saturating_add(BUF_BYTES);
             let grown = self.buf.len().saturating_mul(2).min(cap).max(self.end + 1);
             self.buf.resize(grown, 0);
+            self.peak_buf = self.peak_buf.max(grown);
         }
         loop {
             match self.src.read(&mut self.buf[self.end..]) {
@@ -218,9 +222,8 @@ impl<R: Read> JsonScanner<R> {
     fn scan_string(&mut self) -> Result<(), ScanStop> {
         self.pos += 1;
         loop {
-            match memchr::memchr2(b'"', b'\\', &self.buf[self.pos..self.end]) {
-                Some(i) => {
-                    let at = self.pos + i;
+            match super::json_nav::find_quote_or_escape(&self.buf[..self.end], self.pos) {
+                Some(at) => {
                     if self.buf[at] == b'"' {
                         self.pos = at + 1;
                         return Ok(());
@@ -281,15 +284,28 @@ impl<R: Read> JsonScanner<R> {
             }
             // Hot loop over the bytes in the buffer.
             let mut pos = self.pos;
-            let end = self.end;
-            while pos < end {
-                match CLASS[self.buf[pos] as usize] {
+            let bytes = &self.buf[..self.end];
+            'bytes: while pos < bytes.len() {
+                match CLASS[bytes[pos] as usize] {
                     PLAIN => pos += 1,
-                    QUOTE => break,
+                    QUOTE => {
+                        // Strings that end inside the buffer are skipped here; others below.
+                        let mut at = pos + 1;
+                        loop {
+                            match super::json_nav::find_quote_or_escape(bytes, at) {
+                                Some(q) if bytes[q] == b'"' => {
+                                    pos = q + 1;
+                                    continue 'bytes;
+                                }
+                                Some(e) if e + 2 <= bytes.len() => at = e + 2,
+                                _ => break 'bytes,
+                            }
+                        }
+                    }
                     OPEN => {
                         depth += 1;
                         if depth > self.max_depth && self.too_deep.is_none() {
-                            self.too_deep = Some(self.abs(pos));
+                            self.too_deep = Some(self.base + pos as u64);
                         }
                         pos += 1;
                     }
@@ -303,8 +319,9 @@ impl<R: Read> JsonScanner<R> {
                     }
                 }
             }
+            let in_buffer = pos < bytes.len();
             self.pos = pos;
-            if pos < end {
+            if in_buffer {
                 self.scan_string()?;
             }
         }
@@ -819,6 +836,61 @@ mod tests {
                 rec("Single", 12, "{\n \"b\": [2]\n}")
             ]
         );
+    }
+
+    /// Generates `[{"id":0,"pad":"…"}, …]` on the fly, with one oversized record early on.
+    struct Generated {
+        next: u64,
+        count: u64,
+        pending: Vec<u8>,
+    }
+
+    impl Read for Generated {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            while self.pending.len() < out.len() && self.next <= self.count {
+                let i = self.next;
+                self.next += 1;
+                let pad = if i == 10 { 3 << 20 } else { 200 };
+                let sep = if i == 0 { "[" } else { "," };
+                let rec = format!(r#"{sep}{{"id":{i},"pad":"{}"}}"#, "p".repeat(pad));
+                self.pending.extend_from_slice(rec.as_bytes());
+                if self.next > self.count {
+                    self.pending.push(b']');
+                }
+            }
+            let n = self.pending.len().min(out.len());
+            out[..n].copy_from_slice(&self.pending[..n]);
+            self.pending.drain(..n);
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn memory_is_bounded_by_one_record_not_the_input() {
+        let count = 60_000; // ~13 MB of input
+        let src = Generated {
+            next: 0,
+            count,
+            pending: Vec::new(),
+        };
+        let mut s = JsonScanner::new(src, 1 << 20, 128);
+        let (mut records, mut oversized) = (0u64, 0u64);
+        let mut emit = |item: Item<'_>| {
+            match item {
+                Item::Record { .. } => records += 1,
+                Item::Oversized { .. } => oversized += 1,
+                _ => panic!("unexpected item"),
+            }
+            ControlFlow::Continue(())
+        };
+        s.run_document(&mut emit).unwrap();
+        assert_eq!((records, oversized), (count, 1));
+        assert!(s.consumed() > 12_000_000);
+        // The 3 MB record grew the buffer to at most the limit plus one buffer, never more,
+        // and the buffer went back to its base size after it.
+        assert!(s.peak_buf <= (1 << 20) + BUF_BYTES, "peak {}", s.peak_buf);
+        assert!(s.peak_buf > BUF_BYTES);
+        assert_eq!(s.buf.len(), BUF_BYTES);
     }
 
     #[test]

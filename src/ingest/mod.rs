@@ -1,5 +1,14 @@
 //! Ingest: discover input files, detect each one's format from its content, and stream its
-//! records one by one. Never holds a whole file in memory.
+//! records one by one. Never holds a whole file in memory: memory is bounded by one record
+//! (`IngestOptions::max_record_bytes`) plus fixed buffers.
+//!
+//! - `source`: open a file, decompress gzip by its magic bytes, peek at the first bytes.
+//! - `detect`: JSON document, JSON Lines, XML, or refused (binary, empty, unknown).
+//! - `json_stream`: structural scanner that yields each record's bytes and offset.
+//! - `json_records`: record bytes → `Record` (typed fast path by wrapper key, else classify).
+//! - `nvd`, `cve5`, `stix`, `generic`: per-format fields and text.
+//! - `xml`: CAPEC/CWE catalogues as XML events, DTD entities refused.
+//! - `text`: the text builder (line per field, byte cap on a char boundary).
 //!
 //! CONTRACT (used by rules, engine, scan/eval): `discover`, `read_file`, `read_original`,
 //! `IngestOptions`, `IngestError`, `FileSummary`. Additions are fine; changes need care.
@@ -8,6 +17,7 @@ mod common;
 mod cve5;
 mod detect;
 mod generic;
+mod json_nav;
 mod json_records;
 mod json_stream;
 mod nvd;
@@ -85,7 +95,7 @@ pub enum IngestError {
     #[error("{file}: {what} at {place}")]
     Syntax {
         file: PathBuf,
-        /// "line 3, column 17" or "byte 12345".
+        /// "byte 12345"; "byte 12345 (line 3, column 17)" for the error that stops a file.
         place: String,
         what: String,
     },
@@ -383,7 +393,7 @@ fn read_json(
         },
         Err(ScanStop::Syntax { offset, what }) => IngestError::Syntax {
             file: path(),
-            place: format!("byte {offset}"),
+            place: source::describe_place(file, offset),
             what,
         },
     };
@@ -400,9 +410,17 @@ pub fn read_original(locator: &Locator) -> Result<Vec<u8>, IngestError> {
     };
     match locator.outer_offset {
         None => {
-            let mut reader = source::open_at(file, locator.offset).map_err(io)?;
-            let mut out = vec![0; usize::try_from(locator.len).unwrap_or(usize::MAX)];
-            reader.read_exact(&mut out).map_err(io)?;
+            let reader = source::open_at(file, locator.offset).map_err(io)?;
+            // No allocation up front: a stale or corrupt locator must not ask for terabytes.
+            let mut out = Vec::new();
+            reader.take(locator.len).read_to_end(&mut out).map_err(io)?;
+            if (out.len() as u64) < locator.len {
+                return Err(IngestError::Syntax {
+                    file: file.clone(),
+                    place: format!("byte {}", locator.offset.saturating_add(out.len() as u64)),
+                    what: format!("the file ends before the record's {} bytes", locator.len),
+                });
+            }
             Ok(out)
         }
         Some(outer) => {
@@ -415,10 +433,8 @@ pub fn read_original(locator: &Locator) -> Result<Vec<u8>, IngestError> {
                     place: format!("byte {outer}"),
                     what,
                 })?;
-            let (start, end) = (
-                locator.offset as usize,
-                (locator.offset + locator.len) as usize,
-            );
+            let start = usize::try_from(locator.offset).unwrap_or(usize::MAX);
+            let end = start.saturating_add(usize::try_from(locator.len).unwrap_or(usize::MAX));
             decoded
                 .as_bytes()
                 .get(start..end)
@@ -428,6 +444,84 @@ pub fn read_original(locator: &Locator) -> Result<Vec<u8>, IngestError> {
                     place: format!("byte {start} of the string at byte {outer}"),
                     what: format!("the string is only {} bytes long", decoded.len()),
                 })
+        }
+    }
+}
+
+#[cfg(test)]
+mod throughput {
+    //! Stage-by-stage timing of the JSON path (ignored; run in release with --nocapture).
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    #[ignore = "timing check"]
+    fn stages() {
+        let page = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("sample_data/nvd/nvd-api2.0-page0-sample.json");
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(page).unwrap()).unwrap();
+        let elems: Vec<String> = v["vulnerabilities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| serde_json::to_string(e).unwrap())
+            .collect();
+        let mut doc = b"{\"vulnerabilities\":[".to_vec();
+        while doc.len() < 128 << 20 {
+            for e in &elems {
+                doc.extend_from_slice(e.as_bytes());
+                doc.push(b',');
+            }
+        }
+        doc.pop();
+        doc.extend_from_slice(b"]}");
+        let mb = doc.len() as f64 / 1e6;
+        let file = Arc::new(PathBuf::from("mem.json"));
+        let opts = IngestOptions::default();
+        let stages = std::env::var("STAGES").unwrap_or_else(|_| "scan,utf8,serde,full".into());
+        for stage in stages.split(',') {
+            let t = Instant::now();
+            let mut n = 0u64;
+            let mut s = JsonScanner::new(&doc[..], 1 << 24, 128);
+            s.run_document(&mut |item| {
+                if let Item::Record {
+                    bytes,
+                    container,
+                    index,
+                    offset,
+                } = item
+                {
+                    n += 1;
+                    match stage {
+                        "utf8" => {
+                            std::str::from_utf8(bytes).unwrap();
+                        }
+                        "serde" => {
+                            let t = std::str::from_utf8(bytes).unwrap();
+                            let _: nvd::Api2Item = serde_json::from_str(t).unwrap();
+                        }
+                        "full" => {
+                            let place = Place {
+                                file: &file,
+                                opts: &opts,
+                                index,
+                                offset,
+                                len: bytes.len() as u64,
+                                outer_offset: None,
+                            };
+                            json_records::json_record(&place, container, bytes).unwrap();
+                        }
+                        _ => {}
+                    }
+                }
+                ControlFlow::Continue(())
+            })
+            .unwrap();
+            let secs = t.elapsed().as_secs_f64();
+            println!(
+                "{stage}: {n} records {mb:.0} MB in {secs:.3}s = {:.0} MB/s",
+                mb / secs
+            );
         }
     }
 }

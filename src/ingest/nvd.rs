@@ -2,6 +2,7 @@
 //! Typed structs name only the fields a curator reads; serde skips the rest.
 
 use super::common::RecordParts;
+use super::json_nav::{parse, str_value, Bad, Cursor};
 use super::text::{english_first, push_unique, TextBuilder};
 use crate::record::{RecordFlags, SourceKind};
 use serde::Deserialize;
@@ -160,6 +161,109 @@ pub(crate) fn api2_parts(item: Api2Item<'_>, max_text: usize) -> RecordParts {
     }
 }
 
+/// The same record as `api2_parts`, read by navigating the text: only `id`, `vulnStatus`,
+/// `descriptions`, `weaknesses` and the metrics' `vectorString`s are parsed; the rest
+/// (configurations, references, scores) is skipped unparsed. `Err` means: use the serde path.
+pub(crate) fn api2_parts_fast(text: &str, max_text: usize) -> Result<RecordParts, Bad> {
+    let mut id = None;
+    let mut status = None;
+    let mut descriptions: Vec<LangValue<'_>> = Vec::new();
+    let mut weaknesses: Vec<Api2Weakness<'_>> = Vec::new();
+    // Vectors per version, in the order V2, V3.0, V3.1, V4.0 whatever the key order.
+    let mut by_version: [Vec<String>; 4] = Default::default();
+    let mut c = Cursor::new(text);
+    c.enter_object()?;
+    let mut seen_cve = false;
+    while let Some(key) = c.next_key()? {
+        if key != "cve" || seen_cve {
+            c.skip()?;
+            continue;
+        }
+        seen_cve = true;
+        c.enter_object()?;
+        while let Some(k) = c.next_key()? {
+            match k {
+                "id" => id = Some(str_value(c.value()?)?),
+                "vulnStatus" => status = Some(str_value(c.value()?)?),
+                "descriptions" => descriptions = parse(c.value()?)?,
+                "weaknesses" => weaknesses = parse(c.value()?)?,
+                "metrics" => read_metrics(&mut c, &mut by_version)?,
+                _ => c.skip()?,
+            }
+        }
+    }
+    let id = id.ok_or(Bad)?;
+    let descs = english_first(
+        descriptions
+            .iter()
+            .map(|d| (d.lang.as_ref(), d.value.as_ref())),
+    );
+    let mut cwes = Vec::new();
+    for w in &weaknesses {
+        for d in &w.description {
+            if d.value.starts_with("CWE-") {
+                push_unique(&mut cwes, &d.value);
+            }
+        }
+    }
+    let mut vectors = Vec::new();
+    for v in by_version.iter().flatten() {
+        push_unique(&mut vectors, v);
+    }
+    let rejected = status
+        .as_deref()
+        .is_some_and(|s| s.eq_ignore_ascii_case("rejected"))
+        || descs.iter().any(|d| is_rejected_description(d));
+    Ok(RecordParts {
+        text: cve_text(max_text, &id, None, &descs, &cwes, &vectors),
+        id: id.into_owned(),
+        source: SourceKind::NvdApi2,
+        kind: "cve".into(),
+        flags: RecordFlags {
+            rejected,
+            ..RecordFlags::default()
+        },
+        scored: true,
+    })
+}
+
+/// `metrics: {cvssMetricV2: [{cvssData: {vectorString}}], …}`: only the vectors are read.
+fn read_metrics(c: &mut Cursor<'_>, by_version: &mut [Vec<String>; 4]) -> Result<(), Bad> {
+    c.enter_object()?;
+    while let Some(list) = c.next_key()? {
+        let (slot, version) = match list {
+            "cvssMetricV2" => (0, "2.0"),
+            "cvssMetricV30" => (1, "3.0"),
+            "cvssMetricV31" => (2, "3.1"),
+            "cvssMetricV40" => (3, "4.0"),
+            _ => {
+                c.skip()?;
+                continue;
+            }
+        };
+        c.enter_array()?;
+        while c.next_item()? {
+            c.enter_object()?;
+            while let Some(field) = c.next_key()? {
+                if field != "cvssData" {
+                    c.skip()?;
+                    continue;
+                }
+                c.enter_object()?;
+                while let Some(k) = c.next_key()? {
+                    if k == "vectorString" {
+                        let v = vector_text(&str_value(c.value()?)?, Some(version));
+                        push_unique(&mut by_version[slot], &v);
+                    } else {
+                        c.skip()?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 // ---- legacy 1.1 ----
 
 #[derive(Deserialize)]
@@ -219,6 +323,42 @@ struct LegacyV3<'a> {
     cvss: CvssData<'a>,
 }
 
+/// `legacy_parts` by navigation: `configurations` and `references` are skipped unparsed.
+pub(crate) fn legacy_parts_fast(text: &str, max_text: usize) -> Result<RecordParts, Bad> {
+    let mut meta = None;
+    let mut problemtype = LegacyProblemType::default();
+    let mut description = LegacyDescription::default();
+    let mut impact = LegacyImpact::default();
+    let mut c = Cursor::new(text);
+    c.enter_object()?;
+    while let Some(key) = c.next_key()? {
+        match key {
+            "cve" => {
+                c.enter_object()?;
+                while let Some(k) = c.next_key()? {
+                    match k {
+                        "CVE_data_meta" => meta = Some(parse(c.value()?)?),
+                        "problemtype" => problemtype = parse(c.value()?)?,
+                        "description" => description = parse(c.value()?)?,
+                        _ => c.skip()?,
+                    }
+                }
+            }
+            "impact" => impact = parse(c.value()?)?,
+            _ => c.skip()?,
+        }
+    }
+    let item = LegacyItem {
+        cve: LegacyCve {
+            meta: meta.ok_or(Bad)?,
+            problemtype,
+            description,
+        },
+        impact,
+    };
+    Ok(legacy_parts(item, max_text))
+}
+
 pub(crate) fn legacy_parts(item: LegacyItem<'_>, max_text: usize) -> RecordParts {
     let cve = &item.cve;
     let descs = english_first(
@@ -265,6 +405,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn fast_path_equals_serde_path() {
+        let json = r#"{"cve":{"id":"CVE-2024-1","vulnStatus":"Rejected","configurations":[{"nodes":[{"cpeMatch":[{"criteria":"cpe:2.3:a:x:y:*"}]}]}],
+          "descriptions":[{"lang":"es","value":"hola"},{"lang":"en","value":"** REJECT ** \"dup\"."}],
+          "metrics":{"cvssMetricV40":[{"source":"a","cvssData":{"version":"4.0","vectorString":"CVSS:4.0/AV:N"}}],
+                     "cvssMetricV2":[{"cvssData":{"version":"2.0","vectorString":"AV:N/AC:L/Au:N/C:P/I:P/A:P"},"baseSeverity":"HIGH"}]},
+          "weaknesses":[{"description":[{"lang":"en","value":"CWE-79"}]}],"references":[{"url":"http://x"}]}}"#;
+        let slow = api2_parts(serde_json::from_str(json).unwrap(), 1 << 16);
+        let fast = api2_parts_fast(json, 1 << 16).unwrap();
+        assert_eq!(
+            (fast.id, fast.text, fast.flags),
+            (slow.id, slow.text.clone(), slow.flags)
+        );
+        assert_eq!(
+            slow.text,
+            "CVE-2024-1\n** REJECT ** \"dup\".\nCWE-79\nCVSS:2.0/AV:N/AC:L/Au:N/C:P/I:P/A:P\nCVSS:4.0/AV:N"
+        );
+        assert!(api2_parts_fast(r#"{"cve":{"id":"CVE-1","references":[}}"#, 100).is_err());
+        assert!(api2_parts_fast(r#"{"cve":{"descriptions":[]}}"#, 100).is_err());
+    }
+
+    #[test]
     fn api2_text_english_first_with_cwe_and_all_cvss_versions() {
         let json = r#"{"cve":{"id":"CVE-2024-1","vulnStatus":"Analyzed",
           "descriptions":[{"lang":"es","value":"hola"},{"lang":"en","value":"Heap overflow."}],
@@ -296,5 +457,41 @@ mod tests {
         let p = legacy_parts(serde_json::from_str(j).unwrap(), 100);
         assert!(p.flags.rejected);
         assert_eq!(p.text, "CVE-2\n** REJECT ** dup");
+    }
+}
+
+#[cfg(test)]
+mod sample_check {
+    #[test]
+    fn legacy_fast_path_covers_the_sample_feed() {
+        let feed = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("sample_data/nvd/nvdcve-1.1-recent-2019-09-26-sample.json");
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(feed).unwrap()).unwrap();
+        for e in v["CVE_Items"].as_array().unwrap() {
+            let text = serde_json::to_string_pretty(e).unwrap();
+            let fast = super::legacy_parts_fast(&text, 1 << 16).expect("fast path");
+            let slow = super::legacy_parts(serde_json::from_str(&text).unwrap(), 1 << 16);
+            assert_eq!(
+                (fast.id, fast.text, fast.flags),
+                (slow.id, slow.text, slow.flags)
+            );
+        }
+        assert!(super::legacy_parts_fast(r#"{"cve":{"description":{}}}"#, 100).is_err());
+    }
+
+    #[test]
+    fn fast_path_covers_the_sample_page() {
+        let page = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("sample_data/nvd/nvd-api2.0-page0-sample.json");
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(page).unwrap()).unwrap();
+        for e in v["vulnerabilities"].as_array().unwrap() {
+            let text = serde_json::to_string(e).unwrap();
+            let fast = super::api2_parts_fast(&text, 1 << 16).expect("fast path");
+            let slow = super::api2_parts(serde_json::from_str(&text).unwrap(), 1 << 16);
+            assert_eq!(
+                (fast.id, fast.text, fast.flags),
+                (slow.id, slow.text, slow.flags)
+            );
+        }
     }
 }

@@ -96,3 +96,32 @@ pub(crate) fn read_json_string(reader: Box<dyn Read>) -> io::Result<Vec<u8>> {
         }
     }
 }
+
+/// "byte N (line L, column C)" for a place in the (decompressed) content of `path`. Re-reads
+/// the file up to `offset`, so it is used for the one error that stops a file, not per record.
+pub(crate) fn describe_place(path: &Path, offset: u64) -> String {
+    match line_col(path, offset) {
+        Ok((line, col)) => format!("byte {offset} (line {line}, column {col})"),
+        Err(_) => format!("byte {offset}"),
+    }
+}
+
+fn line_col(path: &Path, offset: u64) -> io::Result<(u64, u64)> {
+    let (reader, _) = open_content(path)?;
+    let mut reader = BufReader::with_capacity(FILE_BUF, reader.take(offset));
+    let (mut line, mut line_start, mut pos) = (1u64, 0u64, 0u64);
+    loop {
+        let chunk = reader.fill_buf()?;
+        if chunk.is_empty() {
+            break;
+        }
+        for nl in memchr::memchr_iter(b'\n', chunk) {
+            line += 1;
+            line_start = pos + nl as u64 + 1;
+        }
+        pos += chunk.len() as u64;
+        let n = chunk.len();
+        reader.consume(n);
+    }
+    Ok((line, offset - line_start + 1))
+}

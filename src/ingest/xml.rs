@@ -167,10 +167,17 @@ pub(crate) fn read_catalog<R: BufRead>(
         let before = reader.buffer_position();
         let event = match reader.read_event_into(&mut buf) {
             Ok(ev) => ev,
-            Err(e) => fatal!(syntax(
-                reader.error_position(),
-                format!("malformed XML: {e}")
-            )),
+            Err(e) => {
+                let pos = reader.error_position();
+                fatal!(IngestError::Syntax {
+                    file: at.file.as_ref().clone(),
+                    place: match at.outer_offset {
+                        None => super::source::describe_place(at.file, pos),
+                        Some(_) => place_str(pos),
+                    },
+                    what: format!("malformed XML: {e}"),
+                })
+            }
         };
         let mut finished: Option<Building> = None;
         match event {
@@ -403,5 +410,68 @@ fn parts(catalog: Catalog, b: &Building, max_text: usize) -> RecordParts {
         },
         // Views are lists of other entries, not content of their own.
         scored: b.kind != "View",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(xml: &str) -> Vec<Result<Record, IngestError>> {
+        let file = Arc::new(PathBuf::from("t.xml"));
+        let at = XmlSource {
+            file: &file,
+            outer_offset: None,
+            first_index: 0,
+        };
+        let mut out = Vec::new();
+        let _ = read_catalog(xml.as_bytes(), &at, &IngestOptions::default(), &mut |r| {
+            out.push(r);
+            ControlFlow::Continue(())
+        });
+        out
+    }
+
+    #[test]
+    fn prefixed_namespaces_markup_and_kinds() {
+        let xml = r#"<?xml version="1.0"?>
+<c:Weakness_Catalog xmlns:c="http://cwe.mitre.org/cwe-99" xmlns:xhtml="http://www.w3.org/1999/xhtml">
+ <c:Weaknesses>
+  <c:Weakness ID="20" Name="Improper Input Validation" Status="Stable">
+   <c:Description>The product <xhtml:b>does not</xhtml:b> validate input.</c:Description>
+   <c:Extended_Description><xhtml:p>First.</xhtml:p><xhtml:p>Second.</xhtml:p></c:Extended_Description>
+   <c:Related_Weaknesses><c:Related_Weakness Nature="ChildOf" CWE_ID="707"/></c:Related_Weaknesses>
+  </c:Weakness>
+  <c:Weakness ID="1" Name="Old" Status="Deprecated"/>
+ </c:Weaknesses>
+ <c:Views><c:View ID="1000" Name="Research" Status="Draft"><c:Objective>Research view.</c:Objective></c:View></c:Views>
+</c:Weakness_Catalog>"#;
+        let recs: Vec<Record> = read(xml).into_iter().map(Result::unwrap).collect();
+        assert_eq!(recs.len(), 3);
+        assert_eq!(recs[0].id, "CWE-20");
+        assert_eq!(
+            recs[0].text,
+            "CWE-20 Improper Input Validation\nThe product does not validate input.\nFirst. Second.\n\
+             Related weaknesses: CWE-707"
+        );
+        assert_eq!(
+            &xml[recs[0].locator.offset as usize..][..26],
+            "<c:Weakness ID=\"20\" Name=\""
+        );
+        assert!(
+            xml[..(recs[0].locator.offset + recs[0].locator.len) as usize]
+                .ends_with("</c:Weakness>")
+        );
+        assert!(recs[1].flags.deprecated && recs[1].scored);
+        assert_eq!((recs[2].kind.as_str(), recs[2].scored), ("View", false));
+        assert_eq!(recs[2].text, "CWE-1000 Research\nResearch view.");
+    }
+
+    #[test]
+    fn other_xml_roots_are_unsupported() {
+        let out = read("<rss><channel/></rss>");
+        assert!(
+            matches!(&out[..], [Err(IngestError::Unsupported { what, .. })] if what.contains("<rss>"))
+        );
     }
 }

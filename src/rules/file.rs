@@ -243,8 +243,7 @@ fn parse_rule(
         }
     }
 
-    let string = |key: &str, required: bool, err: &mut dyn FnMut(String)| match table.get(key)
-    {
+    let string = |key: &str, required: bool, err: &mut dyn FnMut(String)| match table.get(key) {
         Some(Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
         Some(Value::String(_)) => {
             err(format!("`{key}` is empty"));
@@ -276,7 +275,7 @@ fn parse_rule(
                 err(format!("`weight` must be a finite number, found {w}"));
                 None
             }
-            Some(w) if w == 0.0 => {
+            Some(0.0) => {
                 err("`weight` is 0: the rule would never change a score".into());
                 None
             }
@@ -288,12 +287,14 @@ fn parse_rule(
         },
     };
 
-    let boolean = |key: &str, default: bool, err: &mut dyn FnMut(String)| match table.get(key)
-    {
+    let boolean = |key: &str, default: bool, err: &mut dyn FnMut(String)| match table.get(key) {
         None => default,
         Some(Value::Boolean(b)) => *b,
         Some(v) => {
-            err(format!("`{key}` must be true or false, found {}", v.type_str()));
+            err(format!(
+                "`{key}` must be true or false, found {}",
+                v.type_str()
+            ));
             default
         }
     };
@@ -304,7 +305,9 @@ fn parse_rule(
         None => DEFAULT_CAP,
         Some(Value::Integer(n)) if (1..=1000).contains(n) => *n as u32,
         Some(v) => {
-            err(format!("`cap` must be an integer from 1 to 1000, found {v}"));
+            err(format!(
+                "`cap` must be an integer from 1 to 1000, found {v}"
+            ));
             DEFAULT_CAP
         }
     };

@@ -167,7 +167,7 @@ impl RuleSet {
         let parsed = file::parse(src, origin).map_err(RuleError::from_list)?;
         let scorer = scorer::Scorer::compile(parsed.rules).map_err(|e| RuleError::Parse {
             origin: origin.to_string(),
-            message: format!("the rules together are too large to compile: {e}"),
+            message: format!("the rules together do not compile: {e}"),
         })?;
         Ok(RuleSet {
             hash: blake3::hash(src.as_bytes()).to_hex().to_string(),

@@ -290,3 +290,43 @@ fn default_rules_separate_obvious_cases() {
     let with_example = "For example, an attacker may exploit a SQL injection vulnerability in the login form to bypass authentication.";
     assert_eq!(tier(with_example), Tier::Keep);
 }
+
+#[test]
+fn a_stretch_of_text_counts_for_one_rule() {
+    let r = rules(
+        r#"
+[[rule]]
+name = "phrase"
+category = "c"
+pattern = 'privilege escalation'
+weight = 3
+
+[[rule]]
+name = "word"
+category = "c"
+pattern = 'escalation|privilege'
+weight = 1
+"#,
+    );
+    // The phrase takes its two words; only the later lone "escalation" counts for `word`.
+    let s = r.score("privilege escalation, then escalation alone");
+    assert_eq!(s.rule_names(), vec!["phrase", "word"]);
+    assert_eq!(s.hits[1].count, 1);
+    assert_eq!(s.score, 4.0);
+}
+
+#[test]
+fn scoring_is_safe_to_share_between_threads() {
+    let r = std::sync::Arc::new(RuleSet::default_rules());
+    let text = "CVE-2024-1 A use-after-free allows remote attackers to execute arbitrary code.";
+    let want = r.score(text);
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let r = r.clone();
+            std::thread::spawn(move || r.score(text))
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap(), want);
+    }
+}

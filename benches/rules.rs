@@ -1,0 +1,86 @@
+//! Criterion benchmarks of the hot paths:
+//! - `score/*`: the default rules over real record texts (from sample_data through ingest);
+//! - `scan/nvd`: read + extract + score of an NVD-shaped file made by `gen-nvd` (16 MiB).
+//!
+//! Run: `cargo bench --bench rules` (pin to one core with `taskset -c 0` for per-core figures).
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use cyberfilter::cli::gen_nvd;
+use cyberfilter::ingest::{discover, read_file, IngestOptions};
+use cyberfilter::rules::{tier_for, RuleSet};
+use std::hint::black_box;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+fn sample_texts(dir: &str) -> Vec<String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("sample_data")
+        .join(dir);
+    let mut texts = Vec::new();
+    for file in discover(&[root]).expect("sample_data") {
+        read_file(&file, &IngestOptions::default(), &mut |r| {
+            if let Ok(rec) = r {
+                if rec.scored {
+                    texts.push(rec.text);
+                }
+            }
+            ControlFlow::Continue(())
+        });
+    }
+    assert!(!texts.is_empty(), "no records in sample_data/{dir}");
+    texts
+}
+
+fn bench_score(c: &mut Criterion) {
+    let rules = RuleSet::default_rules();
+    let mut group = c.benchmark_group("score");
+    for dir in ["nvd", "attack", "cwe", "nonsecurity"] {
+        let texts = sample_texts(dir);
+        let bytes: usize = texts.iter().map(String::len).sum();
+        group.throughput(Throughput::Bytes(bytes as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(dir), &texts, |b, texts| {
+            b.iter(|| {
+                let mut total = 0.0f32;
+                for t in texts {
+                    total += rules.score(black_box(t)).score;
+                }
+                total
+            })
+        });
+    }
+    group.finish();
+}
+
+fn bench_scan(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let path: PathBuf = dir.path().join("nvd-16m.json");
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    gen_nvd::generate(&mut f, 2026, 16 << 20).unwrap();
+    drop(f);
+    let size = std::fs::metadata(&path).unwrap().len();
+    let rules = RuleSet::default_rules();
+    let t = rules.thresholds();
+    let opts = IngestOptions::default();
+
+    let mut group = c.benchmark_group("scan");
+    group.sample_size(10);
+    group.throughput(Throughput::Bytes(size));
+    group.bench_function("nvd", |b| {
+        b.iter(|| {
+            let mut kept = 0u64;
+            read_file(&path, &opts, &mut |r| {
+                if let Ok(rec) = r {
+                    let s = rules.score(&rec.text);
+                    let tier = tier_for(s.score, rec.text.len(), rec.scored, &t);
+                    kept += u64::from(tier == cyberfilter::rules::Tier::Keep);
+                }
+                ControlFlow::Continue(())
+            });
+            kept
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_score, bench_scan);
+criterion_main!(benches);
