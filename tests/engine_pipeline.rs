@@ -51,7 +51,7 @@ fn every_record_is_stored_once_and_identical_texts_are_asked_once() {
     let mut verify_texts = HashSet::new();
     s.for_each_record(|r| {
         let d = decide(&r.inputs(), &t);
-        assert_eq!(d.verdict == Verdict::Pending, false);
+        assert_ne!(d.verdict, Verdict::Pending);
         if d.tier == Tier::Verify {
             verify_texts.insert(r.text.clone());
             let want = engine::verifier::hash_p_yes(&r.text);
