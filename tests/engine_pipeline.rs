@@ -247,3 +247,38 @@ fn commands_relabel_undo_query_and_detail() {
     );
     assert_eq!(s.summary().unwrap().labelled, 0);
 }
+
+#[test]
+fn a_new_run_over_the_same_texts_takes_answers_from_the_shared_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = dir.path().join("llm-cache.sqlite");
+    let src = MemorySource::new(1, 300, true);
+    let all: Vec<String> = src.files.iter().flat_map(|f| f.1.clone()).collect();
+    let t = spread_thresholds(&RuleSet::default_rules(), &all);
+    let mut asked = Vec::new();
+    for name in ["first.cfrun", "second.cfrun"] {
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let mut c = config(&dir.path().join(name), MemorySource::new(1, 300, true));
+        c.thresholds = Some(t);
+        c.shared_cache = Some(shared.clone());
+        c.verifier = Some(RecordingVerifier::factory(
+            seen.clone(),
+            Duration::ZERO,
+            None,
+            8,
+        ));
+        let stats = run_to_end(c);
+        assert_eq!(stats.pending, 0);
+        asked.push((
+            seen.lock().unwrap().texts.len(),
+            stats.cache_hits,
+            stats.verify,
+        ));
+    }
+    assert!(asked[0].0 > 0, "the first run asks");
+    assert_eq!(asked[1].0, 0, "the second run (a new store) asks nothing");
+    assert_eq!(
+        asked[1].1, asked[1].2,
+        "every verify-tier answer came from the cache"
+    );
+}

@@ -193,6 +193,7 @@ pub fn run(args: &RunArgs) -> i32 {
     config.verifier = factory;
     config.verifier_name = args.verifier.name().into();
     config.batch_size = args.batch_size;
+    config.shared_cache = Some(paths::data_dir().join("llm-cache.sqlite"));
     config.batch_wait = Duration::from_millis(args.batch_wait_ms);
     config.stats_interval =
         Duration::from_millis(if mode == ProgressMode::Bar { 200 } else { 500 });

@@ -77,6 +77,9 @@ pub struct EngineConfig {
     pub exit_when_done: bool,
     /// Reader threads (0: one per core, at most one per file).
     pub readers: usize,
+    /// The answer cache shared between runs (`cyberfilter run` uses the data dir's
+    /// `llm-cache.sqlite`); `None`: only the store's own cache.
+    pub shared_cache: Option<PathBuf>,
 }
 
 impl EngineConfig {
@@ -99,6 +102,7 @@ impl EngineConfig {
             stats_interval: Duration::from_millis(250),
             exit_when_done: true,
             readers: 0,
+            shared_cache: None,
         }
     }
 }
@@ -199,6 +203,7 @@ pub fn start(config: EngineConfig) -> Result<EngineHandle, EngineError> {
             match verifier::spawn(
                 factory,
                 config.store.clone(),
+                config.shared_cache.clone(),
                 Box::new(move |r| tx.send(decider::Msg::Verified(r)).is_ok()),
             ) {
                 Ok(v) => Some(v),

@@ -6,6 +6,7 @@
 //! already stored and a record is never stored twice; the natural id is a plain column
 //! because the same CVE can appear in several feeds.
 
+pub mod cache;
 pub mod export;
 pub mod paths;
 
@@ -782,6 +783,27 @@ impl RunStore {
             .collect::<Result<Vec<i64>, _>>()
             .ctx(&self.path)?;
         Ok(v)
+    }
+
+    /// This store's cached answer for one text, model and prompt version.
+    pub fn cached_answer(
+        &self,
+        hash: &[u8; 32],
+        model: &str,
+        prompt_version: &str,
+    ) -> Result<Option<f32>, StoreError> {
+        self.conn
+            .prepare_cached(
+                "SELECT p_yes FROM llm_cache
+                 WHERE content_hash = ?1 AND model = ?2 AND prompt_version = ?3",
+            )
+            .ctx(&self.path)?
+            .query_row(params![&hash[..], model, prompt_version], |r| {
+                r.get::<_, f64>(0)
+            })
+            .optional()
+            .ctx(&self.path)
+            .map(|p| p.map(|p| p as f32))
     }
 
     /// Cached LLM answers for one model and prompt version.
