@@ -694,6 +694,8 @@ impl Decider {
         for seq in self.seqs_for(id) {
             if let Some(pos) = self.index.pos(seq) {
                 self.enqueue(pos, seq, None, true);
+                // A `Drained` follows once the verifier has answered again.
+                self.drained_sent = false;
             }
         }
     }
