@@ -87,3 +87,64 @@ pub fn stream(
     });
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Vec<PathBuf> {
+        vec![PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sample_data")]
+    }
+
+    fn ids(single_thread: bool, stop_after: Option<usize>) -> (Vec<String>, usize) {
+        let mut seen = Vec::new();
+        let mut files = 0;
+        stream(
+            &sample(),
+            &IngestOptions::default(),
+            single_thread,
+            &mut |item| {
+                match item {
+                    Item::Record(r) => seen.push(r.id),
+                    Item::Error(e) => panic!("sample_data error: {e}"),
+                    Item::FileDone { .. } => files += 1,
+                }
+                match stop_after {
+                    Some(n) if seen.len() >= n => ControlFlow::Break(()),
+                    _ => ControlFlow::Continue(()),
+                }
+            },
+        )
+        .expect("discover sample_data");
+        (seen, files)
+    }
+
+    #[test]
+    fn both_modes_give_the_same_records_in_order() {
+        let (a, files_a) = ids(true, None);
+        let (b, files_b) = ids(false, None);
+        assert!(a.len() > 300, "{} records", a.len());
+        assert_eq!(a, b);
+        assert_eq!(files_a, files_b);
+        assert!(files_a >= 8);
+    }
+
+    #[test]
+    fn a_break_stops_both_modes() {
+        for single in [true, false] {
+            let (seen, _) = ids(single, Some(5));
+            assert_eq!(seen.len(), 5, "single_thread = {single}");
+        }
+    }
+
+    #[test]
+    fn missing_inputs_fail_discovery() {
+        let err = stream(
+            &[PathBuf::from("/nonexistent/feeds")],
+            &IngestOptions::default(),
+            true,
+            &mut |_| ControlFlow::Continue(()),
+        );
+        assert!(err.is_err());
+    }
+}
