@@ -193,6 +193,7 @@ pub fn run(args: &RunArgs) -> i32 {
     config.verifier = factory;
     config.verifier_name = args.verifier.name().into();
     config.batch_size = args.batch_size;
+    config.shared_cache = Some(paths::data_dir().join("llm-cache.sqlite"));
     config.batch_wait = Duration::from_millis(args.batch_wait_ms);
     config.stats_interval =
         Duration::from_millis(if mode == ProgressMode::Bar { 200 } else { 500 });
@@ -298,6 +299,9 @@ async fn watch(
                         if let Some(b) = &bar {
                             b.finish_and_clear();
                         }
+                        if mode == ProgressMode::Json {
+                            progress_line(&s, "finished");
+                        }
                         return (interrupted, Some(s));
                     }
                     _ => {}
@@ -331,16 +335,19 @@ fn progress(bar: &Option<indicatif::ProgressBar>, mode: ProgressMode, s: &StatsS
                 s.rss_bytes / (1024 * 1024)
             ));
         }
-        (None, ProgressMode::Json) => {
-            let mut v = serde_json::to_value(s).unwrap_or_default();
-            if let Some(o) = v.as_object_mut() {
-                o.insert("event".into(), "progress".into());
-                o.insert("elapsed_s".into(), s.elapsed.as_secs_f64().into());
-            }
-            eprintln!("{v}");
-        }
+        (None, ProgressMode::Json) => progress_line(s, "progress"),
         _ => {}
     }
+}
+
+/// One JSON line on stderr: the snapshot plus `event` and `elapsed_s`.
+fn progress_line(s: &StatsSnapshot, event: &str) {
+    let mut v = serde_json::to_value(s).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.insert("event".into(), event.into());
+        o.insert("elapsed_s".into(), s.elapsed.as_secs_f64().into());
+    }
+    eprintln!("{v}");
 }
 
 fn print_summary(store: &std::path::Path, s: &StatsSnapshot, interrupted: bool) {

@@ -10,7 +10,7 @@ use super::verifier::{BatchResult, Item, Job, VerifierThread};
 use super::writer::WriterMsg;
 use super::EngineError;
 use crate::decide::{Decision, DecisionInputs, Label, Verdict};
-use crate::rules::{Thresholds, Tier};
+use crate::rules::{RuleSet, Thresholds, Tier};
 use crate::store::{
     Answer, FileRow, LabelChange, NewRecord, RunState, RunStore, StoredInputs, StoredRecord,
 };
@@ -45,6 +45,8 @@ pub struct Setup {
     pub writer: SyncSender<WriterMsg>,
     pub events: mpsc::Sender<EngineEvent>,
     pub startup_errors: Vec<String>,
+    /// The run's rules, to show where they matched in an opened record.
+    pub rules: Arc<RuleSet>,
 }
 
 /// Queued texts kept in memory up to this many bytes; beyond, the verifier reads them back.
@@ -78,6 +80,7 @@ struct Rates {
 
 pub struct Decider {
     store_path: PathBuf,
+    rules: Arc<RuleSet>,
     read: RunStore,
     t: Thresholds,
     index: Index,
@@ -126,6 +129,7 @@ impl Decider {
         let now = Instant::now();
         let mut d = Decider {
             store_path: s.store_path,
+            rules: s.rules,
             read,
             t: s.thresholds,
             index,
@@ -302,7 +306,15 @@ impl Decider {
 
     fn on_reader(&mut self, r: ReaderMsg) {
         match r {
-            ReaderMsg::Record(s) => self.on_record(*s),
+            ReaderMsg::Records(v) => {
+                let mut inserts = Vec::with_capacity(v.len());
+                for s in v {
+                    self.on_record(s, &mut inserts);
+                }
+                if !inserts.is_empty() {
+                    self.write(WriterMsg::Inserts(inserts));
+                }
+            }
             ReaderMsg::Error { file_id, message } => {
                 let file = self.file_name(file_id);
                 if let Some(f) = self.files.get_mut(&file_id) {
@@ -345,7 +357,8 @@ impl Decider {
             .unwrap_or_default()
     }
 
-    fn on_record(&mut self, s: super::source::Scored) {
+    /// Decide one record; its row goes into `inserts` (written before anything that follows).
+    fn on_record(&mut self, s: super::source::Scored, inserts: &mut Vec<NewRecord>) {
         let seq = self.index.next_seq();
         let inputs = DecisionInputs {
             score: s.score.score,
@@ -386,15 +399,16 @@ impl Decider {
         } else {
             None
         };
-        let locator = serde_json::to_string(&s.record.locator).expect("locator serialises");
-        self.write(WriterMsg::Insert(Box::new(NewRecord {
+        inserts.push(NewRecord {
             seq,
             file_id: s.file_id,
             index: s.record.locator.index,
             id: s.record.id,
             source: s.record.source,
             kind: s.record.kind,
-            locator,
+            offset: s.record.locator.offset,
+            len: s.record.locator.len,
+            outer_offset: s.record.locator.outer_offset,
             content_hash: s.hash,
             text: s.record.text,
             text_len: s.text_len,
@@ -405,7 +419,7 @@ impl Decider {
             model: None,
             prompt_version: None,
             decision: d,
-        })));
+        });
         if wants_verifier {
             let pos = self.index.len() - 1;
             self.enqueue(pos, seq, queued_text, false);
@@ -684,6 +698,8 @@ impl Decider {
         for seq in self.seqs_for(id) {
             if let Some(pos) = self.index.pos(seq) {
                 self.enqueue(pos, seq, None, true);
+                // A `Drained` follows once the verifier has answered again.
+                self.drained_sent = false;
             }
         }
     }
@@ -849,7 +865,17 @@ impl Decider {
             original,
             why,
             row,
-            matches: Vec::new(),
+            matches: self
+                .rules
+                .match_spans(&rec.text)
+                .into_iter()
+                .map(|(range, rule)| TextMatch {
+                    start: range.start,
+                    end: range.end,
+                    rule: rule.name.clone(),
+                    negative: rule.weight < 0.0,
+                })
+                .collect(),
         })
     }
 

@@ -381,11 +381,11 @@ mod tests {
 
     #[test]
     fn redecide_counts_flips_and_keeps_counts_consistent() {
-        // Explicit values: the test must not depend on the rule file's defaults.
         let t = Thresholds {
             high: 6.0,
             low: 2.0,
-            ..Thresholds::default()
+            min_text_len: 20,
+            p_yes_cut: 0.5,
         };
         let mut ix = Index::default();
         for (n, s) in [1.0f32, 3.0, 5.0, 7.0].into_iter().enumerate() {

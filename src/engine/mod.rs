@@ -68,7 +68,7 @@ pub struct EngineConfig {
     pub batch_size: Option<usize>,
     /// A partial batch is sent once its oldest record has waited this long.
     pub batch_wait: Duration,
-    /// Bound of the reader → decider channel.
+    /// Bound of the reader → decider channel, in records (readers send chunks of 64).
     pub channel_capacity: usize,
     /// How often stats events are sent (metrics lines are written once a second).
     pub stats_interval: Duration,
@@ -77,6 +77,9 @@ pub struct EngineConfig {
     pub exit_when_done: bool,
     /// Reader threads (0: one per core, at most one per file).
     pub readers: usize,
+    /// The answer cache shared between runs (`cyberfilter run` uses the data dir's
+    /// `llm-cache.sqlite`); `None`: only the store's own cache.
+    pub shared_cache: Option<PathBuf>,
 }
 
 impl EngineConfig {
@@ -99,6 +102,7 @@ impl EngineConfig {
             stats_interval: Duration::from_millis(250),
             exit_when_done: true,
             readers: 0,
+            shared_cache: None,
         }
     }
 }
@@ -186,7 +190,8 @@ pub fn start(config: EngineConfig) -> Result<EngineHandle, EngineError> {
         });
     }
 
-    let (main_tx, main_rx) = sync_channel::<decider::Msg>(config.channel_capacity.max(16));
+    let chunks = (config.channel_capacity / source::CHUNK).max(4);
+    let (main_tx, main_rx) = sync_channel::<decider::Msg>(chunks);
     let (events_tx, events_rx) = mpsc::channel::<EngineEvent>(256);
     let (cmd_tx, mut cmd_rx) = mpsc::channel::<Command>(64);
 
@@ -198,6 +203,7 @@ pub fn start(config: EngineConfig) -> Result<EngineHandle, EngineError> {
             match verifier::spawn(
                 factory,
                 config.store.clone(),
+                config.shared_cache.clone(),
                 Box::new(move |r| tx.send(decider::Msg::Verified(r)).is_ok()),
             ) {
                 Ok(v) => Some(v),
@@ -210,7 +216,8 @@ pub fn start(config: EngineConfig) -> Result<EngineHandle, EngineError> {
         }
     };
 
-    let (writer_tx, writer_rx) = sync_channel::<writer::WriterMsg>(4096);
+    // Up to 64 messages (inserts travel as chunks of up to 64 rows).
+    let (writer_tx, writer_rx) = sync_channel::<writer::WriterMsg>(64);
     let writer_join = std::thread::Builder::new()
         .name("cyberfilter-writer".into())
         .spawn(move || writer::run(store, writer_rx))
@@ -271,6 +278,7 @@ pub fn start(config: EngineConfig) -> Result<EngineHandle, EngineError> {
         writer: writer_tx,
         events: events_tx,
         startup_errors,
+        rules: config.rules.clone(),
     })?;
     let join = std::thread::Builder::new()
         .name("cyberfilter-decider".into())

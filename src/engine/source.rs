@@ -52,7 +52,8 @@ pub struct Scored {
 
 /// What a reader reports.
 pub enum ReaderMsg {
-    Record(Box<Scored>),
+    /// Scored records, in file order.
+    Records(Vec<Scored>),
     Error {
         file_id: i64,
         message: String,
@@ -125,6 +126,11 @@ pub fn spawn_readers(
     n
 }
 
+/// Records per message: batching the hand-offs keeps thread wake-ups off the hot path.
+pub const CHUNK: usize = 64;
+/// A partial chunk is sent after this long (slow sources still show up promptly).
+const CHUNK_WAIT: Duration = Duration::from_millis(20);
+
 /// Read one file; false when the engine has gone.
 fn read_one(
     job: &FileJob,
@@ -137,6 +143,8 @@ fn read_one(
     let mut stopped = false;
     let mut last_progress = Instant::now();
     let mut bytes_done = 0u64;
+    let mut chunk: Vec<Scored> = Vec::with_capacity(CHUNK);
+    let mut chunk_since = Instant::now();
     let summary = source.read(&job.path, &mut |item| {
         if flags.stop.load(Ordering::Relaxed) {
             stopped = true;
@@ -145,40 +153,60 @@ fn read_one(
         while flags.paused.load(Ordering::Relaxed) && !flags.stop.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(20));
         }
-        let msg = match item {
+        let mut other = None;
+        match item {
             Ok(record) => {
                 bytes_done = bytes_done.max(record.locator.offset + record.locator.len);
-                if job.stored.binary_search(&record.locator.index).is_ok() {
-                    None
-                } else {
+                if job.stored.binary_search(&record.locator.index).is_err() {
                     let score = if record.scored {
                         rules.score(&record.text)
                     } else {
                         Score::default()
                     };
                     let hash = record.content_hash();
-                    let text_len = record.text.chars().count();
-                    Some(ReaderMsg::Record(Box::new(Scored {
+                    let text_len = if record.text.is_ascii() {
+                        record.text.len()
+                    } else {
+                        record.text.chars().count()
+                    };
+                    if chunk.is_empty() {
+                        chunk_since = Instant::now();
+                    }
+                    chunk.push(Scored {
                         file_id: job.file_id,
                         record,
                         score,
                         hash,
                         text_len,
-                    })))
+                    });
                 }
             }
-            Err(e) => Some(ReaderMsg::Error {
-                file_id: job.file_id,
-                message: e.to_string(),
-            }),
-        };
-        if let Some(m) = msg {
+            Err(e) => {
+                other = Some(ReaderMsg::Error {
+                    file_id: job.file_id,
+                    message: e.to_string(),
+                })
+            }
+        }
+        let progress_due = last_progress.elapsed() >= Duration::from_millis(200);
+        let flush = chunk.len() >= CHUNK
+            || other.is_some()
+            || progress_due
+            || (!chunk.is_empty() && chunk_since.elapsed() >= CHUNK_WAIT);
+        if flush && !chunk.is_empty() {
+            let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
+            if !send(ReaderMsg::Records(full)) {
+                alive = false;
+                return ControlFlow::Break(());
+            }
+        }
+        if let Some(m) = other {
             if !send(m) {
                 alive = false;
                 return ControlFlow::Break(());
             }
         }
-        if last_progress.elapsed() >= Duration::from_millis(200) {
+        if progress_due {
             last_progress = Instant::now();
             if !send(ReaderMsg::Progress {
                 file_id: job.file_id,
@@ -191,6 +219,9 @@ fn read_one(
         ControlFlow::Continue(())
     });
     if !alive {
+        return false;
+    }
+    if !chunk.is_empty() && !send(ReaderMsg::Records(chunk)) {
         return false;
     }
     send(ReaderMsg::FileDone {

@@ -2,6 +2,7 @@
 //! batch at a time, and never asks the model twice about the same text: answers are cached by
 //! (content hash, model, prompt version), loaded from the store and kept for the run.
 
+use crate::store::cache::SharedCache;
 use crate::store::RunStore;
 use crate::verify::{Verifier, VerifierFactory, VerifyError};
 use std::collections::HashMap;
@@ -58,6 +59,7 @@ pub struct VerifierThread {
 pub fn spawn(
     factory: VerifierFactory,
     store: PathBuf,
+    shared_cache: Option<PathBuf>,
     report: Box<dyn Fn(BatchResult) -> bool + Send>,
 ) -> Result<VerifierThread, VerifyError> {
     let (ready_tx, ready_rx) = sync_channel::<Result<VerifierInfo, VerifyError>>(1);
@@ -84,11 +86,17 @@ pub fn spawn(
                     return;
                 }
             };
-            let cache = store
-                .load_cache(&info.model, &info.prompt_version)
-                .unwrap_or_default();
+            // A shared cache that cannot be opened only costs repeated questions.
+            let shared = shared_cache.and_then(|p| SharedCache::open(&p).ok());
+            let caches = Caches {
+                store,
+                shared,
+                recent: HashMap::new(),
+                model: info.model.clone(),
+                prompt: info.prompt_version.clone(),
+            };
             let _ = ready_tx.send(Ok(info));
-            serve(v.as_mut(), &store, cache, jobs_rx, report);
+            serve(v.as_mut(), caches, jobs_rx, report);
         })
         .map_err(|e| VerifyError::Unavailable(format!("cannot start verifier thread: {e}")))?;
     let info = ready_rx
@@ -101,10 +109,45 @@ pub fn spawn(
     })
 }
 
+/// Answers already known: this run's (bounded), this store's, and the data dir's.
+struct Caches {
+    store: RunStore,
+    shared: Option<SharedCache>,
+    recent: HashMap<[u8; 32], f32>,
+    model: String,
+    prompt: String,
+}
+
+/// This run's answers kept in memory at most (the store has them all).
+const RECENT_MAX: usize = 100_000;
+
+impl Caches {
+    fn get(&self, hash: &[u8; 32]) -> Option<f32> {
+        if let Some(p) = self.recent.get(hash) {
+            return Some(*p);
+        }
+        if let Ok(Some(p)) = self.store.cached_answer(hash, &self.model, &self.prompt) {
+            return Some(p);
+        }
+        self.shared
+            .as_ref()
+            .and_then(|s| s.get(hash, &self.model, &self.prompt).ok().flatten())
+    }
+
+    fn put(&mut self, answers: &[([u8; 32], f32)]) {
+        if self.recent.len() + answers.len() > RECENT_MAX {
+            self.recent.clear();
+        }
+        self.recent.extend(answers.iter().copied());
+        if let Some(s) = self.shared.as_mut() {
+            let _ = s.put_all(answers, &self.model, &self.prompt);
+        }
+    }
+}
+
 fn serve(
     v: &mut dyn Verifier,
-    store: &RunStore,
-    mut cache: HashMap<[u8; 32], f32>,
+    mut caches: Caches,
     jobs: Receiver<Job>,
     report: Box<dyn Fn(BatchResult) -> bool + Send>,
 ) {
@@ -120,7 +163,7 @@ fn serve(
         for item in job.items {
             let (text, hash) = match &item.text {
                 Some((t, h)) => (t.clone(), *h),
-                None => match store.text_for(item.seq) {
+                None => match caches.store.text_for(item.seq) {
                     Ok(Some((t, h))) => (Arc::from(t), h),
                     Ok(None) => {
                         r.missing.push(item);
@@ -134,8 +177,8 @@ fn serve(
                 },
             };
             if !item.force {
-                if let Some(p) = cache.get(&hash) {
-                    r.answers.push((item.seq, *p));
+                if let Some(p) = caches.get(&hash) {
+                    r.answers.push((item.seq, p));
                     r.cache_hits += 1;
                     continue;
                 }
@@ -153,13 +196,15 @@ fn serve(
             let texts: Vec<&str> = asked.iter().map(|(t, _)| t.as_ref()).collect();
             match v.verify_batch(&texts) {
                 Ok(ps) if ps.len() == asked.len() && ps.iter().all(|p| p.is_finite()) => {
+                    let mut fresh = Vec::with_capacity(asked.len());
                     for (i, (_, hash)) in asked.iter().enumerate() {
                         let p = ps[i].clamp(0.0, 1.0);
-                        cache.insert(*hash, p);
+                        fresh.push((*hash, p));
                         for seq in &waiting[hash].1 {
                             r.answers.push((*seq, p));
                         }
                     }
+                    caches.put(&fresh);
                 }
                 Ok(ps) => {
                     r.error = Some(format!(

@@ -7,14 +7,17 @@ use crate::rules::Thresholds;
 use crate::store::{
     Answer, FileRow, LabelChange, NewRecord, RunState, RunStore, SqlContext, StoreError,
 };
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 const MAX_OPS: usize = 1000;
 const MAX_WAIT: Duration = Duration::from_millis(100);
 
 pub enum WriterMsg {
-    Insert(Box<NewRecord>),
+    Inserts(Vec<NewRecord>),
     Answers(Vec<Answer>),
     Decisions(Vec<(i64, Decision)>),
     Label(LabelChange, Sender<Result<i64, String>>),
@@ -36,8 +39,48 @@ struct Batch {
     since: Instant,
 }
 
+/// Checkpoints (copying the WAL into the database, the only fsyncs in WAL/NORMAL mode) run on
+/// their own connection and thread, so inserts never wait for the disk.
+fn spawn_checkpointer(path: std::path::PathBuf, stop: Arc<AtomicBool>) -> Option<JoinHandle<()>> {
+    let conn = rusqlite::Connection::open(&path).ok()?;
+    conn.busy_timeout(Duration::from_secs(5)).ok()?;
+    std::thread::Builder::new()
+        .name("cyberfilter-checkpoint".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                for _ in 0..10 {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                // PASSIVE never blocks the writer; a busy moment is simply retried later.
+                let _ = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)");
+            }
+        })
+        .ok()
+}
+
 /// Run the writer until every sender is gone; the last batch is committed.
-pub fn run(mut store: RunStore, rx: Receiver<WriterMsg>) -> Result<(), StoreError> {
+pub fn run(store: RunStore, rx: Receiver<WriterMsg>) -> Result<(), StoreError> {
+    let stop = Arc::new(AtomicBool::new(false));
+    // Only switch off automatic checkpoints when the background one is running.
+    let checkpointer = spawn_checkpointer(store.path().to_path_buf(), stop.clone());
+    if checkpointer.is_some() {
+        store
+            .conn()
+            .pragma_update(None, "wal_autocheckpoint", 0)
+            .ctx(store.path())?;
+    }
+    let r = write_loop(store, rx);
+    stop.store(true, Ordering::Relaxed);
+    if let Some(c) = checkpointer {
+        let _ = c.join();
+    }
+    r
+}
+
+fn write_loop(mut store: RunStore, rx: Receiver<WriterMsg>) -> Result<(), StoreError> {
     let path = store.path().to_path_buf();
     let mut b = Batch {
         open: false,
@@ -89,8 +132,11 @@ pub fn run(mut store: RunStore, rx: Receiver<WriterMsg>) -> Result<(), StoreErro
                     b.open = true;
                     b.since = Instant::now();
                 }
+                b.ops += match &other {
+                    WriterMsg::Inserts(v) => v.len(),
+                    _ => 1,
+                };
                 apply(&store, other)?;
-                b.ops += 1;
             }
         }
         if b.ops >= MAX_OPS || b.since.elapsed() >= MAX_WAIT {
@@ -109,7 +155,12 @@ fn apply(store: &RunStore, msg: WriterMsg) -> Result<(), StoreError> {
     let conn = store.conn();
     let path = store.path();
     match msg {
-        WriterMsg::Insert(r) => RunStore::insert_record(conn, path, &r),
+        WriterMsg::Inserts(rows) => {
+            for r in &rows {
+                RunStore::insert_record(conn, path, r)?;
+            }
+            Ok(())
+        }
         WriterMsg::Answers(a) => RunStore::set_answers(conn, path, &a),
         WriterMsg::Decisions(d) => RunStore::set_decisions(conn, path, &d),
         WriterMsg::File(f) => RunStore::set_file_progress(conn, path, &f),
