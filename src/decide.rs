@@ -129,15 +129,9 @@ mod tests {
     fn label_always_wins() {
         let t = Thresholds::default();
         let d = decide(&inputs(100.0, Some(0.99), Some(Label::Reject)), &t);
-        assert_eq!(
-            (d.verdict, d.decided_by),
-            (Verdict::Removed, Some(DecidedBy::Human))
-        );
+        assert_eq!((d.verdict, d.decided_by), (Verdict::Removed, Some(DecidedBy::Human)));
         let d = decide(&inputs(-5.0, None, Some(Label::Keep)), &t);
-        assert_eq!(
-            (d.verdict, d.decided_by),
-            (Verdict::Kept, Some(DecidedBy::Human))
-        );
+        assert_eq!((d.verdict, d.decided_by), (Verdict::Kept, Some(DecidedBy::Human)));
     }
 
     #[test]
@@ -154,23 +148,11 @@ mod tests {
     fn llm_answer_decides_verify_tier_at_the_cut() {
         let t = Thresholds::default();
         let mid = (t.low + t.high) / 2.0;
-        assert_eq!(
-            decide(&inputs(mid, Some(t.p_yes_cut), None), &t).verdict,
-            Verdict::Kept
-        );
-        assert_eq!(
-            decide(&inputs(mid, Some(t.p_yes_cut - 0.01), None), &t).verdict,
-            Verdict::Removed
-        );
+        assert_eq!(decide(&inputs(mid, Some(t.p_yes_cut), None), &t).verdict, Verdict::Kept);
+        assert_eq!(decide(&inputs(mid, Some(t.p_yes_cut - 0.01), None), &t).verdict, Verdict::Removed);
         // The answer is ignored once the score leaves the verify band.
-        assert_eq!(
-            decide(&inputs(t.high, Some(0.0), None), &t).verdict,
-            Verdict::Kept
-        );
-        assert_eq!(
-            decide(&inputs(t.low - 1.0, Some(1.0), None), &t).verdict,
-            Verdict::Removed
-        );
+        assert_eq!(decide(&inputs(t.high, Some(0.0), None), &t).verdict, Verdict::Kept);
+        assert_eq!(decide(&inputs(t.low - 1.0, Some(1.0), None), &t).verdict, Verdict::Removed);
     }
 
     #[test]

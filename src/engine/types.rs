@@ -121,15 +121,10 @@ pub enum Command {
     SetThresholds(Thresholds),
     PreviewThresholds(Thresholds, oneshot::Sender<FlipPreview>),
     /// `None` clears the label.
-    Relabel {
-        id: String,
-        label: Option<Label>,
-    },
+    Relabel { id: String, label: Option<Label> },
     /// Undo the most recent label change (from the label log).
     UndoLabel,
-    Reverify {
-        id: String,
-    },
+    Reverify { id: String },
     Export {
         out: PathBuf,
         format: ExportFormat,
@@ -201,14 +196,8 @@ pub enum EngineEvent {
     Verdicts(Vec<RecordRow>),
     /// After `SetThresholds`: how many verdicts flipped each way.
     Redecided(FlipPreview),
-    Error {
-        file: String,
-        message: String,
-    },
-    Exported {
-        out: PathBuf,
-        records: u64,
-    },
+    Error { file: String, message: String },
+    Exported { out: PathBuf, records: u64 },
     /// The engine stopped (finished or on `Stop`); the store is consistent.
     Finished(StatsSnapshot),
 }
