@@ -117,6 +117,110 @@ fn check_magic(path: &Path) -> Result<(), LoadError> {
     }
 }
 
+/// GGML tensor types this loader reads (MLX's GGUF reader handles exactly these).
+const SUPPORTED_TYPES: [(u32, &str); 5] = [
+    (0, "F32"),
+    (1, "F16"),
+    (2, "Q4_0"),
+    (3, "Q4_1"),
+    (8, "Q8_0"),
+];
+
+fn ggml_type_name(t: u32) -> String {
+    const NAMES: [&str; 31] = [
+        "F32", "F16", "Q4_0", "Q4_1", "Q4_2", "Q4_3", "Q5_0", "Q5_1", "Q8_0", "Q8_1", "Q2_K",
+        "Q3_K", "Q4_K", "Q5_K", "Q6_K", "Q8_K", "IQ2_XXS", "IQ2_XS", "IQ3_XXS", "IQ1_S", "IQ4_NL",
+        "IQ3_S", "IQ2_S", "IQ4_XS", "I8", "I16", "I32", "I64", "F64", "IQ1_M", "BF16",
+    ];
+    NAMES
+        .get(t as usize)
+        .map_or_else(|| format!("type {t}"), |n| n.to_string())
+}
+
+/// Reads the GGUF header (metadata skipped, tensor infos read) and rejects tensor types MLX
+/// cannot load, before MLX sees the file: MLX would otherwise accept some of them as raw bytes.
+fn check_tensor_types(path: &Path) -> Result<(), LoadError> {
+    use std::io::{BufReader, Read, Seek, SeekFrom};
+    let bad = |what: String| LoadError::new(path, format!("malformed GGUF header: {what}"));
+    let file = std::fs::File::open(path).map_err(|e| LoadError::new(path, e.to_string()))?;
+    let mut r = BufReader::new(file);
+    let u32_ = |r: &mut BufReader<std::fs::File>| -> Result<u32, LoadError> {
+        let mut b = [0u8; 4];
+        r.read_exact(&mut b).map_err(|e| bad(e.to_string()))?;
+        Ok(u32::from_le_bytes(b))
+    };
+    let u64_ = |r: &mut BufReader<std::fs::File>| -> Result<u64, LoadError> {
+        let mut b = [0u8; 8];
+        r.read_exact(&mut b).map_err(|e| bad(e.to_string()))?;
+        Ok(u64::from_le_bytes(b))
+    };
+    let skip = |r: &mut BufReader<std::fs::File>, n: u64| -> Result<(), LoadError> {
+        r.seek(SeekFrom::Current(n as i64))
+            .map(|_| ())
+            .map_err(|e| bad(e.to_string()))
+    };
+    let _magic = u32_(&mut r)?;
+    let version = u32_(&mut r)?;
+    if version < 2 {
+        return Err(LoadError::new(
+            path,
+            format!("GGUF version {version} is not supported (need 2 or 3)"),
+        ));
+    }
+    let n_tensors = u64_(&mut r)?;
+    let n_kv = u64_(&mut r)?;
+    fn scalar_size(t: u32) -> Option<u64> {
+        match t {
+            0 | 1 | 7 => Some(1),
+            2 | 3 => Some(2),
+            4..=6 => Some(4),
+            10..=12 => Some(8),
+            _ => None,
+        }
+    }
+    for _ in 0..n_kv {
+        let key_len = u64_(&mut r)?;
+        skip(&mut r, key_len)?;
+        let t = u32_(&mut r)?;
+        let (elem, count) = if t == 9 {
+            (u32_(&mut r)?, u64_(&mut r)?)
+        } else {
+            (t, 1)
+        };
+        if elem == 8 {
+            for _ in 0..count {
+                let len = u64_(&mut r)?;
+                skip(&mut r, len)?;
+            }
+        } else {
+            let size =
+                scalar_size(elem).ok_or_else(|| bad(format!("metadata value type {elem}")))?;
+            skip(&mut r, size * count)?;
+        }
+    }
+    for _ in 0..n_tensors {
+        let name_len = u64_(&mut r)?;
+        let mut name = vec![0u8; name_len.min(1 << 16) as usize];
+        r.read_exact(&mut name).map_err(|e| bad(e.to_string()))?;
+        let n_dims = u32_(&mut r)?;
+        skip(&mut r, 8 * n_dims as u64)?;
+        let t = u32_(&mut r)?;
+        let _offset = u64_(&mut r)?;
+        if !SUPPORTED_TYPES.iter().any(|(id, _)| *id == t) {
+            return Err(LoadError::new(
+                path,
+                format!(
+                    "tensor {} has unsupported quantisation {} (supported: {})",
+                    String::from_utf8_lossy(&name),
+                    ggml_type_name(t),
+                    SUPPORTED_TYPES.map(|(_, n)| n).join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Maps MLX's loader failure to a reason a user can act on.
 fn explain_load_failure(path: &Path, message: String) -> LoadError {
     let lower = message.to_lowercase();
@@ -145,6 +249,7 @@ pub fn load(path: &Path, keep_quantized: bool) -> Result<GgufModel, LoadError> {
             "GGUF files must have a .gguf extension".into(),
         ));
     }
+    check_tensor_types(path)?;
     let file = GgufFile::load(path).map_err(|e| explain_load_failure(path, e.to_string()))?;
     let meta = Meta { file: &file, path };
     let arch = meta

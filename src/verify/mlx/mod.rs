@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use super::{Verifier, VerifierFactory, VerifyError};
 use model::Model;
-use prompt::{AnswerTokens, PromptParts};
+use prompt::{AnswerTokens, PromptParts, PromptStyle};
 use scoring::Answer;
 
 /// A model that could not be loaded, with the file it came from.
@@ -104,9 +104,42 @@ pub fn default_model_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
 
+/// The model's chat template and its special tokens.
+struct ChatTokens {
+    template: Option<String>,
+    bos: Option<String>,
+    eos: Option<String>,
+}
+
+impl ChatTokens {
+    fn render(&self, messages: &[(String, String)]) -> Result<String, String> {
+        prompt::render_chat(
+            self.template.as_deref().unwrap_or(prompt::CHATML),
+            self.bos.as_deref(),
+            self.eos.as_deref(),
+            messages,
+        )
+    }
+
+    fn parts(
+        &self,
+        tokenizer: &tokenizers::Tokenizer,
+        style: &PromptStyle,
+    ) -> Result<PromptParts, String> {
+        PromptParts::build(
+            tokenizer,
+            self.template.as_deref(),
+            self.bos.as_deref(),
+            self.eos.as_deref(),
+            style,
+        )
+    }
+}
+
 pub struct MlxVerifier {
     model: Model,
     tokenizer: tokenizers::Tokenizer,
+    chat: ChatTokens,
     prompt: PromptParts,
     answers: AnswerTokens,
     pad_id: u32,
@@ -133,13 +166,14 @@ impl MlxVerifier {
         }
         let loaded = gguf::load(path, options.keep_quantized)?;
         let err = |reason: String| VerifyError::from(LoadError::new(path, reason));
-        let prompt = PromptParts::build(
-            &loaded.tokenizer,
-            loaded.chat_template.as_deref(),
-            loaded.bos_token.as_deref(),
-            loaded.eos_token.as_deref(),
-        )
-        .map_err(err)?;
+        let chat = ChatTokens {
+            template: loaded.chat_template.clone(),
+            bos: loaded.bos_token.clone(),
+            eos: loaded.eos_token.clone(),
+        };
+        let prompt = chat
+            .parts(&loaded.tokenizer, &PromptStyle::default())
+            .map_err(err)?;
         let answers = AnswerTokens::find(&loaded.tokenizer).map_err(err)?;
         let pad_id = loaded
             .eos_token
@@ -154,6 +188,7 @@ impl MlxVerifier {
         Ok(Self {
             model: loaded.model,
             tokenizer: loaded.tokenizer,
+            chat,
             prompt,
             answers,
             pad_id,
@@ -161,6 +196,15 @@ impl MlxVerifier {
             options,
             stats: MlxStats::default(),
         })
+    }
+
+    /// Replaces the wording of the prompt (the default is [`PromptStyle::default`]).
+    pub fn set_prompt_style(&mut self, style: &PromptStyle) -> Result<(), VerifyError> {
+        self.prompt = self
+            .chat
+            .parts(&self.tokenizer, style)
+            .map_err(VerifyError::Failed)?;
+        Ok(())
     }
 
     pub fn tokenizer(&self) -> &tokenizers::Tokenizer {
@@ -181,6 +225,23 @@ impl MlxVerifier {
 
     pub fn stats(&self) -> &MlxStats {
         &self.stats
+    }
+
+    /// Token ids of arbitrary `(role, content)` chat messages under the model's own template.
+    pub fn chat_ids(&self, messages: &[(String, String)]) -> Result<Vec<u32>, VerifyError> {
+        let text = self.chat.render(messages).map_err(VerifyError::Failed)?;
+        tokenizer::encode(&self.tokenizer, &text).map_err(VerifyError::Failed)
+    }
+
+    /// Raw last-position logits of the given vocabulary columns, one row per prompt of a
+    /// left-padded batch (for golden-value checks).
+    pub fn logits(
+        &mut self,
+        batch: &[&[u32]],
+        columns: &[u32],
+    ) -> Result<Vec<Vec<f32>>, VerifyError> {
+        scoring::logit_columns(&self.model, batch, self.pad_id, columns)
+            .map_err(|e| VerifyError::Failed(format!("MLX forward pass: {e}")))
     }
 
     /// The full prompt token ids for one text.

@@ -65,7 +65,12 @@ impl Weight {
                 biases,
                 group_size,
                 bits,
-            } => ops::dequantize(w, scales, biases, *group_size, *bits)?.as_dtype(Dtype::Float32),
+            } => {
+                // GGUF scales/biases are f16; dequantizing in f16 would round every weight.
+                let scales = scales.as_dtype(Dtype::Float32)?;
+                let biases = biases.as_dtype(Dtype::Float32)?;
+                ops::dequantize(w, &scales, &biases, *group_size, *bits)
+            }
         }
     }
 

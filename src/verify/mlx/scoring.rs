@@ -97,6 +97,29 @@ pub fn score_batch(
         .collect())
 }
 
+/// Raw last-position logits of `columns` for each prompt of a left-padded batch.
+pub fn logit_columns(
+    model: &Model,
+    batch: &[&[u32]],
+    pad_id: u32,
+    columns: &[u32],
+) -> Result<Vec<Vec<f32>>, Exception> {
+    let (tokens, mask, _) = left_pad(batch, pad_id);
+    let logits = model.last_logits(&tokens, &mask)?;
+    let cols: Vec<i32> = columns.iter().map(|&t| t as i32).collect();
+    let picked = logits
+        .take_axis(Array::from_slice(&cols, &[cols.len() as i32]), 1)?
+        .contiguous()?;
+    picked.eval()?;
+    let values = picked
+        .try_as_slice::<f32>()
+        .map_err(|e| Exception::custom(format!("reading logits: {e}")))?;
+    Ok(values
+        .chunks(cols.len().max(1))
+        .map(<[f32]>::to_vec)
+        .collect())
+}
+
 fn log_sum_exp(xs: &[f32]) -> f32 {
     let m = xs.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     if m == f32::NEG_INFINITY {
