@@ -9,6 +9,7 @@
 //!
 //! MLX is not thread-safe: build the verifier with [`factory`] on the thread that will own it.
 
+pub mod bench;
 pub mod gguf;
 pub mod model;
 pub mod prompt;
