@@ -38,7 +38,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         model.display(),
         load.elapsed().as_secs_f64()
     );
-    let report = bench(&mut verifier, &refs, &[1, 8, 16, 32])?;
-    print!("{report}");
+    // One size at a time, so each row shows as soon as it is measured.
+    for size in [1, 8, 16, 32] {
+        let report = bench(&mut verifier, &refs, &[size])?;
+        print!("{report}");
+    }
     Ok(())
 }
