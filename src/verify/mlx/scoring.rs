@@ -1,0 +1,164 @@
+//! From token ids to P(yes): length buckets, left-padded batches, one prefill each.
+
+use mlx_rs::error::Exception;
+use mlx_rs::Array;
+
+use super::model::{left_pad_mask, Model};
+use super::prompt::AnswerTokens;
+
+/// The answer of the model for one prompt.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Answer {
+    /// log P(yes-set) and log P(no-set) over the whole vocabulary at the last position.
+    pub logp_yes: f32,
+    pub logp_no: f32,
+    /// P(yes) renormalised over the two answers: `exp(lp_yes) / (exp(lp_yes) + exp(lp_no))`.
+    pub p_yes: f32,
+}
+
+/// Groups prompt indices into forward batches: sorted by length, at most `max_batch` each, and
+/// a new batch starts when padding would exceed `max_pad_fraction` of the batch's tokens.
+pub fn buckets(lengths: &[usize], max_batch: usize, max_pad_fraction: f64) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..lengths.len()).collect();
+    order.sort_by_key(|&i| (lengths[i], i));
+    let mut out: Vec<Vec<usize>> = Vec::new();
+    let mut current: Vec<usize> = Vec::new();
+    let mut sum = 0usize;
+    for i in order {
+        let len = lengths[i];
+        let n = current.len() + 1;
+        let padded = len * n; // sorted ascending: the newcomer is the longest
+        let waste = (padded - (sum + len)) as f64;
+        if !current.is_empty() && (n > max_batch.max(1) || waste > max_pad_fraction * padded as f64)
+        {
+            out.push(std::mem::take(&mut current));
+            sum = 0;
+        }
+        current.push(i);
+        sum += len;
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+/// Tokens and mask for one left-padded batch. `pad_id` fills the padding; it is masked out.
+pub fn left_pad(batch: &[&[u32]], pad_id: u32) -> (Array, Array, usize) {
+    let len = batch.iter().map(|s| s.len()).max().unwrap_or(0).max(1);
+    let mut ids = Vec::with_capacity(batch.len() * len);
+    let mut pads = Vec::with_capacity(batch.len());
+    for seq in batch {
+        let pad = len - seq.len();
+        pads.push(pad);
+        ids.extend(std::iter::repeat_n(pad_id as i32, pad));
+        ids.extend(seq.iter().map(|&t| t as i32));
+    }
+    let tokens = Array::from_slice(&ids, &[batch.len() as i32, len as i32]);
+    (tokens, left_pad_mask(&pads, len), len)
+}
+
+/// One prefill over a left-padded batch; the answers come back in the batch's order.
+pub fn score_batch(
+    model: &Model,
+    answers: &AnswerTokens,
+    batch: &[&[u32]],
+    pad_id: u32,
+) -> Result<Vec<Answer>, Exception> {
+    let (tokens, mask, _) = left_pad(batch, pad_id);
+    let logits = model.last_logits(&tokens, &mask)?;
+    let logp = mlx_rs::nn::log_softmax(&logits, -1)?;
+    let cols: Vec<i32> = answers
+        .yes
+        .iter()
+        .chain(answers.no.iter())
+        .map(|&t| t as i32)
+        .collect();
+    let picked = logp
+        .take_axis(Array::from_slice(&cols, &[cols.len() as i32]), 1)?
+        .contiguous()?;
+    picked.eval()?;
+    let values = picked
+        .try_as_slice::<f32>()
+        .map_err(|e| Exception::custom(format!("reading answer log-probs: {e}")))?;
+    let ny = answers.yes.len();
+    Ok(values
+        .chunks(cols.len())
+        .map(|row| {
+            let logp_yes = log_sum_exp(&row[..ny]);
+            let logp_no = log_sum_exp(&row[ny..]);
+            let p_yes = 1.0 / (1.0 + ((logp_no - logp_yes) as f64).exp());
+            Answer {
+                logp_yes,
+                logp_no,
+                p_yes: p_yes as f32,
+            }
+        })
+        .collect())
+}
+
+/// Raw last-position logits of `columns` for each prompt of a left-padded batch.
+pub fn logit_columns(
+    model: &Model,
+    batch: &[&[u32]],
+    pad_id: u32,
+    columns: &[u32],
+) -> Result<Vec<Vec<f32>>, Exception> {
+    let (tokens, mask, _) = left_pad(batch, pad_id);
+    let logits = model.last_logits(&tokens, &mask)?;
+    let cols: Vec<i32> = columns.iter().map(|&t| t as i32).collect();
+    let picked = logits
+        .take_axis(Array::from_slice(&cols, &[cols.len() as i32]), 1)?
+        .contiguous()?;
+    picked.eval()?;
+    let values = picked
+        .try_as_slice::<f32>()
+        .map_err(|e| Exception::custom(format!("reading logits: {e}")))?;
+    Ok(values
+        .chunks(cols.len().max(1))
+        .map(<[f32]>::to_vec)
+        .collect())
+}
+
+fn log_sum_exp(xs: &[f32]) -> f32 {
+    let m = xs.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if m == f32::NEG_INFINITY {
+        return m;
+    }
+    m + xs.iter().map(|x| ((x - m) as f64).exp()).sum::<f64>().ln() as f32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_cover_every_index_once_and_respect_the_batch_cap() {
+        let lengths = [10, 200, 12, 11, 198, 50, 10, 10, 10, 10];
+        let b = buckets(&lengths, 4, 0.25);
+        let mut seen: Vec<usize> = b.iter().flatten().copied().collect();
+        seen.sort();
+        assert_eq!(seen, (0..lengths.len()).collect::<Vec<_>>());
+        assert!(b.iter().all(|g| g.len() <= 4));
+        // The two long texts share a batch, away from the short ones.
+        assert!(b.iter().any(|g| g.contains(&1) && g.contains(&4)));
+        assert!(b.iter().all(|g| !(g.contains(&1) && g.contains(&0))));
+    }
+
+    #[test]
+    fn padding_stays_under_the_limit_unless_alone() {
+        let lengths = [5, 7, 9, 30, 31, 90, 100, 100];
+        for g in buckets(&lengths, 32, 0.2) {
+            let max = g.iter().map(|&i| lengths[i]).max().unwrap();
+            let sum: usize = g.iter().map(|&i| lengths[i]).sum();
+            assert!((max * g.len() - sum) as f64 <= 0.2 * (max * g.len()) as f64);
+        }
+    }
+
+    #[test]
+    fn log_sum_exp_matches_the_direct_formula() {
+        let xs = [-1.0f32, -2.0, -3.5];
+        let direct = xs.iter().map(|x| (*x as f64).exp()).sum::<f64>().ln() as f32;
+        assert!((log_sum_exp(&xs) - direct).abs() < 1e-6);
+    }
+}
