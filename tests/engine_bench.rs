@@ -109,7 +109,7 @@ fn whole_run_throughput_and_memory() {
         .arg(&big)
         .arg("--store")
         .arg(&store)
-        .args(["--progress", "none"])
+        .args(["--progress", "none", "--verifier", "none"])
         .env("CYBERFILTER_DATA_DIR", dir.path())
         .stderr(Stdio::null())
         .output()

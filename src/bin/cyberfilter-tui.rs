@@ -49,12 +49,13 @@ struct Cli {
     #[arg(long, value_name = "PATH", env = "CYBERFILTER_RULES")]
     rules: Option<PathBuf>,
 
-    /// Verifier backend for uncertain records (e.g. mlx, http, none).
-    #[arg(long, value_name = "KIND")]
+    /// Verifier backend for uncertain records: mlx (default), http, or none (they stay pending).
+    #[arg(long, value_name = "KIND", env = "CYBERFILTER_VERIFIER")]
     verifier: Option<String>,
 
-    /// Model for the verifier (a local path or a name the backend knows).
-    #[arg(long, value_name = "MODEL")]
+    /// Model of the MLX verifier: a .gguf file or a Hugging Face folder (default: the
+    /// SmolLM2-135M-Instruct GGUF fetched by scripts/setup.sh).
+    #[arg(long, value_name = "PATH", env = "CYBERFILTER_MODEL")]
     model: Option<String>,
 
     /// Keep records scoring at or above this.
@@ -141,18 +142,22 @@ fn start_engine(launch: &LaunchOptions) -> anyhow::Result<EngineChannels> {
             ..base
         });
     }
-    match launch.verifier.as_deref().unwrap_or("none") {
+    match launch.verifier.as_deref().unwrap_or("mlx") {
         "none" => {}
+        "mlx" => {
+            let model = launch.model.as_deref().map(std::path::Path::new);
+            let (factory, path) = cyberfilter::verify::backend::mlx_factory(model)?;
+            // The model loads before the screen opens (a few seconds for the default one).
+            eprintln!("cyberfilter-tui: loading {}", path.display());
+            config.verifier = Some(factory);
+            config.verifier_name = "mlx".into();
+        }
         "test-hash" => {
-            config.verifier = Some(Box::new(|| {
-                Ok(Box::new(cyberfilter::engine::verifier::HashVerifier {
-                    delay: std::time::Duration::from_millis(300),
-                    batch: 16,
-                }) as Box<dyn cyberfilter::verify::Verifier>)
-            }));
+            let delay = cyberfilter::verify::backend::test_hash_delay(300);
+            config.verifier = Some(cyberfilter::verify::backend::test_hash_factory(delay, 16));
             config.verifier_name = "test-hash".into();
         }
-        other => anyhow::bail!("verifier `{other}` is not part of this build"),
+        other => anyhow::bail!("verifier `{other}` is not part of this build (mlx, none)"),
     }
     config.exit_when_done = false;
     config.stats_interval = Duration::from_millis(250);

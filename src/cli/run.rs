@@ -2,12 +2,11 @@
 //! JSON lines otherwise), a JSON summary on stdout at the end.
 
 use super::{EXIT_CONFIG, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_VERIFIER};
-use crate::engine::verifier::HashVerifier;
 use crate::engine::{self, EngineConfig, EngineError, EngineEvent, StatsSnapshot};
 use crate::rules::{RuleSet, Thresholds};
 use crate::store::paths;
 use crate::store::RunStore;
-use crate::verify::{VerifierFactory, VerifyError};
+use crate::verify::{backend, VerifierFactory, VerifyError};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -58,9 +57,13 @@ pub struct RunArgs {
     /// Resume the latest store made for these inputs (in the data dir).
     #[arg(long)]
     pub resume: bool,
-    /// Verifier backend.
-    #[arg(long, value_enum, default_value = "none", env = "CYBERFILTER_VERIFIER")]
+    /// Verifier backend for verify-tier records (`none`: they stay pending).
+    #[arg(long, value_enum, default_value = "mlx", env = "CYBERFILTER_VERIFIER")]
     pub verifier: VerifierKind,
+    /// Model of the MLX verifier: a .gguf file or a Hugging Face folder (default: the
+    /// SmolLM2-135M-Instruct GGUF fetched by scripts/setup.sh).
+    #[arg(long, value_name = "PATH", env = "CYBERFILTER_MODEL")]
+    pub model: Option<PathBuf>,
     /// Keep at or above this rule score.
     #[arg(long, env = "CYBERFILTER_HIGH", allow_negative_numbers = true)]
     pub high: Option<f32>,
@@ -83,24 +86,18 @@ pub struct RunArgs {
     pub stats_interval_ms: Option<u64>,
 }
 
-fn verifier_factory(kind: VerifierKind) -> Result<Option<VerifierFactory>, VerifyError> {
-    match kind {
+fn verifier_factory(args: &RunArgs) -> Result<Option<VerifierFactory>, VerifyError> {
+    match args.verifier {
         VerifierKind::None => Ok(None),
-        VerifierKind::TestHash => {
-            let delay = std::env::var("CYBERFILTER_TEST_VERIFIER_DELAY_MS")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0);
-            Ok(Some(Box::new(move || {
-                Ok(Box::new(HashVerifier {
-                    delay: Duration::from_millis(delay),
-                    batch: 16,
-                }) as Box<dyn crate::verify::Verifier>)
-            })))
+        VerifierKind::TestHash => Ok(Some(backend::test_hash_factory(
+            backend::test_hash_delay(0),
+            16,
+        ))),
+        VerifierKind::Mlx => {
+            let (factory, path) = backend::mlx_factory(args.model.as_deref())?;
+            eprintln!("cyberfilter: verifier mlx, model {}", path.display());
+            Ok(Some(factory))
         }
-        VerifierKind::Mlx => Err(VerifyError::Unavailable(
-            "the MLX verifier is not part of this build yet".into(),
-        )),
         VerifierKind::Http => Err(VerifyError::Unavailable(
             "the HTTP verifier is not part of this build yet".into(),
         )),
@@ -176,7 +173,7 @@ pub fn run(args: &RunArgs) -> i32 {
     } else {
         None
     };
-    let factory = match verifier_factory(args.verifier) {
+    let factory = match verifier_factory(args) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("cyberfilter: verifier {}: {e}", args.verifier.name());
@@ -195,8 +192,10 @@ pub fn run(args: &RunArgs) -> i32 {
     config.batch_size = args.batch_size;
     config.shared_cache = Some(paths::data_dir().join("llm-cache.sqlite"));
     config.batch_wait = Duration::from_millis(args.batch_wait_ms);
-    config.stats_interval =
-        Duration::from_millis(if mode == ProgressMode::Bar { 200 } else { 500 });
+    config.stats_interval = Duration::from_millis(
+        args.stats_interval_ms
+            .unwrap_or(if mode == ProgressMode::Bar { 200 } else { 500 }),
+    );
     let handle = match engine::start(config) {
         Ok(h) => h,
         Err(e) => {

@@ -3,6 +3,7 @@
 //! CONTRACT (used by the engine): `Verifier`, `VerifierFactory`, `VerifyError`. A verifier is
 //! created *on the thread that will own it* (MLX is not thread-safe), from a factory sent there.
 
+pub mod backend;
 pub mod mlx;
 
 /// A backend that answers "is this text security-relevant?" with P(yes) for a batch of texts.
