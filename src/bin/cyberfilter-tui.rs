@@ -146,7 +146,8 @@ fn start_engine(launch: &LaunchOptions) -> anyhow::Result<EngineChannels> {
         "none" => {}
         "mlx" => {
             let model = launch.model.as_deref().map(std::path::Path::new);
-            let (factory, path) = cyberfilter::verify::backend::mlx_factory(model)?;
+            let (factory, path) =
+                cyberfilter::verify::backend::mlx_factory(model, Default::default())?;
             // The model loads before the screen opens (a few seconds for the default one).
             eprintln!("cyberfilter-tui: loading {}", path.display());
             config.verifier = Some(factory);

@@ -64,6 +64,10 @@ pub struct RunArgs {
     /// SmolLM2-135M-Instruct GGUF fetched by scripts/setup.sh).
     #[arg(long, value_name = "PATH", env = "CYBERFILTER_MODEL")]
     pub model: Option<PathBuf>,
+    /// The MLX verifier reads at most this many tokens of a record's text, keeping its head
+    /// (default 256; part of the cache key, so answers for other lengths are not reused).
+    #[arg(long, value_name = "N")]
+    pub max_text_tokens: Option<usize>,
     /// Keep at or above this rule score.
     #[arg(long, env = "CYBERFILTER_HIGH", allow_negative_numbers = true)]
     pub high: Option<f32>,
@@ -94,7 +98,11 @@ fn verifier_factory(args: &RunArgs) -> Result<Option<VerifierFactory>, VerifyErr
             16,
         ))),
         VerifierKind::Mlx => {
-            let (factory, path) = backend::mlx_factory(args.model.as_deref())?;
+            let mut options = crate::verify::mlx::MlxOptions::default();
+            if let Some(n) = args.max_text_tokens {
+                options.max_text_tokens = n;
+            }
+            let (factory, path) = backend::mlx_factory(args.model.as_deref(), options)?;
             eprintln!("cyberfilter: verifier mlx, model {}", path.display());
             Ok(Some(factory))
         }

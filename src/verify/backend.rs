@@ -10,7 +10,10 @@ use std::time::Duration;
 /// The MLX verifier for `model` (default: the SmolLM2 GGUF fetched by `scripts/setup.sh`).
 /// The path is checked here, before the engine starts, so a missing model is a clear error
 /// up front rather than a failure on the verifier thread.
-pub fn mlx_factory(model: Option<&Path>) -> Result<(VerifierFactory, PathBuf), VerifyError> {
+pub fn mlx_factory(
+    model: Option<&Path>,
+    options: mlx::MlxOptions,
+) -> Result<(VerifierFactory, PathBuf), VerifyError> {
     let path = model
         .map(Path::to_path_buf)
         .unwrap_or_else(mlx::default_model_path);
@@ -25,7 +28,7 @@ pub fn mlx_factory(model: Option<&Path>) -> Result<(VerifierFactory, PathBuf), V
             reason: format!("does not exist ({hint})"),
         });
     }
-    Ok((mlx::factory(path.clone()), path))
+    Ok((mlx::factory_with(path.clone(), options), path))
 }
 
 /// The deterministic stand-in for tests (`--verifier test-hash`, hidden): P(yes) from the
