@@ -224,10 +224,10 @@ fn main() {
         Err(e) => e.exit(),
     };
     match run(cli, paths) {
-        Ok(code) => std::process::exit(code),
+        Ok(code) => cyberfilter::engine::verifier::exit_process(code),
         Err(e) => {
             eprintln!("cyberfilter-tui: {e:#}");
-            std::process::exit(1);
+            cyberfilter::engine::verifier::exit_process(1);
         }
     }
 }

@@ -54,5 +54,5 @@ fn main() {
         Command::Runs(a) => cli::runs::run(a),
         Command::Relabel(a) => cli::relabel::run(a),
     };
-    std::process::exit(code);
+    cyberfilter::engine::verifier::exit_process(code);
 }

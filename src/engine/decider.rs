@@ -51,8 +51,10 @@ pub struct Setup {
 
 /// Queued texts kept in memory up to this many bytes; beyond, the verifier reads them back.
 const QUEUE_TEXT_BYTES: usize = 16 * 1024 * 1024;
-/// Give an in-flight batch this long to come back on stop.
-const STOP_GRACE: Duration = Duration::from_secs(30);
+/// Give an in-flight batch this long to come back on stop. Past it the run stops without the
+/// batch: its records stay pending in the store and are asked again on resume, so nothing is
+/// lost, and a curator pressing `q` during a long CPU forward pass is not kept waiting.
+const STOP_GRACE: Duration = Duration::from_secs(3);
 /// Newly decided rows sent per stats interval (a live sample; the table queries the store).
 const VERDICT_ROWS_PER_TICK: usize = 256;
 

@@ -7,6 +7,7 @@ use crate::store::RunStore;
 use crate::verify::{Verifier, VerifierFactory, VerifyError};
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -194,7 +195,10 @@ fn serve(
         r.model_batch = asked.len();
         if !asked.is_empty() {
             let texts: Vec<&str> = asked.iter().map(|(t, _)| t.as_ref()).collect();
-            match v.verify_batch(&texts) {
+            BUSY.fetch_add(1, Ordering::SeqCst);
+            let outcome = v.verify_batch(&texts);
+            BUSY.fetch_sub(1, Ordering::SeqCst);
+            match outcome {
                 Ok(ps) if ps.len() == asked.len() && ps.iter().all(|p| p.is_finite()) => {
                     let mut fresh = Vec::with_capacity(asked.len());
                     for (i, (_, hash)) in asked.iter().enumerate() {
@@ -227,6 +231,29 @@ fn serve(
             break;
         }
     }
+}
+
+/// Backends in the middle of a batch, process-wide.
+static BUSY: AtomicUsize = AtomicUsize::new(0);
+
+/// True while some verifier thread is inside a batch. A stopped engine does not wait for a
+/// batch past its grace time; the binaries then leave with [`exit_process`], since running
+/// the process's exit handlers (MLX's C++ static destructors) under a forward pass crashes.
+pub fn busy() -> bool {
+    BUSY.load(Ordering::SeqCst) > 0
+}
+
+/// Ends the process with `code`. With a batch still in flight the exit handlers are skipped
+/// (`_exit`): the store is already committed, and nothing else needs them.
+pub fn exit_process(code: i32) -> ! {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    if busy() {
+        // SAFETY: _exit only ends the process; the store's transactions are committed.
+        unsafe { libc::_exit(code) }
+    }
+    std::process::exit(code)
 }
 
 /// A deterministic stand-in backend for tests and benchmarks of the pipeline itself
