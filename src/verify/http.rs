@@ -170,11 +170,15 @@ impl HttpVerifier {
     /// The record as it is sent: defused, trimmed and cut to its head, like the in-process
     /// verifier does (by tokens with a tokenizer, by characters without).
     pub fn prepare(&self, text: &str) -> Result<String, VerifyError> {
-        let specials = match &self.tokenizer {
-            Some(_) => self.specials.clone(),
-            None => generic_specials(text),
+        let found;
+        let specials: &[String] = match &self.tokenizer {
+            Some(_) => &self.specials,
+            None => {
+                found = generic_specials(text);
+                &found
+            }
         };
-        let body = prompt::defuse(text, &specials);
+        let body = prompt::defuse(text, specials);
         let body = body.trim();
         let max = self.options.max_text_tokens;
         let head = match &self.tokenizer {
