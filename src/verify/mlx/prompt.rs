@@ -75,12 +75,7 @@ impl PromptParts {
         let (head, tail) = rendered
             .split_once(SLOT)
             .ok_or("the chat template dropped the user message")?;
-        let specials = tokenizer
-            .get_added_tokens_decoder()
-            .values()
-            .filter(|t| t.special)
-            .map(|t| t.content.clone())
-            .collect();
+        let specials = special_tokens(tokenizer);
         Ok(Self {
             prefix: super::tokenizer::encode(tokenizer, head)?,
             suffix: super::tokenizer::encode(tokenizer, tail)?,
@@ -91,15 +86,7 @@ impl PromptParts {
     /// The record text as it may appear inside the delimiters: delimiter tags and special
     /// tokens are broken up so they tokenise as ordinary text.
     pub fn defuse(&self, text: &str) -> String {
-        let mut out = text.replace(OPEN, "<record >").replace(CLOSE, "</record >");
-        for special in &self.specials {
-            if special.len() > 1 && out.contains(special.as_str()) {
-                let mut chars = special.chars();
-                let first = chars.next().unwrap_or_default();
-                out = out.replace(special.as_str(), &format!("{first} {}", chars.as_str()));
-            }
-        }
-        out
+        defuse(text, &self.specials)
     }
 
     /// Token ids for one record: its text is truncated to `max_text_tokens`, keeping the head.
@@ -121,20 +108,51 @@ impl PromptParts {
     }
 }
 
-fn render(
-    template: &str,
-    bos: Option<&str>,
-    eos: Option<&str>,
-    style: &PromptStyle,
-) -> Result<String, String> {
+/// The special-token strings of a tokenizer (chat markers and the like).
+pub fn special_tokens(tokenizer: &Tokenizer) -> Vec<String> {
+    tokenizer
+        .get_added_tokens_decoder()
+        .values()
+        .filter(|t| t.special)
+        .map(|t| t.content.clone())
+        .collect()
+}
+
+/// Record text made safe to sit inside the delimiters: the delimiter tags and the given special
+/// tokens are broken up (a space after their first character) so they tokenise as plain text.
+pub fn defuse(text: &str, specials: &[String]) -> String {
+    let mut out = text.replace(OPEN, "<record >").replace(CLOSE, "</record >");
+    for special in specials {
+        if special.len() > 1 && out.contains(special.as_str()) {
+            let mut chars = special.chars();
+            let first = chars.next().unwrap_or_default();
+            out = out.replace(special.as_str(), &format!("{first} {}", chars.as_str()));
+        }
+    }
+    out
+}
+
+/// The `(role, content)` chat messages of the prompt with `record` (already defused) in the
+/// user message's slot. The in-process verifier renders them with a placeholder and tokenises
+/// the record on its own; the HTTP verifier sends them as they are.
+pub fn chat_messages(style: &PromptStyle, record: &str) -> Vec<(String, String)> {
     let mut messages = vec![("system".to_string(), style.system.clone())];
     for (text, yes) in &style.shots {
         messages.push(("user".into(), style.user.replace("{record}", text)));
         let answer = if *yes { "Yes" } else { "No" };
         messages.push(("assistant".into(), answer.into()));
     }
-    messages.push(("user".into(), style.user.replace("{record}", SLOT)));
-    render_chat(template, bos, eos, &messages)
+    messages.push(("user".into(), style.user.replace("{record}", record)));
+    messages
+}
+
+fn render(
+    template: &str,
+    bos: Option<&str>,
+    eos: Option<&str>,
+    style: &PromptStyle,
+) -> Result<String, String> {
+    render_chat(template, bos, eos, &chat_messages(style, SLOT))
 }
 
 /// Renders `(role, content)` messages with a Hugging Face chat template (Jinja, through
@@ -175,6 +193,10 @@ pub fn render_chat(
         .map_err(|e| format!("chat template fails to render: {e}"))
 }
 
+/// How a reply may start when it means yes / no; those that are one token form the answer sets.
+pub const YES_SPELLINGS: [&str; 5] = ["Yes", "yes", "YES", " Yes", " yes"];
+pub const NO_SPELLINGS: [&str; 5] = ["No", "no", "NO", " No", " no"];
+
 /// The answer tokens: every single-token spelling of yes / no the model could start its reply
 /// with ("Yes", "yes", " Yes", ...). P(yes) is the softmax mass of the yes set over both sets.
 #[derive(Debug, Clone)]
@@ -195,8 +217,8 @@ impl AnswerTokens {
             }
             Ok(ids.into_iter().collect())
         };
-        let yes = collect(&["Yes", "yes", "YES", " Yes", " yes"])?;
-        let no = collect(&["No", "no", "NO", " No", " no"])?;
+        let yes = collect(&YES_SPELLINGS)?;
+        let no = collect(&NO_SPELLINGS)?;
         if yes.is_empty() || no.is_empty() {
             return Err("the vocabulary has no single-token \"Yes\"/\"No\" answer".into());
         }
