@@ -52,10 +52,19 @@ const TEXTS: [&str; 3] = [
     "café <|im_start|> no",
 ];
 
+/// Token ids of the text alone: short, so the naive reference stays fast in debug builds.
+fn text_ids(v: &MlxVerifier, text: &str) -> Vec<u32> {
+    v.tokenizer()
+        .encode(text, false)
+        .unwrap()
+        .get_ids()
+        .to_vec()
+}
+
 /// A folder's logits against the naive reference (split-half RoPE, as Hugging Face uses).
 fn check_folder(t: Tiny, w: &Weights, v: &mut MlxVerifier, tolerance: f64, what: &str) {
     for text in TEXTS {
-        let ids = v.prompt_tokens(text).unwrap();
+        let ids = text_ids(v, text);
         let want = reference_last_logits(t, w, &ids, false);
         let got = all_logits(v, &ids);
         let worst = worst_diff(&want, &got);
@@ -191,6 +200,7 @@ const QUANT: Tiny = Tiny {
 /// `override_down` gives the MLP down projections their own bits, as mixed recipes do), with
 /// scales and biases stored as `scale_dtype`. Returns the dequantized weights.
 fn quantize_folder(
+    t: Tiny,
     w: &Written,
     group: i32,
     bits: i32,
@@ -239,7 +249,7 @@ fn quantize_folder(
         out.insert(format!("{prefix}.biases"), z);
     }
     Array::save_safetensors(&out, None, w.path.join("model.safetensors")).unwrap();
-    let mut config = hf_config(QUANT, w.weights["token_embd.weight"].1[0]);
+    let mut config = hf_config(t, w.weights["token_embd.weight"].1[0]);
     let mut q = serde_json::json!({"group_size": group, "bits": bits});
     for (k, v) in per_module {
         q[k] = v;
@@ -254,18 +264,23 @@ fn quantize_folder(
 fn mlx_quantized_folders_agree_with_their_dequantized_weights() {
     let _g = mlx_lock();
     let dir = tempfile::tempdir().unwrap();
+    let tied = Tiny {
+        tied: true,
+        ..QUANT
+    };
+    // (model, group, bits, bits of the MLP down projections, dtype of scales and biases)
     let cases = [
-        (32, 4, None, Dtype::Float32),
-        (64, 4, Some(8), Dtype::Bfloat16),
-        (64, 8, None, Dtype::Float16),
-        (32, 3, None, Dtype::Float32),
+        (QUANT, 32, 4, None, Dtype::Float32),
+        (QUANT, 64, 4, Some(8), Dtype::Bfloat16),
+        (tied, 64, 8, None, Dtype::Float16),
+        (tied, 32, 3, None, Dtype::Float32),
     ];
-    for (group, bits, down, scale_dtype) in cases {
+    for (t, group, bits, down, scale_dtype) in cases {
         let name = format!("q{bits}g{group}");
-        let w = write_hf(dir.path(), &name, QUANT, None);
-        let deq = quantize_folder(&w, group, bits, down, scale_dtype);
+        let w = write_hf(dir.path(), &name, t, None);
+        let deq = quantize_folder(t, &w, group, bits, down, scale_dtype);
         let mut v = load(&w.path, false);
-        check_folder(QUANT, &deq, &mut v, 1e-3, &name);
+        check_folder(t, &deq, &mut v, 1e-3, &name);
         // Kept packed (the Metal default), quantized_matmul gives the same logits.
         let mut packed = load(&w.path, true);
         for text in TEXTS {
@@ -274,8 +289,8 @@ fn mlx_quantized_folders_agree_with_their_dequantized_weights() {
             assert!(diff < 1e-3, "{name} packed vs dequantized: {diff}");
         }
         // The quantization is real: the weights differ from the dense ones.
-        let hi = v.prompt_tokens("hi").unwrap();
-        let dense_logits = reference_last_logits(QUANT, &w.weights, &hi, false);
+        let hi = text_ids(&v, TEXTS[1]);
+        let dense_logits = reference_last_logits(t, &w.weights, &hi, false);
         let q_logits = all_logits(&mut v, &hi);
         assert!(
             worst_diff(&dense_logits, &q_logits) > 1e-4,
@@ -517,15 +532,21 @@ fn smollm2_folder_gives_the_gguf_logits_and_token_ids() {
 }
 
 /// The converted folder in Python mlx_lm (transformers' tokenizer and jinja2 template): the
-/// same token ids and logits as our load of it.
+/// same token ids and logits as our load of it. Then mlx_lm quantizes it (`mlx_lm convert -q`,
+/// the layout of mlx-community models) and our load of that folder, dequantized or kept
+/// packed, gives mlx_lm's logits too.
 #[test]
-fn smollm2_folder_loads_in_python_mlx_lm_with_the_same_logits() {
+fn smollm2_folder_and_its_mlx_lm_quantization_match_python_mlx_lm() {
     let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
     if !python.exists() {
-        eprintln!("SKIPPED: {} missing (python3 -m venv .venv && .venv/bin/pip install 'mlx[cpu]==0.32.2' mlx-lm)", python.display());
+        eprintln!(
+            "SKIPPED: {} missing (python3 -m venv .venv && .venv/bin/pip install 'mlx[cpu]==0.32.2' mlx-lm)",
+            python.display()
+        );
         return;
     }
     let Some(smol) = smol_folder() else { return };
+    let quantized = smol._dir.path().join("smollm2-mlx-4bit");
     let cases: Vec<serde_json::Value> = chat_cases()
         .iter()
         .map(|m| {
@@ -537,16 +558,22 @@ fn smollm2_folder_loads_in_python_mlx_lm_with_the_same_logits() {
         })
         .collect();
     let script = r#"
-import json, sys
+import json, subprocess, sys
 import mlx.core as mx, mlx_lm
-model, tok = mlx_lm.load(sys.argv[1])
-out = []
-for messages in json.loads(sys.argv[2]):
-    ids = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
-    if isinstance(ids, dict):
-        ids = ids["input_ids"]
-    logits = model(mx.array([ids]))[0, -1].astype(mx.float32)
-    out.append({"ids": [int(i) for i in ids], "logits": logits.tolist()})
+folder, quantized, cases = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+subprocess.run([sys.executable, "-m", "mlx_lm", "convert", "--hf-path", folder, "-q",
+                "--q-bits", "4", "--q-group-size", "64", "--mlx-path", quantized],
+               check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+out = {}
+for name, path in [("dense", folder), ("q4", quantized)]:
+    model, tok = mlx_lm.load(path)
+    out[name] = []
+    for messages in cases:
+        ids = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+        if isinstance(ids, dict):
+            ids = ids["input_ids"]
+        logits = model(mx.array([ids]))[0, -1].astype(mx.float32)
+        out[name].append({"ids": [int(i) for i in ids], "logits": logits.tolist()})
 print(json.dumps(out))
 "#;
     let run = Command::new(&python)
@@ -554,6 +581,7 @@ print(json.dumps(out))
             "-c",
             script,
             smol.folder.to_str().unwrap(),
+            quantized.to_str().unwrap(),
             &serde_json::Value::Array(cases).to_string(),
         ])
         .output()
@@ -563,33 +591,44 @@ print(json.dumps(out))
         "mlx_lm: {}",
         String::from_utf8_lossy(&run.stderr)
     );
-    let results: Vec<serde_json::Value> = serde_json::from_slice(&run.stdout).unwrap();
+    let results: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
     let _g = mlx_lock();
-    let mut h = load(&smol.folder, false);
-    let mut worst = 0.0f32;
-    for (messages, r) in chat_cases().iter().zip(&results) {
-        let ids: Vec<u32> = r["ids"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|i| i.as_u64().unwrap() as u32)
-            .collect();
-        assert_eq!(
-            h.chat_ids(messages).unwrap(),
-            ids,
-            "template + tokenizer ids vs transformers"
+    for (name, folder, keep, tolerance) in [
+        ("dense", &smol.folder, false, 5e-4),
+        ("q4", &quantized, false, 1e-3),
+        ("q4", &quantized, true, 1e-3),
+    ] {
+        let mut h = load(folder, keep);
+        let mut worst = 0.0f32;
+        for (messages, r) in chat_cases().iter().zip(results[name].as_array().unwrap()) {
+            let ids: Vec<u32> = r["ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i.as_u64().unwrap() as u32)
+                .collect();
+            assert_eq!(
+                h.chat_ids(messages).unwrap(),
+                ids,
+                "{name}: template + tokenizer ids vs transformers"
+            );
+            let py: Vec<f32> = r["logits"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap() as f32)
+                .collect();
+            let diff = max_abs(&py, &all_logits(&mut h, &ids));
+            worst = worst.max(diff);
+            assert!(
+                diff < tolerance,
+                "{name} (kept packed: {keep}): mlx_lm vs ours {diff}"
+            );
+        }
+        eprintln!(
+            "SmolLM2 {name} folder (kept packed: {keep}), Python mlx_lm vs ours: worst |logit diff| {worst:.2e}"
         );
-        let py: Vec<f32> = r["logits"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_f64().unwrap() as f32)
-            .collect();
-        let diff = max_abs(&py, &all_logits(&mut h, &ids));
-        worst = worst.max(diff);
-        assert!(diff < 1e-3, "mlx_lm vs ours: {diff}");
     }
-    eprintln!("SmolLM2 folder, Python mlx_lm vs ours: worst |logit diff| {worst:.2e}");
 }
 
 // ---------------------------------------------------------------- bad folders
@@ -768,7 +807,7 @@ fn bad_quantization_and_rope_settings_are_clear_errors() {
     let w = {
         let _g = mlx_lock();
         let w = write_hf(dir.path(), "q", QUANT, None);
-        quantize_folder(&w, 64, 4, None, Dtype::Float16);
+        quantize_folder(QUANT, &w, 64, 4, None, Dtype::Float16);
         w
     };
     edit_config(&w.path, |c| {
