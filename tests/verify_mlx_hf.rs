@@ -274,6 +274,8 @@ fn mlx_quantized_folders_agree_with_their_dequantized_weights() {
         (QUANT, 64, 4, Some(8), Dtype::Bfloat16),
         (tied, 64, 8, None, Dtype::Float16),
         (tied, 32, 3, None, Dtype::Float32),
+        (QUANT, 64, 6, Some(2), Dtype::Float16),
+        (tied, 64, 5, None, Dtype::Bfloat16),
     ];
     for (t, group, bits, down, scale_dtype) in cases {
         let name = format!("q{bits}g{group}");

@@ -611,3 +611,113 @@ fn kind(v: &Value) -> &'static str {
         Value::Object(_) => "an object",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn cfg_arch(v: Value) -> Result<String, LoadError> {
+        Config {
+            json: &v,
+            path: Path::new("m/config.json"),
+        }
+        .arch()
+    }
+
+    #[test]
+    fn architecture_from_model_type_or_class_name() {
+        assert_eq!(cfg_arch(json!({"model_type": "qwen3"})).unwrap(), "qwen3");
+        let by_class = json!({"architectures": ["Foo", "LlamaForCausalLM"]});
+        assert_eq!(cfg_arch(by_class).unwrap(), "llama");
+        let e = cfg_arch(json!({"model_type": "phi3"})).unwrap_err();
+        assert!(e.to_string().contains("m/config.json") && e.reason.contains("\"phi3\""));
+        assert!(cfg_arch(json!({})).is_err());
+    }
+
+    fn quant(v: Value) -> Result<Quantization, LoadError> {
+        Quantization::from_config(&Config {
+            json: &v,
+            path: Path::new("config.json"),
+        })
+    }
+
+    #[test]
+    fn quantization_default_and_per_module_overrides() {
+        let q = quant(json!({"quantization": {
+            "group_size": 64, "bits": 4,
+            "model.layers.0.mlp.down_proj": {"group_size": 32, "bits": 8},
+            "lm_head": false,
+        }}))
+        .unwrap();
+        let a = Array::from_int(0);
+        assert_eq!(q.rule("model.layers.1.mlp.down_proj", &a, &a), Ok((64, 4)));
+        assert_eq!(q.rule("model.layers.0.mlp.down_proj", &a, &a), Ok((32, 8)));
+        assert!(q
+            .rule("lm_head", &a, &a)
+            .unwrap_err()
+            .contains("not quantized"));
+        let none = quant(json!({})).unwrap();
+        assert!(none
+            .rule("x", &a, &a)
+            .unwrap_err()
+            .contains("no \"quantization\""));
+        let bad = |v| quant(v).err().map(|e| e.reason).unwrap_or_default();
+        assert!(bad(json!({"quantization": {"group_size": 64, "bits": 7}})).contains("bits 7"));
+        assert!(
+            bad(json!({"quantization": {"group_size": 48, "bits": 4}})).contains("group_size 48")
+        );
+        assert!(
+            bad(json!({"quantization": {"group_size": 32, "bits": 4, "mode": "nvfp4"}}))
+                .contains("nvfp4")
+        );
+        assert!(bad(json!({"quantization": 4})).contains("expected an object"));
+    }
+
+    #[test]
+    fn chat_template_string_or_named_list() {
+        let p = Path::new("tokenizer_config.json");
+        assert_eq!(
+            template_value(p, Some(&json!("T"))).unwrap().as_deref(),
+            Some("T")
+        );
+        let list = json!([{"name": "rag", "template": "R"}, {"name": "default", "template": "D"}]);
+        assert_eq!(
+            template_value(p, Some(&list)).unwrap().as_deref(),
+            Some("D")
+        );
+        assert_eq!(template_value(p, None).unwrap(), None);
+        let no_default = json!([{"name": "rag", "template": "R"}]);
+        assert!(template_value(p, Some(&no_default)).is_err());
+        let e = template_value(p, Some(&json!(3))).unwrap_err();
+        assert!(e.reason.contains("a number"), "{e}");
+    }
+
+    fn safetensors(header: &Value, data: usize) -> tempfile::NamedTempFile {
+        let mut f = tempfile::Builder::new()
+            .suffix(".safetensors")
+            .tempfile()
+            .unwrap();
+        let h = header.to_string();
+        let mut bytes = (h.len() as u64).to_le_bytes().to_vec();
+        bytes.extend(h.as_bytes());
+        bytes.extend(std::iter::repeat_n(0u8, data));
+        std::io::Write::write_all(&mut f, &bytes).unwrap();
+        f
+    }
+
+    #[test]
+    fn safetensors_header_is_checked_before_mlx_reads_it() {
+        let ok = json!({"__metadata__": {"format": "pt"},
+                        "a": {"dtype": "BF16", "shape": [2, 3], "data_offsets": [0, 12]}});
+        assert!(check_safetensors(safetensors(&ok, 12).path()).is_ok());
+        let e = check_safetensors(safetensors(&ok, 11).path()).unwrap_err();
+        assert!(e.reason.contains("truncated"), "{e}");
+        let f64_ = json!({"a": {"dtype": "F64", "shape": [1], "data_offsets": [0, 8]}});
+        let e = check_safetensors(safetensors(&f64_, 8).path()).unwrap_err();
+        assert!(e.reason.contains("dtype F64"), "{e}");
+        let wrong = json!({"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 8]}});
+        let e = check_safetensors(safetensors(&wrong, 8).path()).unwrap_err();
+        assert!(e.reason.contains("8 bytes for shape [4]"), "{e}");
+    }
+}
