@@ -679,6 +679,12 @@ fn folder_without_config_is_a_clear_error() {
     );
     let e = load_err(dir.path());
     assert!(e.contains("config.json") && e.contains("missing"), "{e}");
+    std::fs::write(dir.path().join("model.gguf"), "x").unwrap();
+    let e = load_err(dir.path());
+    assert!(
+        e.contains("pass one of them") && e.contains("model.gguf"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -738,6 +744,12 @@ fn missing_and_unexpected_tensors_are_clear_errors() {
         e.contains("post_feedforward_layernorm") && e.contains("does not know"),
         "{e}"
     );
+    let f = tiny_folder(dir.path(), "scalar");
+    edit_tensors(&f, |t| {
+        t.insert("model.embed_tokens.weight".into(), Array::from_f32(1.0));
+    });
+    let e = load_err(&f);
+    assert!(e.contains("embed_tokens.weight has shape []"), "{e}");
     let f = tiny_folder(dir.path(), "shape");
     edit_tensors(&f, |t| {
         t.insert(

@@ -34,6 +34,9 @@ pub const ARCHITECTURES: [(&str, &str); 3] = [
     ("qwen3", "Qwen3ForCausalLM"),
 ];
 
+/// Bound on every size in `config.json`, so products of them stay within `i32`.
+const MAX_SIZE: i64 = 1 << 24;
+
 /// Safetensors dtypes the model tensors may have (U32 holds packed quantized weights).
 const TENSOR_DTYPES: [(&str, u64); 4] = [("F32", 4), ("F16", 2), ("BF16", 2), ("U32", 4)];
 
@@ -44,6 +47,9 @@ pub fn load(dir: &Path, keep_quantized: bool) -> Result<HfModel, LoadError> {
         return Err(LoadError::new(dir, "folder does not exist".into()));
     }
     let config_path = dir.join("config.json");
+    if !config_path.exists() {
+        return Err(LoadError::new(&config_path, missing_config_reason(dir)));
+    }
     let config = read_json(&config_path, "the model's config.json")?;
     let cfg = Config {
         json: &config,
@@ -100,6 +106,26 @@ pub fn load(dir: &Path, keep_quantized: bool) -> Result<HfModel, LoadError> {
         bos_token: chat.bos,
         eos_token: chat.eos,
     })
+}
+
+/// A folder without `config.json` is not a Hugging Face model; if it holds GGUF files, the
+/// user most likely meant one of them.
+fn missing_config_reason(dir: &Path) -> String {
+    let mut ggufs: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".gguf"))
+        .collect();
+    ggufs.sort();
+    match ggufs.first() {
+        Some(first) => format!(
+            "the model's config.json is missing; the folder holds GGUF files: pass one of them \
+             (e.g. {})",
+            dir.join(first).display()
+        ),
+        None => "the model's config.json is missing (not a Hugging Face model folder)".into(),
+    }
 }
 
 fn read_json(path: &Path, what: &str) -> Result<Value, LoadError> {
@@ -227,16 +253,32 @@ impl Config<'_> {
         let head_dim = self
             .int("head_dim")?
             .map_or(dim / n_heads.max(1), |v| v as i32);
-        if n_heads <= 0 || n_kv_heads <= 0 || n_heads % n_kv_heads != 0 || head_dim <= 0 {
+        if n_heads <= 0
+            || n_kv_heads <= 0
+            || n_heads % n_kv_heads != 0
+            || head_dim <= 0
+            || n_heads as i64 * head_dim as i64 > MAX_SIZE
+        {
             return Err(self.error(format!(
                 "inconsistent attention shape: {n_heads} heads, {n_kv_heads} kv heads, head dim {head_dim}"
             )));
         }
         let embed_key = format!("{}.weight", weights::HF.embed);
-        let embed_rows = arrays
-            .get(&embed_key)
-            .map(|a| a.shape()[0])
-            .ok_or_else(|| LoadError::new(self.path, format!("tensor {embed_key} is missing")))?;
+        let embed_rows = match arrays.get(&embed_key).map(|a| a.shape()) {
+            Some([rows, _]) => *rows,
+            Some(shape) => {
+                return Err(LoadError::new(
+                    self.path,
+                    format!("tensor {embed_key} has shape {shape:?}, expected a matrix"),
+                ))
+            }
+            None => {
+                return Err(LoadError::new(
+                    self.path,
+                    format!("tensor {embed_key} is missing"),
+                ))
+            }
+        };
         if let Some(v) = self.int("vocab_size")? {
             if v != embed_rows as i64 {
                 return Err(self.error(format!(
