@@ -549,6 +549,8 @@ fn smollm2_folder_and_its_mlx_lm_quantization_match_python_mlx_lm() {
     }
     let Some(smol) = smol_folder() else { return };
     let quantized = smol._dir.path().join("smollm2-mlx-4bit");
+    // Per-layer bits, the entries' group_size left to MLX's default (null).
+    let mixed = smol._dir.path().join("smollm2-mlx-mixed_3_6");
     let cases: Vec<serde_json::Value> = chat_cases()
         .iter()
         .map(|m| {
@@ -562,15 +564,18 @@ fn smollm2_folder_and_its_mlx_lm_quantization_match_python_mlx_lm() {
     let script = r#"
 import json, subprocess, sys
 import mlx.core as mx, mlx_lm
-folder, quantized, cases = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-subprocess.run([sys.executable, "-m", "mlx_lm", "convert", "--hf-path", folder, "-q",
-                "--q-bits", "4", "--q-group-size", "64", "--mlx-path", quantized],
-               check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+folder, quantized, mixed, cases = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+for path, args in [(quantized, ["--q-bits", "4", "--q-group-size", "64"]),
+                   (mixed, ["--quant-predicate", "mixed_3_6"])]:
+    subprocess.run([sys.executable, "-m", "mlx_lm", "convert", "--hf-path", folder, "-q",
+                    "--mlx-path", path] + args,
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 out = {}
-for name, path in [("dense", folder), ("q4", quantized)]:
+# The wheel's MLX runs on reference BLAS (seconds per forward): one prompt per quantized folder.
+for name, path, n in [("dense", folder, 3), ("q4", quantized, 1), ("mixed_3_6", mixed, 1)]:
     model, tok = mlx_lm.load(path)
     out[name] = []
-    for messages in cases:
+    for messages in cases[:n]:
         ids = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
         if isinstance(ids, dict):
             ids = ids["input_ids"]
@@ -584,6 +589,7 @@ print(json.dumps(out))
             script,
             smol.folder.to_str().unwrap(),
             quantized.to_str().unwrap(),
+            mixed.to_str().unwrap(),
             &serde_json::Value::Array(cases).to_string(),
         ])
         .output()
@@ -599,6 +605,7 @@ print(json.dumps(out))
         ("dense", &smol.folder, false, 5e-4),
         ("q4", &quantized, false, 1e-3),
         ("q4", &quantized, true, 1e-3),
+        ("mixed_3_6", &mixed, false, 1e-3),
     ] {
         let mut h = load(folder, keep);
         let mut worst = 0.0f32;

@@ -303,6 +303,9 @@ impl Config<'_> {
     }
 }
 
+/// MLX's `(group_size, bits)` for affine quantization when a config leaves them out.
+const AFFINE_DEFAULT: (i32, i32) = (64, 4);
+
 /// `(group_size, bits)` of an MLX-quantized checkpoint: one default, and mlx_lm's per-module
 /// overrides (`"model.layers.0.mlp.down_proj": {"group_size": 64, "bits": 8}` or `false`).
 struct Quantization {
@@ -335,13 +338,18 @@ impl Quantization {
                     )));
                 }
             }
-            let num = |k: &str| {
-                v.get(k)
-                    .and_then(Value::as_i64)
+            // mlx_lm writes `null` for "the mode's default" in per-layer entries.
+            let num = |k: &str, default: i32| match v.get(k) {
+                None | Some(Value::Null) => Ok(default),
+                Some(n) => n
+                    .as_i64()
                     .map(|n| n as i32)
-                    .ok_or_else(|| cfg.error(format!("{where_}: {k} is missing or not a number")))
+                    .ok_or_else(|| cfg.error(format!("{where_}: {k} is {n}, expected a number"))),
             };
-            let (group_size, bits) = (num("group_size")?, num("bits")?);
+            let (group_size, bits) = (
+                num("group_size", AFFINE_DEFAULT.0)?,
+                num("bits", AFFINE_DEFAULT.1)?,
+            );
             if !weights::SUPPORTED_BITS.contains(&bits) {
                 return Err(cfg.error(format!(
                     "{where_}: unsupported quantization bits {bits} (supported: {:?})",
@@ -687,13 +695,22 @@ mod tests {
     #[test]
     fn quantization_default_and_per_module_overrides() {
         let q = quant(json!({"quantization": {
-            "group_size": 64, "bits": 4,
+            "group_size": 32, "bits": 4,
             "model.layers.0.mlp.down_proj": {"group_size": 32, "bits": 8},
+            "model.layers.0.mlp.up_proj": {"group_size": null, "bits": 6, "mode": "affine"},
             "lm_head": false,
         }}))
         .unwrap();
+        assert_eq!(
+            q.rule(
+                "model.layers.0.mlp.up_proj",
+                &Array::from_int(0),
+                &Array::from_int(0)
+            ),
+            Ok((64, 6))
+        );
         let a = Array::from_int(0);
-        assert_eq!(q.rule("model.layers.1.mlp.down_proj", &a, &a), Ok((64, 4)));
+        assert_eq!(q.rule("model.layers.1.mlp.down_proj", &a, &a), Ok((32, 4)));
         assert_eq!(q.rule("model.layers.0.mlp.down_proj", &a, &a), Ok((32, 8)));
         assert!(q
             .rule("lm_head", &a, &a)
