@@ -27,22 +27,6 @@ pub enum Part {
     Down,
 }
 
-impl Part {
-    pub const ALL: [Part; 11] = [
-        Part::AttnNorm,
-        Part::Q,
-        Part::K,
-        Part::V,
-        Part::O,
-        Part::QNorm,
-        Part::KNorm,
-        Part::FfnNorm,
-        Part::Gate,
-        Part::Up,
-        Part::Down,
-    ];
-}
-
 /// Where a checkpoint format keeps each tensor; names are prefixes, `.weight` / `.bias` /
 /// `.scales` / `.biases` are appended.
 pub struct Layout {
