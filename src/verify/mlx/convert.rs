@@ -164,19 +164,11 @@ pub fn hf_tensors(
         Ok(())
     };
     let dense = |what: &str, w: &Weight| w.to_dense_f32().map_err(|e| mlx(what, e));
-    // llama.cpp stores each Llama head's rows as (pair, 2) for adjacent-pair RoPE; Hugging Face
-    // as (2, pair) for split-half RoPE.
     let unpermute = |what: &str, a: Array, heads: i32| -> Result<Array, LoadError> {
         if !c.rope_traditional {
             return Ok(a);
         }
-        let shape = a.shape().to_vec();
-        let mut split = vec![heads, c.head_dim / 2, 2];
-        split.extend_from_slice(&shape[1..]);
-        a.reshape(&split)
-            .and_then(|a| a.swap_axes(1, 2))
-            .and_then(|a| a.reshape(&shape))
-            .map_err(|e| mlx(what, e))
+        unpermute_rows(&a, heads, c.head_dim).map_err(|e| mlx(what, e))
     };
     let embed_name = format!("{}.weight", HF.embed);
     put(embed_name, model.embed.clone())?;
@@ -228,6 +220,20 @@ pub fn hf_tensors(
         }
     }
     Ok(out)
+}
+
+/// llama.cpp stores each Llama head's Q/K rows as (pair, 2), for adjacent-pair RoPE; Hugging
+/// Face as (2, pair), for split-half RoPE: row `2j + s` of a head goes to row `s * head_dim/2 + j`.
+/// Works on weights `(heads * head_dim, in)` and biases `(heads * head_dim)`.
+pub fn unpermute_rows(
+    a: &Array,
+    heads: i32,
+    head_dim: i32,
+) -> Result<Array, mlx_rs::error::Exception> {
+    let shape = a.shape().to_vec();
+    let mut split = vec![heads, head_dim / 2, 2];
+    split.extend_from_slice(&shape[1..]);
+    a.reshape(&split)?.swap_axes(1, 2)?.reshape(&shape)
 }
 
 /// An f32 as the decimal it was written from (`1e-5`, not `9.99999974e-6`).
@@ -306,4 +312,28 @@ fn generation_config_json(loaded: &GgufModel) -> Value {
         "bos_token_id": token_id(loaded, &loaded.bos_token),
         "eos_token_id": token_id(loaded, &loaded.eos_token),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn llama_rows_go_back_to_split_halves() {
+        // Two heads of four rows, one column: GGUF order 0..8 per row index.
+        let rows: Vec<f32> = (0..8).map(|i| i as f32).collect();
+        let w = Array::from_slice(&rows, &[8, 1]);
+        let hf = unpermute_rows(&w, 2, 4).unwrap();
+        assert_eq!(hf.as_slice::<f32>(), &[0., 2., 1., 3., 4., 6., 5., 7.]);
+        let b = Array::from_slice(&rows, &[8]);
+        let hf_b = unpermute_rows(&b, 2, 4).unwrap();
+        assert_eq!(hf_b.as_slice::<f32>(), hf.as_slice::<f32>());
+    }
+
+    #[test]
+    fn written_floats_keep_their_decimal_form() {
+        assert_eq!(short_f64(1e-5), 1e-5);
+        assert_eq!(short_f64(1e-6), 1e-6);
+        assert_eq!(short_f64(100000.0), 100000.0);
+    }
 }
