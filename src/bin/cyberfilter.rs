@@ -34,6 +34,9 @@ enum Command {
     Runs(cli::runs::RunsArgs),
     /// Label a record in a store (for scripts).
     Relabel(cli::relabel::RelabelArgs),
+    /// Work with verifier models (convert a GGUF to a Hugging Face folder).
+    #[command(subcommand)]
+    Model(cli::model::ModelCommand),
 }
 
 #[derive(Subcommand)]
@@ -53,6 +56,7 @@ fn main() {
         Command::Export(a) => cli::export::run(a),
         Command::Runs(a) => cli::runs::run(a),
         Command::Relabel(a) => cli::relabel::run(a),
+        Command::Model(c) => cli::model::run(c),
     };
     cyberfilter::engine::verifier::exit_process(code);
 }

@@ -21,6 +21,7 @@
 pub mod eval;
 pub mod export;
 pub mod gen_nvd;
+pub mod model;
 pub mod pipeline;
 pub mod relabel;
 pub mod rules_check;

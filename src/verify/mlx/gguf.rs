@@ -8,7 +8,8 @@ use std::path::Path;
 use mlx_rs::io::{GgufFile, GgufMetadataValue};
 use mlx_rs::{Array, Dtype};
 
-use super::model::{Layer, Linear, Model, ModelConfig, Weight};
+use super::model::{Model, ModelConfig};
+use super::weights::{self, Build};
 use super::LoadError;
 
 /// llama.cpp's GGUF quantized blocks all hold 32 values.
@@ -23,6 +24,8 @@ pub struct GgufModel {
     pub eos_token: Option<String>,
     /// `general.name`, for the model id.
     pub name: Option<String>,
+    /// `{arch}.context_length`, for a converted `config.json`.
+    pub context_length: Option<i64>,
 }
 
 /// Typed access to GGUF metadata with errors that name the key.
@@ -285,7 +288,23 @@ pub fn load(path: &Path, keep_quantized: bool) -> Result<GgufModel, LoadError> {
     let eos_token = token("tokenizer.ggml.eos_token_id")?;
     let chat_template = meta.string("tokenizer.chat_template")?;
     let name = meta.string("general.name")?;
-    let model = build_model(path, config, &mut arrays, keep_quantized)?;
+    let context_length = meta.int(&format!("{arch}.context_length"))?;
+    let gguf_blocks = |_: &str, w: &Array, scales: &Array| -> Result<(i32, i32), String> {
+        let n_in = scales.shape()[1] * GGUF_GROUP;
+        match w.shape()[1] * 32 / n_in.max(1) {
+            bits @ (4 | 8) => Ok((GGUF_GROUP, bits)),
+            bits => Err(format!(
+                "{bits}-bit blocks (GGUF Q4_0, Q4_1 and Q8_0 are 4 and 8)"
+            )),
+        }
+    };
+    let build = Build {
+        layout: &weights::GGUF,
+        quant: &gguf_blocks,
+        keep_quantized,
+        require_head: false,
+    };
+    let model = weights::build_model(path, config, &mut arrays, &build)?;
     Ok(GgufModel {
         model,
         tokenizer,
@@ -293,6 +312,7 @@ pub fn load(path: &Path, keep_quantized: bool) -> Result<GgufModel, LoadError> {
         bos_token,
         eos_token,
         name,
+        context_length,
     })
 }
 
@@ -337,165 +357,4 @@ fn config_from_meta(
         )));
     }
     Ok(config)
-}
-
-fn build_model(
-    path: &Path,
-    config: ModelConfig,
-    arrays: &mut HashMap<String, Array>,
-    keep_quantized: bool,
-) -> Result<Model, LoadError> {
-    let c = &config;
-    let (q_out, kv_out) = (c.n_heads * c.head_dim, c.n_kv_heads * c.head_dim);
-    let mut layers = Vec::with_capacity(c.n_layers);
-    for i in 0..c.n_layers {
-        let p = |s: &str| format!("blk.{i}.{s}");
-        let mut lin = |name: &str, out_in| linear(path, arrays, &p(name), out_in, keep_quantized);
-        let (q, k, v) = (
-            lin("attn_q", (q_out, c.dim))?,
-            lin("attn_k", (kv_out, c.dim))?,
-            lin("attn_v", (kv_out, c.dim))?,
-        );
-        let o = lin("attn_output", (c.dim, q_out))?;
-        let (gate, up) = (
-            lin("ffn_gate", (c.hidden_dim, c.dim))?,
-            lin("ffn_up", (c.hidden_dim, c.dim))?,
-        );
-        let down = lin("ffn_down", (c.dim, c.hidden_dim))?;
-        layers.push(Layer {
-            attn_norm: vector(path, arrays, &p("attn_norm.weight"))?,
-            q,
-            k,
-            v,
-            o,
-            q_norm: optional_vector(path, arrays, &p("attn_q_norm.weight"))?,
-            k_norm: optional_vector(path, arrays, &p("attn_k_norm.weight"))?,
-            ffn_norm: vector(path, arrays, &p("ffn_norm.weight"))?,
-            gate,
-            up,
-            down,
-        });
-    }
-    let embed_weight = weight(path, arrays, "token_embd", keep_quantized)?;
-    // Without an `output` tensor the head is tied to the embedding.
-    let head = if arrays.contains_key("output.weight") {
-        weight(path, arrays, "output", keep_quantized)?
-    } else {
-        embed_weight.clone()
-    };
-    if head.out_in() != (c.vocab_size, c.dim) || embed_weight.out_in() != (c.vocab_size, c.dim) {
-        return Err(LoadError::new(
-            path,
-            format!(
-                "embedding {:?} / head {:?} do not match vocab {} x dim {}",
-                embed_weight.out_in(),
-                head.out_in(),
-                c.vocab_size,
-                c.dim
-            ),
-        ));
-    }
-    let embed = embed_weight
-        .to_dense_f32()
-        .map_err(|e| LoadError::new(path, format!("token_embd: {e}")))?;
-    let norm = vector(path, arrays, "output_norm.weight")?;
-    let model = Model {
-        config,
-        embed,
-        layers,
-        norm,
-        head,
-    };
-    model
-        .materialize()
-        .map_err(|e| LoadError::new(path, e.to_string()))?;
-    Ok(model)
-}
-
-fn vector(
-    path: &Path,
-    arrays: &mut HashMap<String, Array>,
-    name: &str,
-) -> Result<Array, LoadError> {
-    optional_vector(path, arrays, name)?
-        .ok_or_else(|| LoadError::new(path, format!("tensor {name} is missing")))
-}
-
-fn optional_vector(
-    path: &Path,
-    arrays: &mut HashMap<String, Array>,
-    name: &str,
-) -> Result<Option<Array>, LoadError> {
-    arrays
-        .remove(name)
-        .map(|a| a.as_dtype(Dtype::Float32))
-        .transpose()
-        .map_err(|e| LoadError::new(path, format!("{name}: {e}")))
-}
-
-fn linear(
-    path: &Path,
-    arrays: &mut HashMap<String, Array>,
-    prefix: &str,
-    out_in: (i32, i32),
-    keep_quantized: bool,
-) -> Result<Linear, LoadError> {
-    let weight = weight(path, arrays, prefix, keep_quantized)?;
-    if weight.out_in() != out_in {
-        return Err(LoadError::new(
-            path,
-            format!(
-                "tensor {prefix}.weight has shape {:?}, expected {out_in:?}",
-                weight.out_in()
-            ),
-        ));
-    }
-    let bias = optional_vector(path, arrays, &format!("{prefix}.bias"))?;
-    Ok(Linear { weight, bias })
-}
-
-/// One GGUF weight: dense as f32 (or kept as loaded), or a quantized triplet.
-fn weight(
-    path: &Path,
-    arrays: &mut HashMap<String, Array>,
-    prefix: &str,
-    keep_quantized: bool,
-) -> Result<Weight, LoadError> {
-    let mlx = |e: mlx_rs::error::Exception| LoadError::new(path, format!("{prefix}: {e}"));
-    let w = arrays
-        .remove(&format!("{prefix}.weight"))
-        .ok_or_else(|| LoadError::new(path, format!("tensor {prefix}.weight is missing")))?;
-    let scales = arrays.remove(&format!("{prefix}.scales"));
-    let biases = arrays.remove(&format!("{prefix}.biases"));
-    let weight = match (scales, biases) {
-        (Some(scales), Some(biases)) => {
-            let (w_cols, s_cols) = (w.shape()[1], scales.shape()[1]);
-            let n_in = s_cols * GGUF_GROUP;
-            let bits = w_cols * 32 / n_in.max(1);
-            if w.dtype() != Dtype::Uint32 || !matches!(bits, 4 | 8) || w_cols * 32 != bits * n_in {
-                return Err(LoadError::new(
-                    path,
-                    format!("tensor {prefix}: unsupported quantisation layout ({w_cols} packed columns, {s_cols} groups)"),
-                ));
-            }
-            Weight::Quantized {
-                w,
-                scales,
-                biases,
-                group_size: GGUF_GROUP,
-                bits,
-            }
-        }
-        (None, None) => Weight::Dense(w),
-        _ => {
-            return Err(LoadError::new(
-                path,
-                format!("tensor {prefix}: scales without biases (or the reverse)"),
-            ))
-        }
-    };
-    if keep_quantized {
-        return Ok(weight);
-    }
-    Ok(Weight::Dense(weight.to_dense_f32().map_err(mlx)?))
 }

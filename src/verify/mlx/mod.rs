@@ -2,6 +2,9 @@
 //! "is this record about cybersecurity?" with P(yes), one batched prefill per batch.
 //!
 //! - [`gguf`]: GGUF loader (F32, F16, Q4_0, Q4_1, Q8_0) for Llama and Qwen2/3 checkpoints.
+//! - [`hf`]: Hugging Face folders (safetensors, dense or mlx-community quantized).
+//! - [`weights`]: the tensor names of both formats and the shared model builder.
+//! - [`convert`]: a GGUF written back out as a Hugging Face folder.
 //! - [`model`]: our forward pass on mlx-rs ops.
 //! - [`tokenizer`]: `tokenizer.json`, or BPE rebuilt from GGUF metadata.
 //! - [`prompt`]: chat template, delimiters, answer tokens.
@@ -10,11 +13,14 @@
 //! MLX is not thread-safe: build the verifier with [`factory`] on the thread that will own it.
 
 pub mod bench;
+pub mod convert;
 pub mod gguf;
+pub mod hf;
 pub mod model;
 pub mod prompt;
 pub mod scoring;
 pub mod tokenizer;
+pub mod weights;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -105,6 +111,44 @@ pub fn default_model_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
 
+/// What either loader hands over.
+struct Loaded {
+    model: Model,
+    tokenizer: tokenizers::Tokenizer,
+    chat: ChatTokens,
+    name: Option<String>,
+}
+
+impl From<gguf::GgufModel> for Loaded {
+    fn from(m: gguf::GgufModel) -> Self {
+        Self {
+            model: m.model,
+            tokenizer: m.tokenizer,
+            chat: ChatTokens {
+                template: m.chat_template,
+                bos: m.bos_token,
+                eos: m.eos_token,
+            },
+            name: m.name,
+        }
+    }
+}
+
+impl From<hf::HfModel> for Loaded {
+    fn from(m: hf::HfModel) -> Self {
+        Self {
+            model: m.model,
+            tokenizer: m.tokenizer,
+            chat: ChatTokens {
+                template: m.chat_template,
+                bos: m.bos_token,
+                eos: m.eos_token,
+            },
+            name: None,
+        }
+    }
+}
+
 /// The model's chat template and its special tokens.
 struct ChatTokens {
     template: Option<String>,
@@ -150,38 +194,42 @@ pub struct MlxVerifier {
 }
 
 impl MlxVerifier {
-    /// Loads a GGUF file with default options.
+    /// Loads a GGUF file or a Hugging Face folder with default options.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, VerifyError> {
         Self::load_with(path, MlxOptions::default())
     }
 
+    /// Loads a GGUF file, or a Hugging Face folder (dense or mlx-community quantized).
     pub fn load_with(path: impl AsRef<Path>, options: MlxOptions) -> Result<Self, VerifyError> {
         let path = path.as_ref();
-        if path.is_dir() {
-            return Err(LoadError::new(
-                path,
-                "Hugging Face folders are not supported by this build yet; pass a .gguf file"
-                    .into(),
-            )
-            .into());
-        }
-        let loaded = gguf::load(path, options.keep_quantized)?;
-        let err = |reason: String| VerifyError::from(LoadError::new(path, reason));
-        let chat = ChatTokens {
-            template: loaded.chat_template.clone(),
-            bos: loaded.bos_token.clone(),
-            eos: loaded.eos_token.clone(),
+        let loaded = if path.is_dir() {
+            Loaded::from(hf::load(path, options.keep_quantized)?)
+        } else {
+            Loaded::from(gguf::load(path, options.keep_quantized)?)
         };
+        let err = |reason: String| VerifyError::from(LoadError::new(path, reason));
+        let chat = loaded.chat;
         let prompt = chat
             .parts(&loaded.tokenizer, &PromptStyle::default())
             .map_err(err)?;
         let answers = AnswerTokens::find(&loaded.tokenizer).map_err(err)?;
-        let pad_id = loaded
-            .eos_token
+        let pad_id = chat
+            .eos
             .as_deref()
             .and_then(|t| loaded.tokenizer.token_to_id(t))
             .unwrap_or(0);
-        let file = path.file_name().map(|f| f.to_string_lossy().into_owned());
+        // The file or folder name: what the user pointed at, and stable across machines
+        // (`.` and `..` are resolved to the folder's own name).
+        let file = path
+            .file_name()
+            .map(|f| f.to_os_string())
+            .or_else(|| {
+                path.canonicalize()
+                    .ok()?
+                    .file_name()
+                    .map(|f| f.to_os_string())
+            })
+            .map(|f| f.to_string_lossy().into_owned());
         let model_id = format!(
             "mlx:{}",
             file.or(loaded.name).unwrap_or_else(|| "model".into())
