@@ -236,6 +236,9 @@ fn ctrl_c_stops_cleanly_with_130_and_the_run_resumes() {
         .args(["--high", "12", "--low", "6", "--stats-interval-ms", "50"])
         // A slow verifier keeps the run going long enough to interrupt it.
         .env("CYBERFILTER_TEST_VERIFIER_DELAY_MS", "200")
+        // Its own data dir: the shared LLM answer cache of an earlier run would answer
+        // everything at once and the run would end before the signal.
+        .env("CYBERFILTER_DATA_DIR", dir.path())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -269,6 +272,7 @@ fn ctrl_c_stops_cleanly_with_130_and_the_run_resumes() {
         .arg(&store)
         .args(["--verifier", "test-hash", "--progress", "none"])
         .args(["--high", "12", "--low", "6"])
+        .env("CYBERFILTER_DATA_DIR", dir.path())
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(0));
