@@ -230,3 +230,30 @@ fn threshold_and_label_survive_quit_and_show_again_on_resume() {
     let after = wait_exit(&r.0, Duration::from_secs(40)).expect("no exit on q");
     assert!(after.contains("EXIT=0"), "{after}");
 }
+
+/// A panic inside the UI loop (injected after the first frame) leaves the terminal cooked and
+/// on the main screen, with the panic message readable.
+#[test]
+fn a_panic_restores_the_terminal() {
+    let state = tempfile::tempdir().unwrap().keep();
+    let Some(s) = start_in(
+        "panic",
+        "CYBERFILTER_TUI_FAULT=panic RUST_BACKTRACE=0",
+        &state,
+        "--verifier none sample_data",
+    ) else {
+        return;
+    };
+    let after = wait_exit(&s.0, Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("no exit after the panic: {}", capture(&s.0)));
+    assert!(after.contains("EXIT=101"), "{after}");
+    assert!(
+        after.contains("injected fault"),
+        "panic message shown: {after}"
+    );
+    assert!(
+        !after.contains("Throughput"),
+        "left the alternate screen: {after}"
+    );
+    assert_cooked(&after);
+}

@@ -294,12 +294,18 @@ pub async fn run_loop<B: Backend>(
     let mut last_draw: Option<Instant> = None;
     let mut stopping_since: Option<Instant> = None;
     let mut input_open = true;
+    // Fault injection for the end-to-end test of the panic path (the real hook, the real
+    // terminal): `CYBERFILTER_TUI_FAULT=panic` panics right after the first frame.
+    let inject_panic = std::env::var("CYBERFILTER_TUI_FAULT").as_deref() == Ok("panic");
     loop {
         let due = last_draw.is_none_or(|t| t.elapsed() >= frame);
         if dirty && due {
             terminal.draw(|f| ui::draw(&session.app, f))?;
             last_draw = Some(Instant::now());
             dirty = false;
+            if inject_panic {
+                panic!("injected fault (CYBERFILTER_TUI_FAULT=panic)");
+            }
         }
         if session.should_exit() {
             return Ok(());
@@ -376,6 +382,11 @@ pub async fn run_loop<B: Backend>(
 
 /// Puts the terminal back: raw mode off, main screen, cursor shown. Safe to call twice.
 pub fn restore_terminal() {
+    // Once only: the panic hook and the guard both call this, and leaving the alternate
+    // screen a second time moves the cursor back over what the panic printed.
+    if !TERMINAL_TAKEN.swap(false, std::sync::atomic::Ordering::SeqCst) {
+        return;
+    }
     use crossterm::{cursor, event, execute, terminal};
     let _ = terminal::disable_raw_mode();
     let _ = execute!(
@@ -385,6 +396,9 @@ pub fn restore_terminal() {
         cursor::Show
     );
 }
+
+/// Raw mode and the alternate screen are on (and must be undone once).
+static TERMINAL_TAKEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Restores the terminal before the default hook prints the panic, so the message is readable
 /// and the shell is usable.
@@ -449,6 +463,7 @@ pub async fn run_tui(
     use crossterm::{event, execute, terminal};
     install_panic_hook();
     terminal::enable_raw_mode()?;
+    TERMINAL_TAKEN.store(true, std::sync::atomic::Ordering::SeqCst);
     let _guard = TerminalGuard;
     let mut stdout = std::io::stdout();
     execute!(stdout, terminal::EnterAlternateScreen)?;
