@@ -14,10 +14,8 @@ out=screenshots
 mkdir -p "$out"
 
 command -v tmux >/dev/null || { echo "screenshots: tmux is required (apt-get install tmux)" >&2; exit 1; }
-if [ ! -x .venv/bin/python ]; then
-  python3 -m venv .venv
-  .venv/bin/pip install --quiet pillow
-fi
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -c "import PIL" 2>/dev/null || .venv/bin/pip install --quiet pillow
 # CYBERFILTER_TUI_BIN points at another build of the binary (default: a fresh release build).
 bin=${CYBERFILTER_TUI_BIN:-}
 if [ -z "$bin" ]; then
@@ -30,7 +28,7 @@ session="cf-shots-$$"
 trap 'tmux kill-session -t "$session" 2>/dev/null || true; rm -rf "$state"' EXIT
 
 tmux new-session -d -s "$session" -x "$cols" -y "$rows" \
-  "TERM=xterm-256color COLORTERM=truecolor XDG_STATE_HOME=$state XDG_CONFIG_HOME=$state \
+  "TERM=xterm-256color COLORTERM=truecolor XDG_STATE_HOME=$state XDG_CONFIG_HOME=$state XDG_DATA_HOME=$state \
    $bin --store $state/run.cfstore ${CYBERFILTER_TUI_ARGS:-} sample_data; sleep 5"
 tmux set-option -t "$session" -g default-terminal "tmux-256color" >/dev/null
 tmux set-option -t "$session" -ga terminal-overrides ",*:Tc" >/dev/null
@@ -55,6 +53,11 @@ shot() {
 keys() { tmux send-keys -t "$session" "$@"; }
 
 wait_for "Records"
+# The default verifier is the real model: wait for its first batches so the panels show them.
+for _ in $(seq 1 300); do
+  tmux capture-pane -p -t "$session" | grep -q "calls [1-9]" && break
+  sleep 1
+done
 sleep 3                                  # let the panels fill
 shot dashboard
 keys g j j Enter;   wait_for "Score by rule"; shot record
