@@ -34,6 +34,9 @@ enum Command {
     Runs(cli::runs::RunsArgs),
     /// Label a record in a store (for scripts).
     Relabel(cli::relabel::RelabelArgs),
+    /// Measure the verifier: throughput against the Python baseline, accuracy on labels.
+    #[command(subcommand)]
+    Bench(cli::bench::BenchCommand),
 }
 
 #[derive(Subcommand)]
@@ -53,6 +56,7 @@ fn main() {
         Command::Export(a) => cli::export::run(a),
         Command::Runs(a) => cli::runs::run(a),
         Command::Relabel(a) => cli::relabel::run(a),
+        Command::Bench(c) => cli::bench::run(c),
     };
     std::process::exit(code);
 }

@@ -190,19 +190,87 @@ impl Model {
             // distance between positions, so every row starts at offset 0.
             let q = fast::rope(&q, hd, c.rope_traditional, c.rope_theta, 1.0, 0, None)?;
             let k = fast::rope(&k, hd, c.rope_traditional, c.rope_theta, 1.0, 0, None)?;
-            let o = fast::scaled_dot_product_attention(&q, &k, &v, scale, mask, None)?;
+            let o = attention(&q, &k, &v, scale, mask)?;
             let o = o
                 .transpose_axes(&[0, 2, 1, 3])?
                 .reshape(&[b, l, c.n_heads * hd])?;
             h = h.add(layer.o.apply(&o)?)?;
             let x = fast::rms_norm(&h, Some(&layer.ffn_norm), c.rms_eps)?;
-            let gated = mlx_rs::nn::silu(layer.gate.apply(&x)?)?.multiply(layer.up.apply(&x)?)?;
+            let gated = silu_mul(&layer.gate.apply(&x)?, &layer.up.apply(&x)?)?;
             h = h.add(layer.down.apply(&gated)?)?;
         }
         let last = h.take_axis(Array::from_int(l - 1), 1)?; // (B, dim)
         let last = fast::rms_norm(&last, Some(&self.norm), c.rms_eps)?;
         self.head.apply(&last)?.as_dtype(Dtype::Float32)
     }
+}
+
+/// MLX's CPU build for x86-64 evaluates `exp` (hence `softmax`, `sigmoid`, `silu`,
+/// `log_softmax`) through out-of-line `fma` calls: 20-80 ns an element, 50x a multiply, and
+/// more time than all the matmuls of a layer (examples/profile_forward.rs). `power(2, x)` goes
+/// through libm's `powf`, and `e^x = 2^(x log2 e)` with it costs 3-13x less for results equal
+/// within 2e-7. Metal has fused kernels for all of these, so macOS keeps MLX's own ops.
+const CPU_MATH: bool = !cfg!(target_os = "macos");
+
+fn exp_via_pow2(x: &Array) -> Result<Array, Exception> {
+    Array::from_f32(2.0).power(x.multiply(Array::from_f32(std::f32::consts::LOG2_E))?)
+}
+
+/// Softmax over the last axis.
+fn softmax_last(x: &Array) -> Result<Array, Exception> {
+    if !CPU_MATH {
+        return ops::softmax_axis(x, -1, true);
+    }
+    let e = exp_via_pow2(&x.subtract(x.max_axis(-1, true)?)?)?;
+    e.divide(e.sum_axis(-1, true)?)
+}
+
+/// Log-softmax over the last axis (`x - logsumexp(x)`).
+pub fn log_softmax_last(x: &Array) -> Result<Array, Exception> {
+    if !CPU_MATH {
+        return mlx_rs::nn::log_softmax(x, -1);
+    }
+    let m = x.max_axis(-1, true)?;
+    let shifted = x.subtract(&m)?;
+    shifted.subtract(exp_via_pow2(&shifted)?.sum_axis(-1, true)?.log()?)
+}
+
+/// `silu(gate) * up`, with `silu(g) = g / (1 + e^-g)`.
+fn silu_mul(gate: &Array, up: &Array) -> Result<Array, Exception> {
+    if !CPU_MATH {
+        return mlx_rs::nn::silu(gate)?.multiply(up);
+    }
+    let e = exp_via_pow2(&gate.negative()?)?;
+    gate.divide(e.add(Array::from_f32(1.0))?)?.multiply(up)
+}
+
+/// Scaled dot-product attention with grouped KV heads: `q` `(B, H, L, D)`, `k`/`v`
+/// `(B, KV, S, D)`, additive `mask` `(B, 1, L, S)`. On the CPU MLX's `fast` version falls back
+/// to these same ops with its slow softmax; here the query heads of one KV head are stacked into
+/// one `(rep*L, D) x (D, S)` matmul per KV head, and the softmax is [`softmax_last`].
+fn attention(
+    q: &Array,
+    k: &Array,
+    v: &Array,
+    scale: f32,
+    mask: &Array,
+) -> Result<Array, Exception> {
+    if !CPU_MATH {
+        return fast::scaled_dot_product_attention(q, k, v, scale, mask, None);
+    }
+    let (qs, ks) = (q.shape(), k.shape());
+    let (b, h, l, d) = (qs[0], qs[1], qs[2], qs[3]);
+    let (kv, s) = (ks[1], ks[2]);
+    let rep = h / kv;
+    let q = q
+        .multiply(Array::from_f32(scale))?
+        .reshape(&[b, kv, rep * l, d])?;
+    let scores = q
+        .matmul(k.transpose_axes(&[0, 1, 3, 2])?)?
+        .reshape(&[b, kv, rep, l, s])?
+        .add(mask.reshape(&[b, 1, 1, l, s])?)?;
+    let p = softmax_last(&scores)?.reshape(&[b, kv, rep * l, s])?;
+    p.matmul(v)?.reshape(&[b, h, l, d])
 }
 
 /// The additive mask for a left-padded batch: row `b` has `pads[b]` padding tokens first.

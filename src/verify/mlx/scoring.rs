@@ -3,7 +3,7 @@
 use mlx_rs::error::Exception;
 use mlx_rs::Array;
 
-use super::model::{left_pad_mask, Model};
+use super::model::{left_pad_mask, log_softmax_last, Model};
 use super::prompt::AnswerTokens;
 
 /// The answer of the model for one prompt.
@@ -67,7 +67,7 @@ pub fn score_batch(
 ) -> Result<Vec<Answer>, Exception> {
     let (tokens, mask, _) = left_pad(batch, pad_id);
     let logits = model.last_logits(&tokens, &mask)?;
-    let logp = mlx_rs::nn::log_softmax(&logits, -1)?;
+    let logp = log_softmax_last(&logits)?;
     let cols: Vec<i32> = answers
         .yes
         .iter()
