@@ -3,7 +3,7 @@
 //!     cargo run --release --example profile_forward -- [BATCH] [LEN] [REPS]
 use std::time::Instant;
 
-use cyberfilter::verify::mlx::model::left_pad_mask;
+use cyberfilter::verify::mlx::model::causal_mask;
 use cyberfilter::verify::mlx::{default_model_path, gguf};
 use mlx_rs::{fast, Array};
 
@@ -91,7 +91,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     per_layer += time("rope k", reps, 0.0, || {
         fast::rope(&kv, hd, c.rope_traditional, c.rope_theta, 1.0, 0, None).unwrap()
     });
-    let mask = left_pad_mask(&vec![0; b as usize], l as usize);
+    let mask = causal_mask(l as usize, 0);
     mask.eval()?;
     let att_flops = 4.0 * b as f64 * (l as f64).powi(2) * (c.n_heads * hd) as f64;
     let scale = 1.0 / (hd as f32).sqrt();
@@ -121,7 +121,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let s5 = qg.matmul(&kt)?.reshape(&[b, c.n_kv_heads, rep, l, l])?;
     s5.eval()?;
-    let m5 = mask.reshape(&[b, 1, 1, l, l])?;
+    let m5 = mask.reshape(&[1, 1, 1, l, l])?;
     time("  + mask", reps, 0.0, || s5.add(&m5).unwrap());
     time("  softmax precise", reps, 0.0, || {
         mlx_rs::ops::softmax_axis(&s5, -1, true).unwrap()
@@ -148,6 +148,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .matmul(&kv)
             .unwrap()
     });
+    time("pow2 softmax", reps, 0.0, || {
+        let e = Array::from_f32(2.0)
+            .power(
+                s5.subtract(s5.max_axis(-1, true).unwrap())
+                    .unwrap()
+                    .multiply(Array::from_f32(std::f32::consts::LOG2_E))
+                    .unwrap(),
+            )
+            .unwrap();
+        e.divide(e.sum_axis(-1, true).unwrap()).unwrap()
+    });
+    time("pow2 silu(g)*u", reps, 0.0, || {
+        let e = Array::from_f32(2.0)
+            .power(
+                xh.multiply(Array::from_f32(-std::f32::consts::LOG2_E))
+                    .unwrap(),
+            )
+            .unwrap();
+        xh.divide(e.add(Array::from_f32(1.0)).unwrap())
+            .unwrap()
+            .multiply(&xh)
+            .unwrap()
+    });
     time("silu uncompiled x*sigmoid(x)*u", reps, 0.0, || {
         xh.multiply(mlx_rs::ops::sigmoid(&xh).unwrap())
             .unwrap()
@@ -167,8 +190,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         per_layer * 1e3 * c.n_layers as f64
     );
     let tokens = Array::from_slice(&vec![100i32; (b * l) as usize], &[b, l]);
-    time("whole forward (last_logits)", reps, 0.0, || {
-        m.last_logits(&tokens, &mask).unwrap()
+    let last = vec![l - 1; b as usize];
+    time("whole forward (logits_at)", reps, 0.0, || {
+        m.logits_at(&tokens, &last, None).unwrap()
     });
     for n in [1024, 2048] {
         let a = mlx_rs::random::normal::<f32>(&[n, n], None, None, None)?;

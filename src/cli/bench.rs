@@ -519,10 +519,6 @@ fn run_accuracy(args: &AccuracyArgs) -> i32 {
         Ok(t) => t,
         Err(code) => return code,
     };
-    let mut verifier = match c.load("accuracy") {
-        Ok(v) => v,
-        Err(code) => return code,
-    };
     // Only labelled records are measured.
     let (mut labelled, mut positive) = (Vec::new(), Vec::new());
     for (text, label) in texts.texts.iter().zip(&texts.labels) {
@@ -540,6 +536,10 @@ fn run_accuracy(args: &AccuracyArgs) -> i32 {
         );
         return EXIT_DATAERR;
     }
+    let mut verifier = match c.load("accuracy") {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
     let started = std::time::Instant::now();
     let scores = match verifier.verify_batch(&labelled) {
         Ok(s) => s,

@@ -14,11 +14,12 @@ use super::{scoring, MlxVerifier};
 use crate::verify::{Verifier, VerifyError};
 
 /// How [`forward_flops`] counts, for the output.
-pub const FLOP_FORMULA: &str = "FLOPs of one forward batch (rows x L padded positions) = \
-2*P*rows*L (every layer's q,k,v,o,gate,up,down matmuls; P = their weights, one multiply-add \
-each per position) + 4*L^2*(heads*head_dim)*layers*rows (QK^T and PV over the full LxL square, \
-as computed) + 2*dim*vocab*rows (LM head at the last position only); norms, RoPE, softmax and \
-the embedding lookup are not counted";
+pub const FLOP_FORMULA: &str = "FLOPs of one forward batch (rows x L padded positions after a \
+shared prompt head of P0 positions, computed once) = 2*P*(P0 + rows*L) (every layer's q,k,v,o,\
+gate,up,down matmuls; P = their weights, one multiply-add each per position) + \
+4*(heads*head_dim)*layers*(P0^2 + rows*L*(P0+L)) (QK^T and PV over every query-key pair, as \
+computed) + 2*dim*vocab*rows (LM head at the last position only); norms, RoPE, softmax and the \
+embedding lookup are not counted";
 
 /// Weights of every layer's matmuls, i.e. multiply-adds per position (LM head excluded).
 pub fn matmul_params_per_token(c: &ModelConfig) -> f64 {
@@ -29,33 +30,41 @@ pub fn matmul_params_per_token(c: &ModelConfig) -> f64 {
     per_layer * c.n_layers as f64
 }
 
-/// FLOPs of one forward batch of `rows` sequences padded to `len` positions ([`FLOP_FORMULA`]).
-pub fn forward_flops(c: &ModelConfig, rows: usize, len: usize) -> f64 {
-    let (rows, len) = (rows as f64, len as f64);
-    let attn_dim = (c.n_heads * c.head_dim) as f64;
-    2.0 * matmul_params_per_token(c) * rows * len
-        + 4.0 * len * len * attn_dim * c.n_layers as f64 * rows
+/// FLOPs of one forward batch of `rows` sequences padded to `len` positions after a shared head
+/// of `prefix` positions ([`FLOP_FORMULA`]). With no prefix: `2 P rows L + 4 L^2 d layers rows
+/// + 2 dim vocab rows`.
+pub fn forward_flops(c: &ModelConfig, rows: usize, len: usize, prefix: usize) -> f64 {
+    let (rows, len, p0) = (rows as f64, len as f64, prefix as f64);
+    let attn = 4.0 * (c.n_heads * c.head_dim) as f64 * c.n_layers as f64;
+    2.0 * matmul_params_per_token(c) * (p0 + rows * len)
+        + attn * (p0 * p0 + rows * len * (p0 + len))
         + 2.0 * c.dim as f64 * c.vocab_size as f64 * rows
 }
 
-/// FLOPs of sending prompts of these token `lengths` in consecutive chunks of `batch`, each
-/// chunk bucketed into forward batches exactly as [`MlxVerifier::answer`] does.
+/// FLOPs of sending these prompts in consecutive chunks of `batch`, each chunk bucketed into
+/// forward batches and each batch's shared head computed once, exactly as
+/// [`MlxVerifier::answer`] does.
 pub fn planned_flops(
     c: &ModelConfig,
-    lengths: &[usize],
+    prompts: &[Vec<u32>],
     batch: usize,
     max_pad_fraction: f64,
 ) -> f64 {
-    lengths
+    prompts
         .chunks(batch.max(1))
         .flat_map(|chunk| {
-            scoring::buckets(chunk, batch, max_pad_fraction)
+            let lengths: Vec<usize> = chunk.iter().map(Vec::len).collect();
+            scoring::buckets(&lengths, batch, max_pad_fraction)
                 .into_iter()
                 .map(move |g| {
-                    let longest = g.iter().map(|&i| chunk[i]).max().unwrap_or(0);
-                    forward_flops(c, g.len(), longest)
+                    let rows: Vec<&[u32]> = g.iter().map(|&i| chunk[i].as_slice()).collect();
+                    let shared = scoring::shared_prefix_len(&rows);
+                    let longest = rows.iter().map(|r| r.len()).max().unwrap_or(0);
+                    forward_flops(c, rows.len(), longest - shared, shared)
                 })
         })
+        .collect::<Vec<f64>>()
+        .into_iter()
         .sum()
 }
 
@@ -127,9 +136,9 @@ pub fn bench(
     batch_sizes: &[usize],
     mut on_row: impl FnMut(&BenchRow),
 ) -> Result<BenchReport, VerifyError> {
-    let lengths: Vec<usize> = texts
+    let prompts: Vec<Vec<u32>> = texts
         .iter()
-        .map(|t| verifier.prompt_tokens(t).map(|p| p.len()))
+        .map(|t| verifier.prompt_tokens(t))
         .collect::<Result<_, _>>()?;
     let config = verifier.config().clone();
     let mut rows = Vec::new();
@@ -149,7 +158,7 @@ pub fn bench(
         let after = verifier.stats();
         let prompt = after.prompt_tokens - before.prompt_tokens;
         let padded = after.padded_tokens - before.padded_tokens;
-        let gflop = planned_flops(&config, &lengths, batch, max_pad) / 1e9;
+        let gflop = planned_flops(&config, &prompts, batch, max_pad) / 1e9;
         let row = BenchRow {
             batch,
             records: texts.len(),
@@ -171,7 +180,7 @@ pub fn bench(
     Ok(BenchReport {
         model_id: verifier.model_id(),
         max_text_tokens: verifier.options_mut().max_text_tokens,
-        prompt_tokens: lengths.iter().sum(),
+        prompt_tokens: prompts.iter().map(Vec::len).sum(),
         rows,
     })
 }
@@ -206,8 +215,12 @@ mod tests {
     fn forward_flops_by_hand() {
         // 3 rows of 5 positions: 2*288*15 + 4*25*4*2*3 + 2*4*10*3.
         let want = 8640.0 + 2400.0 + 240.0;
-        assert_eq!(forward_flops(&config(), 3, 5), want);
-        assert_eq!(forward_flops(&config(), 0, 5), 0.0);
+        assert_eq!(forward_flops(&config(), 3, 5, 0), want);
+        assert_eq!(forward_flops(&config(), 0, 5, 0), 0.0);
+        // A shared head of 2 then 3 rows of 3: matmuls 2*288*(2+9), attention
+        // 4*4*2*(2*2 + 3*3*(2+3)), head 2*4*10*3.
+        let want = 6336.0 + 32.0 * 49.0 + 240.0;
+        assert_eq!(forward_flops(&config(), 3, 3, 2), want);
     }
 
     #[test]
@@ -230,16 +243,22 @@ mod tests {
     }
 
     #[test]
-    fn planned_flops_follow_the_buckets() {
+    fn planned_flops_follow_the_buckets_and_the_shared_head() {
         let c = config();
-        // Batch 1: every prompt alone at its own length.
-        let lengths = [5, 3, 5];
-        let alone: f64 = lengths.iter().map(|&l| forward_flops(&c, 1, l)).sum();
-        assert_eq!(planned_flops(&c, &lengths, 1, 0.25), alone);
-        // Batch 4, no padding allowed: the two 5s share a batch, the 3 goes alone.
-        let want = forward_flops(&c, 2, 5) + forward_flops(&c, 1, 3);
-        assert_eq!(planned_flops(&c, &lengths, 4, 0.0), want);
-        // Any padding allowed: one batch of 3 rows at 5.
-        assert_eq!(planned_flops(&c, &lengths, 4, 1.0), forward_flops(&c, 3, 5));
+        let p = |v: &[u32]| v.to_vec();
+        // Rows share the head [1, 2]; lengths 5, 3, 5.
+        let prompts = [p(&[1, 2, 3, 4, 5]), p(&[1, 2, 7]), p(&[1, 2, 3, 4, 6])];
+        // Batch 1: every prompt alone at its own length, nothing shared.
+        let alone = forward_flops(&c, 1, 5, 0) * 2.0 + forward_flops(&c, 1, 3, 0);
+        assert_eq!(planned_flops(&c, &prompts, 1, 0.25), alone);
+        // Batch 4, no padding allowed: the two 5s share a batch (and the head [1,2,3,4]), the
+        // 3 goes alone.
+        let want = forward_flops(&c, 2, 1, 4) + forward_flops(&c, 1, 3, 0);
+        assert_eq!(planned_flops(&c, &prompts, 4, 0.0), want);
+        // Any padding allowed: one batch of 3 rows of 3 after the head [1, 2].
+        assert_eq!(
+            planned_flops(&c, &prompts, 4, 1.0),
+            forward_flops(&c, 3, 3, 2)
+        );
     }
 }
