@@ -80,6 +80,12 @@ pub enum Baseline {
     Skip,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BaselineBlas {
+    Same,
+    Wheel,
+}
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct VerifierArgs {
     #[command(flatten)]
@@ -91,6 +97,10 @@ pub struct VerifierArgs {
     pub batch_sizes: Vec<usize>,
     #[arg(long, value_enum, default_value = "auto")]
     pub baseline: Baseline,
+    /// BLAS of the baseline: `same` preloads the OpenBLAS this binary links (like for like);
+    /// `wheel` leaves Python on the reference BLAS the mlx-cpu wheel installs with.
+    #[arg(long, value_enum, default_value = "same")]
+    pub baseline_blas: BaselineBlas,
     /// Python with mlx-lm for the baseline.
     #[arg(long, value_name = "PATH")]
     pub python: Option<PathBuf>,
@@ -243,6 +253,7 @@ fn run_baseline(
     records: usize,
     input: &Path,
     model: &Path,
+    blas: BaselineBlas,
 ) -> Result<BaselineRun, String> {
     let script = manifest_path(BASELINE_SCRIPT);
     let mut cmd = Command::new(python);
@@ -252,7 +263,7 @@ fn run_baseline(
         .arg(input)
         .arg("--model")
         .arg(model);
-    if let Some(blas) = openblas() {
+    if let (BaselineBlas::Same, Some(blas)) = (blas, openblas()) {
         if cfg!(target_os = "linux") {
             cmd.env("LD_PRELOAD", &blas).env("BASELINE_BLAS", &blas);
         }
@@ -352,10 +363,12 @@ fn run_verifier(args: &VerifierArgs) -> i32 {
                 python.display()
             )),
         ),
-        Baseline::Auto => match run_baseline(&python, n, &input, &c.model_path()) {
-            Ok(b) => (Some(b), None),
-            Err(e) => (None, Some(format!("failed: {e}"))),
-        },
+        Baseline::Auto => {
+            match run_baseline(&python, n, &input, &c.model_path(), args.baseline_blas) {
+                Ok(b) => (Some(b), None),
+                Err(e) => (None, Some(format!("failed: {e}"))),
+            }
+        }
     };
     let ratios = baseline
         .as_ref()
