@@ -63,8 +63,6 @@ pub fn planned_flops(
                     forward_flops(c, rows.len(), longest - shared, shared)
                 })
         })
-        .collect::<Vec<f64>>()
-        .into_iter()
         .sum()
 }
 
