@@ -37,6 +37,9 @@ enum Command {
     /// Work with verifier models (convert a GGUF to a Hugging Face folder).
     #[command(subcommand)]
     Model(cli::model::ModelCommand),
+    /// Measure the verifier: throughput against the Python baseline, accuracy on labels.
+    #[command(subcommand)]
+    Bench(cli::bench::BenchCommand),
 }
 
 #[derive(Subcommand)]
@@ -57,6 +60,7 @@ fn main() {
         Command::Runs(a) => cli::runs::run(a),
         Command::Relabel(a) => cli::relabel::run(a),
         Command::Model(c) => cli::model::run(c),
+        Command::Bench(c) => cli::bench::run(c),
     };
     cyberfilter::engine::verifier::exit_process(code);
 }

@@ -18,6 +18,7 @@
 //! - 130: interrupted (Ctrl-C / SIGTERM) after a clean stop: the store is consistent and a
 //!   `run` over the same store resumes.
 
+pub mod bench;
 pub mod eval;
 pub mod export;
 pub mod gen_nvd;

@@ -1,8 +1,9 @@
 //! Our own decoder forward pass on mlx-rs ops, for the Llama family (SmolLM2, Llama 3.x) and
 //! Qwen2/2.5/3 (q/k/v bias, q/k norm, tied or untied head).
 //!
-//! A verdict needs only the logits at the last position of one prefill, so there is no KV cache:
-//! `last_logits` runs the whole (left-padded) batch once and returns `(B, vocab)` logits.
+//! A verdict needs only the logits at the last position of one prefill, so there is no KV cache
+//! across calls: `logits_at` runs a whole right-padded batch once and returns `(B, vocab)`
+//! logits; the prompt head the rows share is computed once per batch ([`Model::prefix`]).
 
 use mlx_rs::error::Exception;
 use mlx_rs::{fast, ops, Array, Dtype};
@@ -165,62 +166,190 @@ impl Model {
         mlx_rs::transforms::eval(all)
     }
 
-    /// Logits at the last position of every row: `tokens` is `(B, L)` i32, `mask` the additive
-    /// `(B, 1, L, L)` attention mask (causal plus key padding). Returns `(B, vocab)` f32.
-    pub fn last_logits(&self, tokens: &Array, mask: &Array) -> Result<Array, Exception> {
+    /// Keys and values of `tokens` at every layer, for rows that all start with them.
+    pub fn prefix(&self, tokens: &[u32]) -> Result<SharedPrefix, Exception> {
+        let ids: Vec<i32> = tokens.iter().map(|&t| t as i32).collect();
+        let len = ids.len() as i32;
+        let mut h = self
+            .embed
+            .take_axis(Array::from_slice(&ids, &[1, len]), 0)?;
+        let mask = causal_mask(len as usize, 0);
+        let mut kv = Vec::with_capacity(self.layers.len());
+        for layer in &self.layers {
+            // The last layer's output is never read: MLX's lazy graph leaves it uncomputed.
+            let (next, k, v) = self.layer_forward(layer, &h, None, &mask)?;
+            kv.push((k, v));
+            h = next;
+        }
+        Ok(SharedPrefix { len, kv })
+    }
+
+    /// Logits at position `last[b]` of every row: `tokens` is `(B, L)` i32, right-padded (the
+    /// padding comes after each row's last token, so causal attention never lets a real token
+    /// see it, and every row sits at the positions it has alone). With `prefix`, the rows
+    /// continue it: their positions start at its length and they attend to its keys.
+    /// Returns `(B, vocab)` f32.
+    pub fn logits_at(
+        &self,
+        tokens: &Array,
+        last: &[i32],
+        prefix: Option<&SharedPrefix>,
+    ) -> Result<Array, Exception> {
         let (b, l) = (tokens.shape()[0], tokens.shape()[1]);
         let c = &self.config;
-        let hd = c.head_dim;
-        let scale = 1.0 / (hd as f32).sqrt();
+        let past = prefix.map_or(0, |p| p.len);
+        let mask = causal_mask(l as usize, past as usize);
         let mut h = self.embed.take_axis(tokens, 0)?; // (B, L, dim)
-        for layer in &self.layers {
-            let x = fast::rms_norm(&h, Some(&layer.attn_norm), c.rms_eps)?;
-            let heads = |lin: &Linear, n: i32, norm: Option<&Array>| -> Result<Array, Exception> {
-                let y = lin.apply(&x)?.reshape(&[b, l, n, hd])?;
-                let y = match norm {
-                    Some(w) => fast::rms_norm(&y, Some(w), c.rms_eps)?,
-                    None => y,
-                };
-                y.transpose_axes(&[0, 2, 1, 3])
-            };
-            let q = heads(&layer.q, c.n_heads, layer.q_norm.as_ref())?;
-            let k = heads(&layer.k, c.n_kv_heads, layer.k_norm.as_ref())?;
-            let v = heads(&layer.v, c.n_kv_heads, None)?;
-            // Left padding shifts absolute positions per row; RoPE scores depend only on the
-            // distance between positions, so every row starts at offset 0.
-            let q = fast::rope(&q, hd, c.rope_traditional, c.rope_theta, 1.0, 0, None)?;
-            let k = fast::rope(&k, hd, c.rope_traditional, c.rope_theta, 1.0, 0, None)?;
-            let o = fast::scaled_dot_product_attention(&q, &k, &v, scale, mask, None)?;
-            let o = o
-                .transpose_axes(&[0, 2, 1, 3])?
-                .reshape(&[b, l, c.n_heads * hd])?;
-            h = h.add(layer.o.apply(&o)?)?;
-            let x = fast::rms_norm(&h, Some(&layer.ffn_norm), c.rms_eps)?;
-            let gated = mlx_rs::nn::silu(layer.gate.apply(&x)?)?.multiply(layer.up.apply(&x)?)?;
-            h = h.add(layer.down.apply(&gated)?)?;
+        for (i, layer) in self.layers.iter().enumerate() {
+            let past_kv = prefix.map(|p| &p.kv[i]);
+            h = self.layer_forward(layer, &h, past_kv, &mask)?.0;
         }
-        let last = h.take_axis(Array::from_int(l - 1), 1)?; // (B, dim)
+        let rows: Vec<i32> = last
+            .iter()
+            .enumerate()
+            .map(|(row, &at)| row as i32 * l + at)
+            .collect();
+        let last = h
+            .reshape(&[b * l, c.dim])?
+            .take_axis(Array::from_slice(&rows, &[b]), 0)?; // (B, dim)
         let last = fast::rms_norm(&last, Some(&self.norm), c.rms_eps)?;
         self.head.apply(&last)?.as_dtype(Dtype::Float32)
     }
+
+    /// One decoder layer over `h` `(B, L, dim)` whose positions start after `past` (keys and
+    /// values `(1, KV, P, D)` of a shared prefix); returns the new hidden state and this block's
+    /// keys (after RoPE) and values.
+    fn layer_forward(
+        &self,
+        layer: &Layer,
+        h: &Array,
+        past: Option<&(Array, Array)>,
+        mask: &Array,
+    ) -> Result<(Array, Array, Array), Exception> {
+        let (b, l) = (h.shape()[0], h.shape()[1]);
+        let c = &self.config;
+        let hd = c.head_dim;
+        let scale = 1.0 / (hd as f32).sqrt();
+        let offset = past.map_or(0, |(k, _)| k.shape()[2]);
+        let x = fast::rms_norm(h, Some(&layer.attn_norm), c.rms_eps)?;
+        let heads = |lin: &Linear, n: i32, norm: Option<&Array>| -> Result<Array, Exception> {
+            let y = lin.apply(&x)?.reshape(&[b, l, n, hd])?;
+            let y = match norm {
+                Some(w) => fast::rms_norm(&y, Some(w), c.rms_eps)?,
+                None => y,
+            };
+            y.transpose_axes(&[0, 2, 1, 3])
+        };
+        let q = heads(&layer.q, c.n_heads, layer.q_norm.as_ref())?;
+        let k = heads(&layer.k, c.n_kv_heads, layer.k_norm.as_ref())?;
+        let v = heads(&layer.v, c.n_kv_heads, None)?;
+        let q = fast::rope(&q, hd, c.rope_traditional, c.rope_theta, 1.0, offset, None)?;
+        let k = fast::rope(&k, hd, c.rope_traditional, c.rope_theta, 1.0, offset, None)?;
+        let (keys, values) = match past {
+            None => (k.clone(), v.clone()),
+            Some((pk, pv)) => {
+                let shape = |a: &Array| [b, a.shape()[1], a.shape()[2], a.shape()[3]];
+                (
+                    ops::concatenate(&[ops::broadcast_to(pk, &shape(pk))?, k.clone()], 2)?,
+                    ops::concatenate(&[ops::broadcast_to(pv, &shape(pv))?, v.clone()], 2)?,
+                )
+            }
+        };
+        let o = attention(&q, &keys, &values, scale, mask)?;
+        let o = o
+            .transpose_axes(&[0, 2, 1, 3])?
+            .reshape(&[b, l, c.n_heads * hd])?;
+        let h = h.add(layer.o.apply(&o)?)?;
+        let x = fast::rms_norm(&h, Some(&layer.ffn_norm), c.rms_eps)?;
+        let gated = silu_mul(&layer.gate.apply(&x)?, &layer.up.apply(&x)?)?;
+        Ok((h.add(layer.down.apply(&gated)?)?, k, v))
+    }
 }
 
-/// The additive mask for a left-padded batch: row `b` has `pads[b]` padding tokens first.
-/// Real queries see real keys at or before them; padding queries see only themselves (their
-/// output is never read, but a row with no visible key would turn into NaN).
-pub fn left_pad_mask(pads: &[usize], len: usize) -> Array {
-    let mut data = vec![f32::NEG_INFINITY; pads.len() * len * len];
-    for (bi, &pad) in pads.iter().enumerate() {
-        let base = bi * len * len;
-        for i in 0..len {
-            if i < pad {
-                data[base + i * len + i] = 0.0;
-                continue;
-            }
-            for j in pad..=i {
-                data[base + i * len + j] = 0.0;
-            }
+/// Keys and values (after RoPE) of a prompt head shared by every row of a batch, per layer,
+/// `(1, KV, P, D)` each: computed once instead of once a row.
+#[derive(Debug)]
+pub struct SharedPrefix {
+    pub len: i32,
+    kv: Vec<(Array, Array)>,
+}
+
+/// MLX's CPU build for x86-64 evaluates `exp` (hence `softmax`, `sigmoid`, `silu`,
+/// `log_softmax`) through out-of-line `fma` calls: 20-80 ns an element, 50x a multiply, and
+/// more time than all the matmuls of a layer (examples/profile_forward.rs). `power(2, x)` goes
+/// through libm's `powf`, and `e^x = 2^(x log2 e)` with it costs 3-13x less for results equal
+/// within 2e-7. Metal has fused kernels for all of these, so macOS keeps MLX's own ops.
+const CPU_MATH: bool = !cfg!(target_os = "macos");
+
+fn exp_via_pow2(x: &Array) -> Result<Array, Exception> {
+    Array::from_f32(2.0).power(x.multiply(Array::from_f32(std::f32::consts::LOG2_E))?)
+}
+
+/// Softmax over the last axis.
+fn softmax_last(x: &Array) -> Result<Array, Exception> {
+    if !CPU_MATH {
+        return ops::softmax_axis(x, -1, true);
+    }
+    let e = exp_via_pow2(&x.subtract(x.max_axis(-1, true)?)?)?;
+    e.divide(e.sum_axis(-1, true)?)
+}
+
+/// Log-softmax over the last axis (`x - logsumexp(x)`).
+pub fn log_softmax_last(x: &Array) -> Result<Array, Exception> {
+    if !CPU_MATH {
+        return mlx_rs::nn::log_softmax(x, -1);
+    }
+    let m = x.max_axis(-1, true)?;
+    let shifted = x.subtract(&m)?;
+    shifted.subtract(exp_via_pow2(&shifted)?.sum_axis(-1, true)?.log()?)
+}
+
+/// `silu(gate) * up`, with `silu(g) = g / (1 + e^-g)`.
+fn silu_mul(gate: &Array, up: &Array) -> Result<Array, Exception> {
+    if !CPU_MATH {
+        return mlx_rs::nn::silu(gate)?.multiply(up);
+    }
+    let e = exp_via_pow2(&gate.negative()?)?;
+    gate.divide(e.add(Array::from_f32(1.0))?)?.multiply(up)
+}
+
+/// Scaled dot-product attention with grouped KV heads: `q` `(B, H, L, D)`, `k`/`v`
+/// `(B, KV, S, D)`, additive `mask` `(L, S)`. On the CPU MLX's `fast` version falls back
+/// to these same ops with its slow softmax; here the query heads of one KV head are stacked into
+/// one `(rep*L, D) x (D, S)` matmul per KV head, and the softmax is [`softmax_last`].
+fn attention(
+    q: &Array,
+    k: &Array,
+    v: &Array,
+    scale: f32,
+    mask: &Array,
+) -> Result<Array, Exception> {
+    if !CPU_MATH {
+        return fast::scaled_dot_product_attention(q, k, v, scale, mask, None);
+    }
+    let (qs, ks) = (q.shape(), k.shape());
+    let (b, h, l, d) = (qs[0], qs[1], qs[2], qs[3]);
+    let (kv, s) = (ks[1], ks[2]);
+    let rep = h / kv;
+    let q = q
+        .multiply(Array::from_f32(scale))?
+        .reshape(&[b, kv, rep * l, d])?;
+    let scores = q
+        .matmul(k.transpose_axes(&[0, 1, 3, 2])?)?
+        .reshape(&[b, kv, rep, l, s])?
+        .add(mask.reshape(&[1, 1, 1, l, s])?)?;
+    let p = softmax_last(&scores)?.reshape(&[b, kv, rep * l, s])?;
+    p.matmul(v)?.reshape(&[b, h, l, d])
+}
+
+/// The additive causal mask `(L, past + L)` of a block whose `L` queries follow `past` keys.
+pub fn causal_mask(len: usize, past: usize) -> Array {
+    let keys = past + len;
+    let mut data = vec![0.0f32; len * keys];
+    for i in 0..len {
+        for j in past + i + 1..keys {
+            data[i * keys + j] = f32::NEG_INFINITY;
         }
     }
-    Array::from_slice(&data, &[pads.len() as i32, 1, len as i32, len as i32])
+    Array::from_slice(&data, &[len as i32, keys as i32])
 }

@@ -3,7 +3,7 @@
 use mlx_rs::error::Exception;
 use mlx_rs::Array;
 
-use super::model::{left_pad_mask, Model};
+use super::model::{log_softmax_last, Model};
 use super::prompt::AnswerTokens;
 
 /// The answer of the model for one prompt.
@@ -43,31 +43,68 @@ pub fn buckets(lengths: &[usize], max_batch: usize, max_pad_fraction: f64) -> Ve
     out
 }
 
-/// Tokens and mask for one left-padded batch. `pad_id` fills the padding; it is masked out.
-pub fn left_pad(batch: &[&[u32]], pad_id: u32) -> (Array, Array, usize) {
-    let len = batch.iter().map(|s| s.len()).max().unwrap_or(0).max(1);
-    let mut ids = Vec::with_capacity(batch.len() * len);
-    let mut pads = Vec::with_capacity(batch.len());
-    for seq in batch {
-        let pad = len - seq.len();
-        pads.push(pad);
-        ids.extend(std::iter::repeat_n(pad_id as i32, pad));
-        ids.extend(seq.iter().map(|&t| t as i32));
+/// Length of the token head every row of the batch shares (the prompt's instructions), which
+/// is computed once per batch. At least one token of each row stays out of it (its last
+/// position is the one read), and a lone row has no shared head.
+pub fn shared_prefix_len(batch: &[&[u32]]) -> usize {
+    let Some((first, rest)) = batch.split_first() else {
+        return 0;
+    };
+    if rest.is_empty() {
+        return 0;
     }
-    let tokens = Array::from_slice(&ids, &[batch.len() as i32, len as i32]);
-    (tokens, left_pad_mask(&pads, len), len)
+    let shortest = batch.iter().map(|s| s.len()).min().unwrap_or(0);
+    let common = rest.iter().fold(first.len(), |n, s| {
+        n.min(
+            first
+                .iter()
+                .zip(s.iter())
+                .take_while(|(a, b)| a == b)
+                .count(),
+        )
+    });
+    common.min(shortest.saturating_sub(1))
 }
 
-/// One prefill over a left-padded batch; the answers come back in the batch's order.
+/// Tokens of a right-padded batch (`pad_id` after each row; causal attention never shows it to
+/// a real token) and the index of each row's last token.
+pub fn right_pad(batch: &[&[u32]], pad_id: u32) -> (Array, Vec<i32>) {
+    let len = batch.iter().map(|s| s.len()).max().unwrap_or(0).max(1);
+    let mut ids = Vec::with_capacity(batch.len() * len);
+    let mut last = Vec::with_capacity(batch.len());
+    for seq in batch {
+        ids.extend(seq.iter().map(|&t| t as i32));
+        ids.extend(std::iter::repeat_n(pad_id as i32, len - seq.len()));
+        last.push(seq.len().max(1) as i32 - 1);
+    }
+    (
+        Array::from_slice(&ids, &[batch.len() as i32, len as i32]),
+        last,
+    )
+}
+
+/// Last-position logits `(B, vocab)` of one batch: the shared head once, then the rows.
+fn batch_logits(model: &Model, batch: &[&[u32]], pad_id: u32) -> Result<Array, Exception> {
+    let shared = shared_prefix_len(batch);
+    let prefix = if shared > 0 {
+        Some(model.prefix(&batch[0][..shared])?)
+    } else {
+        None
+    };
+    let rest: Vec<&[u32]> = batch.iter().map(|s| &s[shared..]).collect();
+    let (tokens, last) = right_pad(&rest, pad_id);
+    model.logits_at(&tokens, &last, prefix.as_ref())
+}
+
+/// One prefill over a batch; the answers come back in the batch's order.
 pub fn score_batch(
     model: &Model,
     answers: &AnswerTokens,
     batch: &[&[u32]],
     pad_id: u32,
 ) -> Result<Vec<Answer>, Exception> {
-    let (tokens, mask, _) = left_pad(batch, pad_id);
-    let logits = model.last_logits(&tokens, &mask)?;
-    let logp = mlx_rs::nn::log_softmax(&logits, -1)?;
+    let logits = batch_logits(model, batch, pad_id)?;
+    let logp = log_softmax_last(&logits)?;
     let cols: Vec<i32> = answers
         .yes
         .iter()
@@ -97,15 +134,14 @@ pub fn score_batch(
         .collect())
 }
 
-/// Raw last-position logits of `columns` for each prompt of a left-padded batch.
+/// Raw last-position logits of `columns` for each prompt of a batch.
 pub fn logit_columns(
     model: &Model,
     batch: &[&[u32]],
     pad_id: u32,
     columns: &[u32],
 ) -> Result<Vec<Vec<f32>>, Exception> {
-    let (tokens, mask, _) = left_pad(batch, pad_id);
-    let logits = model.last_logits(&tokens, &mask)?;
+    let logits = batch_logits(model, batch, pad_id)?;
     let cols: Vec<i32> = columns.iter().map(|&t| t as i32).collect();
     let picked = logits
         .take_axis(Array::from_slice(&cols, &[cols.len() as i32]), 1)?
@@ -153,6 +189,25 @@ mod tests {
             let sum: usize = g.iter().map(|&i| lengths[i]).sum();
             assert!((max * g.len() - sum) as f64 <= 0.2 * (max * g.len()) as f64);
         }
+    }
+
+    #[test]
+    fn shared_prefix_leaves_every_row_a_token() {
+        let (a, b, c) = ([1u32, 2, 3, 4], [1u32, 2, 3, 9, 9], [1u32, 2, 3]);
+        assert_eq!(shared_prefix_len(&[&a, &b]), 3);
+        // `c` is all prefix: one token of it stays in the rows.
+        assert_eq!(shared_prefix_len(&[&a, &b, &c]), 2);
+        assert_eq!(shared_prefix_len(&[&a]), 0);
+        assert_eq!(shared_prefix_len(&[&a, &[7u32, 2]]), 0);
+        assert_eq!(shared_prefix_len(&[]), 0);
+    }
+
+    #[test]
+    fn right_pad_puts_padding_after_and_finds_the_last_tokens() {
+        let (tokens, last) = right_pad(&[&[5, 6, 7], &[8]], 0);
+        assert_eq!(tokens.shape(), &[2, 3]);
+        assert_eq!(tokens.as_slice::<i32>(), &[5, 6, 7, 8, 0, 0]);
+        assert_eq!(last, vec![2, 0]);
     }
 
     #[test]
