@@ -89,7 +89,15 @@ fn batched_equals_unbatched_and_runs_are_deterministic() {
             "{b:?} vs {alone:?}"
         );
         assert!((b.p_yes - alone.p_yes).abs() < 1e-3);
+        // The cached instruction head gives what the whole prompt computed from scratch gives.
+        let whole = v.forward_uncached(&[p.as_slice()]).unwrap()[0];
+        assert!(
+            (alone.logp_yes - whole.logp_yes).abs() < 1e-3
+                && (alone.logp_no - whole.logp_no).abs() < 1e-3,
+            "cached head {alone:?} vs whole prompt {whole:?}"
+        );
     }
+    assert!(v.cached_head_len() > 20, "the instructions are cached");
     let again = v.forward(&batch).unwrap();
     assert_eq!(together, again, "two runs of the same batch differ");
 }

@@ -44,11 +44,14 @@ pub fn forward_flops(c: &ModelConfig, rows: usize, len: usize, prefix: usize) ->
 /// FLOPs of sending these prompts in consecutive chunks of `batch`, each chunk bucketed into
 /// forward batches and each batch's shared head computed once, exactly as
 /// [`MlxVerifier::answer`] does.
+/// With `cached_head` > 0 every row continues the verifier's cached prompt head of that many
+/// tokens (computed once per model, so not counted here).
 pub fn planned_flops(
     c: &ModelConfig,
     prompts: &[Vec<u32>],
     batch: usize,
     max_pad_fraction: f64,
+    cached_head: usize,
 ) -> f64 {
     prompts
         .chunks(batch.max(1))
@@ -58,8 +61,14 @@ pub fn planned_flops(
                 .into_iter()
                 .map(move |g| {
                     let rows: Vec<&[u32]> = g.iter().map(|&i| chunk[i].as_slice()).collect();
-                    let shared = scoring::shared_prefix_len(&rows);
                     let longest = rows.iter().map(|r| r.len()).max().unwrap_or(0);
+                    if cached_head > 0 && rows.iter().all(|r| r.len() > cached_head) {
+                        // The head alone (no rows): what the cache saves each batch.
+                        let head = forward_flops(c, 0, 0, cached_head);
+                        return forward_flops(c, rows.len(), longest - cached_head, cached_head)
+                            - head;
+                    }
+                    let shared = scoring::shared_prefix_len(&rows);
                     forward_flops(c, rows.len(), longest - shared, shared)
                 })
         })
@@ -156,7 +165,13 @@ pub fn bench(
         let after = verifier.stats();
         let prompt = after.prompt_tokens - before.prompt_tokens;
         let padded = after.padded_tokens - before.padded_tokens;
-        let gflop = planned_flops(&config, &prompts, batch, max_pad) / 1e9;
+        let gflop = planned_flops(
+            &config,
+            &prompts,
+            batch,
+            max_pad,
+            verifier.cached_head_len(),
+        ) / 1e9;
         let row = BenchRow {
             batch,
             records: texts.len(),
@@ -248,15 +263,22 @@ mod tests {
         let prompts = [p(&[1, 2, 3, 4, 5]), p(&[1, 2, 7]), p(&[1, 2, 3, 4, 6])];
         // Batch 1: every prompt alone at its own length, nothing shared.
         let alone = forward_flops(&c, 1, 5, 0) * 2.0 + forward_flops(&c, 1, 3, 0);
-        assert_eq!(planned_flops(&c, &prompts, 1, 0.25), alone);
+        assert_eq!(planned_flops(&c, &prompts, 1, 0.25, 0), alone);
         // Batch 4, no padding allowed: the two 5s share a batch (and the head [1,2,3,4]), the
         // 3 goes alone.
         let want = forward_flops(&c, 2, 1, 4) + forward_flops(&c, 1, 3, 0);
-        assert_eq!(planned_flops(&c, &prompts, 4, 0.0), want);
+        assert_eq!(planned_flops(&c, &prompts, 4, 0.0, 0), want);
         // Any padding allowed: one batch of 3 rows of 3 after the head [1, 2].
         assert_eq!(
-            planned_flops(&c, &prompts, 4, 1.0),
+            planned_flops(&c, &prompts, 4, 1.0, 0),
             forward_flops(&c, 3, 3, 2)
+        );
+        // A cached head of [1, 2]: batch 1 pays only for each row after it, with attention
+        // over the head's keys.
+        let after = |len| forward_flops(&c, 1, len, 2) - forward_flops(&c, 0, 0, 2);
+        assert_eq!(
+            planned_flops(&c, &prompts, 1, 0.25, 2),
+            after(3) * 2.0 + after(1)
         );
     }
 }

@@ -191,6 +191,8 @@ pub struct MlxVerifier {
     model_id: String,
     options: MlxOptions,
     stats: MlxStats,
+    /// The prompt's instruction head, computed on first use and kept until the prompt changes.
+    head: Option<scoring::PromptHead>,
 }
 
 impl MlxVerifier {
@@ -244,6 +246,7 @@ impl MlxVerifier {
             model_id,
             options,
             stats: MlxStats::default(),
+            head: None,
         })
     }
 
@@ -253,7 +256,14 @@ impl MlxVerifier {
             .chat
             .parts(&self.tokenizer, style)
             .map_err(VerifyError::Failed)?;
+        self.head = None;
         Ok(())
+    }
+
+    /// Tokens of the prompt's instruction head, computed once and reused by every batch (0
+    /// until the first batch).
+    pub fn cached_head_len(&self) -> usize {
+        self.head.as_ref().map_or(0, scoring::PromptHead::len)
     }
 
     pub fn tokenizer(&self) -> &tokenizers::Tokenizer {
@@ -325,11 +335,29 @@ impl MlxVerifier {
         Ok(out.into_iter().flatten().collect())
     }
 
+    /// [`Self::forward`] computing every prompt whole, without the cached instruction head:
+    /// the reference the cached path is checked against.
+    pub fn forward_uncached(&mut self, batch: &[&[u32]]) -> Result<Vec<Answer>, VerifyError> {
+        scoring::score_batch(&self.model, &self.answers, batch, self.pad_id)
+            .map_err(|e| VerifyError::Failed(format!("MLX forward pass: {e}")))
+    }
+
     /// One forward batch exactly as given (no bucketing): for tests and benchmarks.
     pub fn forward(&mut self, batch: &[&[u32]]) -> Result<Vec<Answer>, VerifyError> {
         let longest = batch.iter().map(|s| s.len()).max().unwrap_or(0);
-        let answers = scoring::score_batch(&self.model, &self.answers, batch, self.pad_id)
-            .map_err(|e| VerifyError::Failed(format!("MLX forward pass: {e}")))?;
+        let fail = |e| VerifyError::Failed(format!("MLX forward pass: {e}"));
+        if self.head.is_none() && !self.prompt.prefix.is_empty() {
+            self.head =
+                Some(scoring::PromptHead::build(&self.model, &self.prompt.prefix).map_err(fail)?);
+        }
+        let answers = scoring::score_batch_after(
+            &self.model,
+            &self.answers,
+            batch,
+            self.pad_id,
+            self.head.as_ref(),
+        )
+        .map_err(fail)?;
         self.stats.forward_batches += 1;
         self.stats.records += batch.len() as u64;
         self.stats.prompt_tokens += batch.iter().map(|s| s.len() as u64).sum::<u64>();

@@ -274,6 +274,14 @@ pub struct SharedPrefix {
     kv: Vec<(Array, Array)>,
 }
 
+impl SharedPrefix {
+    /// Computes the keys and values now, so a prefix kept across batches is not recomputed
+    /// as part of every batch's lazy graph.
+    pub fn eval(&self) -> Result<(), Exception> {
+        mlx_rs::transforms::eval(self.kv.iter().flat_map(|(k, v)| [k, v]))
+    }
+}
+
 /// MLX's CPU build for x86-64 evaluates `exp` (hence `softmax`, `sigmoid`, `silu`,
 /// `log_softmax`) through out-of-line `fma` calls: 20-80 ns an element, 50x a multiply, and
 /// more time than all the matmuls of a layer (examples/profile_forward.rs). `power(2, x)` goes

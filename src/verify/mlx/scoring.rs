@@ -3,7 +3,7 @@
 use mlx_rs::error::Exception;
 use mlx_rs::Array;
 
-use super::model::{log_softmax_last, Model};
+use super::model::{log_softmax_last, Model, SharedPrefix};
 use super::prompt::AnswerTokens;
 
 /// The answer of the model for one prompt.
@@ -83,8 +83,55 @@ pub fn right_pad(batch: &[&[u32]], pad_id: u32) -> (Array, Vec<i32>) {
     )
 }
 
-/// Last-position logits `(B, vocab)` of one batch: the shared head once, then the rows.
-fn batch_logits(model: &Model, batch: &[&[u32]], pad_id: u32) -> Result<Array, Exception> {
+/// The prompt's instruction head (its tokens before the record, the same in every prompt):
+/// keys and values computed once per model and prompt, which every batch then continues, so
+/// no record pays for the instructions again.
+#[derive(Debug)]
+pub struct PromptHead {
+    tokens: Vec<u32>,
+    kv: SharedPrefix,
+}
+
+impl PromptHead {
+    pub fn build(model: &Model, tokens: &[u32]) -> Result<Self, Exception> {
+        let kv = model.prefix(tokens)?;
+        kv.eval()?;
+        Ok(Self {
+            tokens: tokens.to_vec(),
+            kv,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.tokens.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tokens.is_empty()
+    }
+
+    /// Every row starts with the head and has at least one token after it.
+    pub fn fits(&self, batch: &[&[u32]]) -> bool {
+        !self.tokens.is_empty()
+            && batch
+                .iter()
+                .all(|s| s.len() > self.tokens.len() && s.starts_with(&self.tokens))
+    }
+}
+
+/// Last-position logits `(B, vocab)` of one batch: after the cached prompt head when every
+/// row starts with it, else the head the batch shares once, then the rows.
+fn batch_logits(
+    model: &Model,
+    batch: &[&[u32]],
+    pad_id: u32,
+    head: Option<&PromptHead>,
+) -> Result<Array, Exception> {
+    if let Some(head) = head.filter(|h| h.fits(batch)) {
+        let rest: Vec<&[u32]> = batch.iter().map(|s| &s[head.len()..]).collect();
+        let (tokens, last) = right_pad(&rest, pad_id);
+        return model.logits_at(&tokens, &last, Some(&head.kv));
+    }
     let shared = shared_prefix_len(batch);
     let prefix = if shared > 0 {
         Some(model.prefix(&batch[0][..shared])?)
@@ -103,7 +150,18 @@ pub fn score_batch(
     batch: &[&[u32]],
     pad_id: u32,
 ) -> Result<Vec<Answer>, Exception> {
-    let logits = batch_logits(model, batch, pad_id)?;
+    score_batch_after(model, answers, batch, pad_id, None)
+}
+
+/// [`score_batch`] continuing a cached [`PromptHead`] (used when every row starts with it).
+pub fn score_batch_after(
+    model: &Model,
+    answers: &AnswerTokens,
+    batch: &[&[u32]],
+    pad_id: u32,
+    head: Option<&PromptHead>,
+) -> Result<Vec<Answer>, Exception> {
+    let logits = batch_logits(model, batch, pad_id, head)?;
     let logp = log_softmax_last(&logits)?;
     let cols: Vec<i32> = answers
         .yes
@@ -141,7 +199,7 @@ pub fn logit_columns(
     pad_id: u32,
     columns: &[u32],
 ) -> Result<Vec<Vec<f32>>, Exception> {
-    let logits = batch_logits(model, batch, pad_id)?;
+    let logits = batch_logits(model, batch, pad_id, None)?;
     let cols: Vec<i32> = columns.iter().map(|&t| t as i32).collect();
     let picked = logits
         .take_axis(Array::from_slice(&cols, &[cols.len() as i32]), 1)?
