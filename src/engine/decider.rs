@@ -55,6 +55,9 @@ const QUEUE_TEXT_BYTES: usize = 16 * 1024 * 1024;
 /// batch: its records stay pending in the store and are asked again on resume, so nothing is
 /// lost, and a curator pressing `q` during a long CPU forward pass is not kept waiting.
 const STOP_GRACE: Duration = Duration::from_secs(3);
+/// LLM records/s is measured over this window: the model answers in bursts (a batch every few
+/// seconds on a CPU), and a per-tick rate would swing between zero and hundreds.
+const LLM_RATE_WINDOW: Duration = Duration::from_secs(10);
 /// Newly decided rows sent per stats interval (a live sample; the table queries the store).
 const VERDICT_ROWS_PER_TICK: usize = 256;
 
@@ -77,7 +80,6 @@ struct Rates {
     at: Instant,
     records: u64,
     bytes: u64,
-    llm_records: u64,
 }
 
 pub struct Decider {
@@ -105,6 +107,8 @@ pub struct Decider {
     c: Counters,
     started: Instant,
     rates: Rates,
+    /// (when, records the model had answered) at each tick of the last [`LLM_RATE_WINDOW`].
+    llm_window: VecDeque<(Instant, u64)>,
     last_metrics: Instant,
     recent: Vec<RecordRow>,
     stopping: Option<Instant>,
@@ -157,8 +161,8 @@ impl Decider {
                 at: now,
                 records: 0,
                 bytes: 0,
-                llm_records: 0,
             },
+            llm_window: VecDeque::new(),
             last_metrics: now,
             recent: Vec::new(),
             stopping: None,
@@ -913,7 +917,13 @@ impl Decider {
             verifier_queue: (self.queue.len() + self.in_flight_items) as u64,
             batch_fill: self.c.last_fill,
             batch_latency_ms: self.c.last_latency_ms,
-            llm_records_per_sec: (self.c.llm_records - self.rates.llm_records) as f64 / dt,
+            llm_records_per_sec: match self.llm_window.front() {
+                Some(&(at, answered)) => {
+                    (self.c.llm_records - answered) as f64
+                        / now.duration_since(at).as_secs_f64().max(1e-3)
+                }
+                None => 0.0,
+            },
             llm_calls: self.c.llm_calls,
             cache_hits: self.c.cache_hits,
             verifier_errors: self.c.verifier_errors,
@@ -945,6 +955,15 @@ impl Decider {
     }
 
     fn tick(&mut self) {
+        let now = Instant::now();
+        self.llm_window.push_back((now, self.c.llm_records));
+        while self
+            .llm_window
+            .front()
+            .is_some_and(|&(at, _)| now.duration_since(at) > LLM_RATE_WINDOW)
+        {
+            self.llm_window.pop_front();
+        }
         let snap = self.snapshot();
         if self.last_metrics.elapsed() >= Duration::from_secs(1) {
             self.last_metrics = Instant::now();
@@ -956,7 +975,6 @@ impl Decider {
             at: Instant::now(),
             records: self.c.records_session,
             bytes: snap.bytes_read,
-            llm_records: self.c.llm_records,
         };
         let files = self
             .file_order

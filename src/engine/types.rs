@@ -196,6 +196,7 @@ pub struct StatsSnapshot {
     /// Records per batch ÷ batch size, last batch and running mean.
     pub batch_fill: f64,
     pub batch_latency_ms: f64,
+    /// Texts the model answered per second over the last 10 s (it answers in bursts).
     pub llm_records_per_sec: f64,
     pub llm_calls: u64,
     pub cache_hits: u64,
