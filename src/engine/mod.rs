@@ -42,8 +42,9 @@ pub enum EngineError {
     Config(String),
     #[error("inputs: {0}")]
     Inputs(String),
-    #[error("verifier unavailable: {0}")]
-    Verifier(#[source] VerifyError),
+    /// The backend's own message says what failed (a model file, a server).
+    #[error(transparent)]
+    Verifier(VerifyError),
     #[error("engine thread: {0}")]
     Thread(String),
 }
