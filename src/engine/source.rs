@@ -1,4 +1,7 @@
 //! Where records come from, and the reader threads that pull them, score them and hand them on.
+//! Each reader thread has a scoring thread beside it: reading and extracting a file is one
+//! stream, scoring and hashing its records another, so even a one-file run keeps two cores busy
+//! (as `cyberfilter scan` does) while the store writer works.
 //! `cyberfilter run` uses the real ingest; tests inject their own source.
 
 use crate::ingest::{FileSummary, IngestError, IngestOptions};
@@ -8,6 +11,7 @@ use std::collections::VecDeque;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -100,30 +104,97 @@ pub fn spawn_readers(
     for i in 0..n {
         let queue = queue.clone();
         let source = source.clone();
-        let rules = rules.clone();
         let flags = flags.clone();
-        let send = send.clone();
+        let (stage_tx, stage_rx) = sync_channel::<Stage>(SCORER_QUEUE);
+        let scorer = {
+            let rules = rules.clone();
+            let send = send.clone();
+            std::thread::Builder::new()
+                .name(format!("cyberfilter-score-{i}"))
+                .spawn(move || score_stage(stage_rx, &rules, &send))
+        };
+        if scorer.is_err() {
+            return i.max(1);
+        }
         let spawned = std::thread::Builder::new()
             .name(format!("cyberfilter-reader-{i}"))
             .spawn(move || {
+                // False once the scorer (and so the engine) has gone.
+                let to_scorer = |stage: Stage| stage_tx.send(stage).is_ok();
                 loop {
                     let job = queue.lock().ok().and_then(|mut q| q.pop_front());
                     let Some(job) = job else { break };
                     if flags.stop.load(Ordering::Relaxed) {
                         break;
                     }
-                    if !read_one(&job, source.as_ref(), &rules, &flags, &send) {
+                    if !read_one(&job, source.as_ref(), &flags, &to_scorer) {
                         break;
                     }
                 }
-                send(ReaderMsg::Exit);
+                to_scorer(Stage::Msg(ReaderMsg::Exit));
             });
         if spawned.is_err() {
-            // Count only the threads that run; the others' files are read by those.
+            // Count only the threads that run; the others' files are read by those. The
+            // scorer whose reader never started ends when its channel closes, saying nothing.
             return i.max(1);
         }
     }
     n
+}
+
+/// What a reader hands its scoring thread, in file order.
+enum Stage {
+    /// Records of one file, not scored yet.
+    Raw { file_id: i64, records: Vec<Record> },
+    /// Anything else, passed on as it is (after the records before it).
+    Msg(ReaderMsg),
+}
+
+/// Chunks waiting between a reader and its scorer (bounded: backpressure reaches the reader).
+const SCORER_QUEUE: usize = 4;
+
+/// The scoring thread: scores and hashes each chunk and passes everything on in order, until
+/// the reader is done or the engine has gone.
+fn score_stage(
+    stages: std::sync::mpsc::Receiver<Stage>,
+    rules: &RuleSet,
+    send: &dyn Fn(ReaderMsg) -> bool,
+) {
+    for stage in stages {
+        let msg = match stage {
+            Stage::Raw { file_id, records } => ReaderMsg::Records(
+                records
+                    .into_iter()
+                    .map(|record| score_record(file_id, record, rules))
+                    .collect(),
+            ),
+            Stage::Msg(m) => m,
+        };
+        if !send(msg) {
+            break;
+        }
+    }
+}
+
+fn score_record(file_id: i64, record: Record, rules: &RuleSet) -> Scored {
+    let score = if record.scored {
+        rules.score(&record.text)
+    } else {
+        Score::default()
+    };
+    let hash = record.content_hash();
+    let text_len = if record.text.is_ascii() {
+        record.text.len()
+    } else {
+        record.text.chars().count()
+    };
+    Scored {
+        file_id,
+        record,
+        score,
+        hash,
+        text_len,
+    }
 }
 
 /// Records per message: batching the hand-offs keeps thread wake-ups off the hot path.
@@ -135,15 +206,14 @@ const CHUNK_WAIT: Duration = Duration::from_millis(20);
 fn read_one(
     job: &FileJob,
     source: &dyn RecordSource,
-    rules: &RuleSet,
     flags: &Flags,
-    send: &dyn Fn(ReaderMsg) -> bool,
+    send: &dyn Fn(Stage) -> bool,
 ) -> bool {
     let mut alive = true;
     let mut stopped = false;
     let mut last_progress = Instant::now();
     let mut bytes_done = 0u64;
-    let mut chunk: Vec<Scored> = Vec::with_capacity(CHUNK);
+    let mut chunk: Vec<Record> = Vec::with_capacity(CHUNK);
     let mut chunk_since = Instant::now();
     let summary = source.read(&job.path, &mut |item| {
         if flags.stop.load(Ordering::Relaxed) {
@@ -158,27 +228,10 @@ fn read_one(
             Ok(record) => {
                 bytes_done = bytes_done.max(record.locator.offset + record.locator.len);
                 if job.stored.binary_search(&record.locator.index).is_err() {
-                    let score = if record.scored {
-                        rules.score(&record.text)
-                    } else {
-                        Score::default()
-                    };
-                    let hash = record.content_hash();
-                    let text_len = if record.text.is_ascii() {
-                        record.text.len()
-                    } else {
-                        record.text.chars().count()
-                    };
                     if chunk.is_empty() {
                         chunk_since = Instant::now();
                     }
-                    chunk.push(Scored {
-                        file_id: job.file_id,
-                        record,
-                        score,
-                        hash,
-                        text_len,
-                    });
+                    chunk.push(record);
                 }
             }
             Err(e) => {
@@ -195,23 +248,26 @@ fn read_one(
             || (!chunk.is_empty() && chunk_since.elapsed() >= CHUNK_WAIT);
         if flush && !chunk.is_empty() {
             let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
-            if !send(ReaderMsg::Records(full)) {
+            if !send(Stage::Raw {
+                file_id: job.file_id,
+                records: full,
+            }) {
                 alive = false;
                 return ControlFlow::Break(());
             }
         }
         if let Some(m) = other {
-            if !send(m) {
+            if !send(Stage::Msg(m)) {
                 alive = false;
                 return ControlFlow::Break(());
             }
         }
         if progress_due {
             last_progress = Instant::now();
-            if !send(ReaderMsg::Progress {
+            if !send(Stage::Msg(ReaderMsg::Progress {
                 file_id: job.file_id,
                 bytes_done,
-            }) {
+            })) {
                 alive = false;
                 return ControlFlow::Break(());
             }
@@ -221,12 +277,17 @@ fn read_one(
     if !alive {
         return false;
     }
-    if !chunk.is_empty() && !send(ReaderMsg::Records(chunk)) {
+    if !chunk.is_empty()
+        && !send(Stage::Raw {
+            file_id: job.file_id,
+            records: chunk,
+        })
+    {
         return false;
     }
-    send(ReaderMsg::FileDone {
+    send(Stage::Msg(ReaderMsg::FileDone {
         file_id: job.file_id,
         summary,
         complete: !stopped,
-    })
+    }))
 }
