@@ -58,6 +58,10 @@ struct Cli {
     #[arg(long, value_name = "PATH", env = "CYBERFILTER_MODEL")]
     model: Option<String>,
 
+    /// The MLX verifier reads at most this many tokens of a record's text (default 256).
+    #[arg(long, value_name = "N")]
+    max_text_tokens: Option<usize>,
+
     /// Keep records scoring at or above this.
     #[arg(long, value_name = "SCORE")]
     high: Option<f32>,
@@ -87,6 +91,7 @@ pub struct LaunchOptions {
     pub rules: Option<PathBuf>,
     pub verifier: Option<String>,
     pub model: Option<String>,
+    pub max_text_tokens: Option<usize>,
     pub high: Option<f32>,
     pub low: Option<f32>,
     pub p_yes_cut: Option<f32>,
@@ -146,8 +151,13 @@ fn start_engine(launch: &LaunchOptions) -> anyhow::Result<EngineChannels> {
         "none" => {}
         "mlx" => {
             let model = launch.model.as_deref().map(std::path::Path::new);
-            let (factory, path) =
-                cyberfilter::verify::backend::mlx_factory(model, Default::default())?;
+            let (factory, path) = {
+                let mut options = cyberfilter::verify::mlx::MlxOptions::default();
+                if let Some(n) = launch.max_text_tokens {
+                    options.max_text_tokens = n;
+                }
+                cyberfilter::verify::backend::mlx_factory(model, options)?
+            };
             // The model loads before the screen opens (a few seconds for the default one).
             eprintln!("cyberfilter-tui: loading {}", path.display());
             config.verifier = Some(factory);
@@ -278,6 +288,7 @@ fn run(cli: Cli, paths: Paths) -> anyhow::Result<i32> {
         rules: cli.rules.clone(),
         verifier: cli.verifier.clone(),
         model: cli.model.clone(),
+        max_text_tokens: cli.max_text_tokens,
         high: cli.high,
         low: cli.low,
         p_yes_cut: cli.p_yes_cut,
