@@ -30,7 +30,11 @@ fn main() {
     match openblas {
         // libmlx.so leaves cblas_sgemm & co. undefined-then-bundled; loading OpenBLAS first
         // interposes them. --no-as-needed keeps the otherwise "unused" library.
-        Some(_) => println!("cargo:rustc-link-arg=-Wl,--no-as-needed,-l:libopenblas.so.0,--as-needed"),
+        Some(path) => {
+            println!("cargo:rustc-link-arg=-Wl,--no-as-needed,-l:libopenblas.so.0,--as-needed");
+            // `bench verifier` preloads the same library into the Python baseline.
+            println!("cargo:rustc-env=CYBERFILTER_OPENBLAS={}", path.display());
+        }
         None => println!(
             "cargo:warning=libopenblas.so.0 not found: MLX falls back to the wheel's slow reference BLAS (apt-get install libopenblas0-pthread)"
         ),

@@ -147,42 +147,31 @@ fn start_engine(launch: &LaunchOptions) -> anyhow::Result<EngineChannels> {
             ..base
         });
     }
-    match launch.verifier.as_deref().unwrap_or("mlx") {
-        "none" => {}
-        "mlx" => {
-            let model = launch.model.as_deref().map(std::path::Path::new);
-            let (factory, path) = {
-                let mut options = cyberfilter::verify::mlx::MlxOptions::default();
-                if let Some(n) = launch.max_text_tokens {
-                    options.max_text_tokens = n;
-                }
-                cyberfilter::verify::backend::mlx_factory(model, options)?
-            };
-            // The model loads before the screen opens (a few seconds for the default one).
-            eprintln!("cyberfilter-tui: loading {}", path.display());
-            config.verifier = Some(factory);
-            config.verifier_name = "mlx".into();
-        }
-        "test-hash" => {
-            let delay = cyberfilter::verify::backend::test_hash_delay(300);
-            config.verifier = Some(cyberfilter::verify::backend::test_hash_factory(delay, 16));
-            config.verifier_name = "test-hash".into();
-        }
-        "http" => {
-            // An OpenAI-compatible server at $CYBERFILTER_HTTP_URL; --model is the name sent.
-            let url = std::env::var("CYBERFILTER_HTTP_URL")
-                .unwrap_or_else(|_| cyberfilter::verify::http::DEFAULT_URL.into());
-            config.verifier = Some(cyberfilter::verify::http::factory(
-                cyberfilter::verify::http::HttpOptions {
-                    url,
-                    model: launch.model.clone(),
-                    ..Default::default()
-                },
-            ));
-            config.verifier_name = "http".into();
-        }
-        other => anyhow::bail!("verifier `{other}` is not part of this build (mlx, http, none)"),
+    use cyberfilter::verify::backend::{self, BackendChoice, VerifierKind};
+    let name = launch.verifier.as_deref().unwrap_or("mlx");
+    let Ok(kind) = <VerifierKind as clap::ValueEnum>::from_str(name, true) else {
+        anyhow::bail!("verifier `{name}` is not part of this build (mlx, http, none)");
+    };
+    let model = launch.model.as_deref().map(PathBuf::from);
+    config.verifier = backend::factory(&BackendChoice {
+        kind,
+        model: model.clone(),
+        max_text_tokens: launch.max_text_tokens,
+        // An OpenAI-compatible server at $CYBERFILTER_HTTP_URL; --model is the name sent.
+        http: cyberfilter::verify::http::HttpOptions {
+            url: std::env::var("CYBERFILTER_HTTP_URL")
+                .unwrap_or_else(|_| cyberfilter::verify::http::DEFAULT_URL.into()),
+            model: launch.model.clone(),
+            ..Default::default()
+        },
+        test_delay_ms: 300,
+    })?;
+    if kind == VerifierKind::Mlx {
+        // The model loads before the screen opens (a few seconds for the default one).
+        let path = backend::mlx_model_path(model.as_deref());
+        eprintln!("cyberfilter-tui: loading {}", path.display());
     }
+    config.verifier_name = kind.name().into();
     config.exit_when_done = false;
     config.stats_interval = Duration::from_millis(250);
     let h = engine::start(config)?;

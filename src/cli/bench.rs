@@ -237,15 +237,7 @@ fn manifest_path(rel: &str) -> PathBuf {
 /// The OpenBLAS our build links ahead of the mlx-cpu wheel's reference BLAS (see build.rs): the
 /// baseline gets it too through LD_PRELOAD, so both sides run the same sgemm.
 fn openblas() -> Option<PathBuf> {
-    [
-        "/usr/lib/x86_64-linux-gnu",
-        "/usr/lib/aarch64-linux-gnu",
-        "/usr/lib64",
-        "/usr/lib",
-    ]
-    .iter()
-    .map(|d| Path::new(d).join("libopenblas.so.0"))
-    .find(|p| p.exists())
+    option_env!("CYBERFILTER_OPENBLAS").map(PathBuf::from)
 }
 
 fn run_baseline(

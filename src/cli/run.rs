@@ -6,36 +6,11 @@ use crate::engine::{self, EngineConfig, EngineError, EngineEvent, StatsSnapshot}
 use crate::rules::{RuleSet, Thresholds};
 use crate::store::paths;
 use crate::store::RunStore;
-use crate::verify::{backend, VerifierFactory, VerifyError};
+use crate::verify::backend::{self, BackendChoice, VerifierKind};
+use crate::verify::{VerifierFactory, VerifyError};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
-
-/// Which verifier backend answers verify-tier records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum VerifierKind {
-    /// No verifier: verify-tier records stay pending (stored, counted, exported as pending).
-    None,
-    /// Local model through MLX.
-    Mlx,
-    /// An HTTP inference server.
-    Http,
-    /// For tests only: a deterministic stand-in whose P(yes) comes from the text's hash (not
-    /// a classifier), sleeping CYBERFILTER_TEST_VERIFIER_DELAY_MS per batch.
-    #[value(hide = true)]
-    TestHash,
-}
-
-impl VerifierKind {
-    fn name(self) -> &'static str {
-        match self {
-            VerifierKind::None => "none",
-            VerifierKind::Mlx => "mlx",
-            VerifierKind::Http => "http",
-            VerifierKind::TestHash => "test-hash",
-        }
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ProgressMode {
@@ -135,23 +110,18 @@ impl HttpArgs {
 }
 
 fn verifier_factory(args: &RunArgs) -> Result<Option<VerifierFactory>, VerifyError> {
-    match args.verifier {
-        VerifierKind::None => Ok(None),
-        VerifierKind::TestHash => Ok(Some(backend::test_hash_factory(
-            backend::test_hash_delay(0),
-            16,
-        ))),
-        VerifierKind::Mlx => {
-            let mut options = crate::verify::mlx::MlxOptions::default();
-            if let Some(n) = args.max_text_tokens {
-                options.max_text_tokens = n;
-            }
-            let (factory, path) = backend::mlx_factory(args.model.as_deref(), options)?;
-            eprintln!("cyberfilter: verifier mlx, model {}", path.display());
-            Ok(Some(factory))
-        }
-        VerifierKind::Http => Ok(Some(crate::verify::http::factory(args.http.options()))),
+    let factory = backend::factory(&BackendChoice {
+        kind: args.verifier,
+        model: args.model.clone(),
+        max_text_tokens: args.max_text_tokens,
+        http: args.http.options(),
+        test_delay_ms: 0,
+    })?;
+    if args.verifier == VerifierKind::Mlx {
+        let path = backend::mlx_model_path(args.model.as_deref());
+        eprintln!("cyberfilter: verifier mlx, model {}", path.display());
     }
+    Ok(factory)
 }
 
 /// The store to use: given, the latest one for these inputs (`--resume`), or a new one.
