@@ -171,6 +171,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .multiply(&xh)
             .unwrap()
     });
+    time("rust causal softmax", reps, 0.0, || {
+        cyberfilter::verify::mlx::cpu_kernels::causal_softmax(&p4, l as usize).unwrap()
+    });
+    time("rust silu(g)*u", reps, 0.0, || {
+        cyberfilter::verify::mlx::cpu_kernels::silu_mul(&xh, &xh).unwrap()
+    });
     time("silu uncompiled x*sigmoid(x)*u", reps, 0.0, || {
         xh.multiply(mlx_rs::ops::sigmoid(&xh).unwrap())
             .unwrap()

@@ -95,6 +95,10 @@ pub struct VerifierArgs {
     pub records: usize,
     #[arg(long, value_delimiter = ',', default_value = "1,8,16,32")]
     pub batch_sizes: Vec<usize>,
+    /// Positions per forward batch (rows x longest row after the cached head); default: the
+    /// verifier's own budget for this platform.
+    #[arg(long, value_name = "N")]
+    pub batch_tokens: Option<usize>,
     #[arg(long, value_enum, default_value = "auto")]
     pub baseline: Baseline,
     /// BLAS of the baseline: `same` preloads the OpenBLAS this binary links (like for like);
@@ -305,13 +309,17 @@ fn run_verifier(args: &VerifierArgs) -> i32 {
             return EXIT_FAILURE;
         }
     };
+    if let Some(t) = args.batch_tokens {
+        verifier.options_mut().max_batch_tokens = t.max(1);
+    }
     let n = texts.texts.len();
     if !c.json {
         println!(
-            "verifier {}, {n} records of {}, text cut to {} tokens",
+            "verifier {}, {n} records of {}, text cut to {} tokens, forward batches of at most {} positions",
             verifier.model_id(),
             input.display(),
-            c.max_text_tokens
+            c.max_text_tokens,
+            verifier.options_mut().max_batch_tokens
         );
         println!(
             "sgemm peak through MLX (f32, n = 1024/1536/2048, best of 3): {:.1} GFLOP/s at n = {}",

@@ -50,14 +50,21 @@ pub fn planned_flops(
     c: &ModelConfig,
     prompts: &[Vec<u32>],
     batch: usize,
-    max_pad_fraction: f64,
+    limits: scoring::BatchLimits,
     cached_head: usize,
 ) -> f64 {
     prompts
         .chunks(batch.max(1))
         .flat_map(|chunk| {
-            let lengths: Vec<usize> = chunk.iter().map(Vec::len).collect();
-            scoring::buckets(&lengths, batch, max_pad_fraction)
+            // Bucketed by what each row costs after the cached head, as `answer` does.
+            let lengths: Vec<usize> = chunk
+                .iter()
+                .map(|p| match p.len() > cached_head {
+                    true => p.len() - cached_head,
+                    false => p.len(),
+                })
+                .collect();
+            scoring::buckets(&lengths, limits)
                 .into_iter()
                 .map(move |g| {
                     let rows: Vec<&[u32]> = g.iter().map(|&i| chunk[i].as_slice()).collect();
@@ -155,7 +162,7 @@ pub fn bench(
     for &batch in batch_sizes {
         let batch = batch.max(1);
         verifier.options_mut().max_batch = batch;
-        let max_pad = verifier.options_mut().max_pad_fraction;
+        let limits = verifier.batch_limits();
         let before = verifier.stats().clone();
         let started = Instant::now();
         for chunk in texts.chunks(batch) {
@@ -165,13 +172,8 @@ pub fn bench(
         let after = verifier.stats();
         let prompt = after.prompt_tokens - before.prompt_tokens;
         let padded = after.padded_tokens - before.padded_tokens;
-        let gflop = planned_flops(
-            &config,
-            &prompts,
-            batch,
-            max_pad,
-            verifier.cached_head_len(),
-        ) / 1e9;
+        let gflop =
+            planned_flops(&config, &prompts, batch, limits, verifier.cached_head_len()) / 1e9;
         let row = BenchRow {
             batch,
             records: texts.len(),
@@ -262,22 +264,36 @@ mod tests {
         // Rows share the head [1, 2]; lengths 5, 3, 5.
         let prompts = [p(&[1, 2, 3, 4, 5]), p(&[1, 2, 7]), p(&[1, 2, 3, 4, 6])];
         // Batch 1: every prompt alone at its own length, nothing shared.
+        let lim = |rows, max_pad_fraction| scoring::BatchLimits {
+            max_rows: rows,
+            max_tokens: usize::MAX,
+            max_pad_fraction,
+        };
         let alone = forward_flops(&c, 1, 5, 0) * 2.0 + forward_flops(&c, 1, 3, 0);
-        assert_eq!(planned_flops(&c, &prompts, 1, 0.25, 0), alone);
+        assert_eq!(planned_flops(&c, &prompts, 1, lim(1, 0.25), 0), alone);
         // Batch 4, no padding allowed: the two 5s share a batch (and the head [1,2,3,4]), the
         // 3 goes alone.
         let want = forward_flops(&c, 2, 1, 4) + forward_flops(&c, 1, 3, 0);
-        assert_eq!(planned_flops(&c, &prompts, 4, 0.0, 0), want);
+        assert_eq!(planned_flops(&c, &prompts, 4, lim(4, 0.0), 0), want);
         // Any padding allowed: one batch of 3 rows of 3 after the head [1, 2].
         assert_eq!(
-            planned_flops(&c, &prompts, 4, 1.0, 0),
+            planned_flops(&c, &prompts, 4, lim(4, 1.0), 0),
             forward_flops(&c, 3, 3, 2)
         );
         // A cached head of [1, 2]: batch 1 pays only for each row after it, with attention
         // over the head's keys.
         let after = |len| forward_flops(&c, 1, len, 2) - forward_flops(&c, 0, 0, 2);
         assert_eq!(
-            planned_flops(&c, &prompts, 1, 0.25, 2),
+            planned_flops(&c, &prompts, 1, lim(1, 0.25), 2),
+            after(3) * 2.0 + after(1)
+        );
+        // A budget of 5 positions after that head: the two rows of 3 cannot share a batch.
+        let budget = scoring::BatchLimits {
+            max_tokens: 5,
+            ..lim(4, 1.0)
+        };
+        assert_eq!(
+            planned_flops(&c, &prompts, 4, budget, 2),
             after(3) * 2.0 + after(1)
         );
     }

@@ -14,6 +14,7 @@
 
 pub mod bench;
 pub mod convert;
+pub mod cpu_kernels;
 pub mod gguf;
 pub mod hf;
 pub mod model;
@@ -63,6 +64,10 @@ pub struct MlxOptions {
     pub max_batch: usize,
     /// Record text is cut to this many tokens, keeping its head.
     pub max_text_tokens: usize,
+    /// Positions computed per forward batch (rows x the longest row after the cached prompt
+    /// head): long records go a few at a time, short ones many. On the CPU a forward batch
+    /// much larger than this runs out of cache and gets slower per record.
+    pub max_batch_tokens: usize,
     /// A new forward batch starts when padding would exceed this share of its tokens.
     pub max_pad_fraction: f64,
     /// Keep Q4/Q8 weights packed (fast on Metal); the CPU runs dense f32 about 14x faster.
@@ -74,6 +79,11 @@ impl Default for MlxOptions {
         Self {
             max_batch: 16,
             max_text_tokens: 256,
+            max_batch_tokens: if cfg!(target_os = "macos") {
+                8192
+            } else {
+                1024
+            },
             max_pad_fraction: 0.25,
             keep_quantized: cfg!(target_os = "macos"),
         }
@@ -109,6 +119,28 @@ pub fn default_model_path() -> PathBuf {
         return PathBuf::from(p);
     }
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// MLX's CPU allocator is plain `malloc`, and glibc serves every buffer over 32 MiB-ish (its
+/// dynamic mmap threshold) with a fresh `mmap` that the kernel zero-fills page by page, then
+/// unmaps it on free: a forward batch re-faults its whole working set every layer. Keeping
+/// freed memory in the heap for reuse made batch 8 of arXiv records 1.35x faster (1.21 ->
+/// 1.63 records/s, `cyberfilter bench verifier`). The heap then stays at the largest
+/// forward batch's working set, which depends on the batch size, not on the input.
+fn reuse_freed_buffers() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            // SAFETY: mallopt only changes allocator parameters; any value is valid.
+            unsafe {
+                // 32 MiB is the largest threshold glibc accepts on 64-bit.
+                libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+                libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+                libc::mallopt(libc::M_TOP_PAD, 64 << 20);
+            }
+        });
+    }
 }
 
 /// What either loader hands over.
@@ -204,6 +236,7 @@ impl MlxVerifier {
     /// Loads a GGUF file, or a Hugging Face folder (dense or mlx-community quantized).
     pub fn load_with(path: impl AsRef<Path>, options: MlxOptions) -> Result<Self, VerifyError> {
         let path = path.as_ref();
+        reuse_freed_buffers();
         let loaded = if path.is_dir() {
             Loaded::from(hf::load(path, options.keep_quantized)?)
         } else {
@@ -317,13 +350,9 @@ impl MlxVerifier {
             .iter()
             .map(|t| self.prompt_tokens(t))
             .collect::<Result<_, _>>()?;
-        let lengths: Vec<usize> = prompts.iter().map(Vec::len).collect();
+        let lengths = self.computed_lengths(&prompts);
         let mut out: Vec<Option<Answer>> = vec![None; texts.len()];
-        for group in scoring::buckets(
-            &lengths,
-            self.options.max_batch,
-            self.options.max_pad_fraction,
-        ) {
+        for group in scoring::buckets(&lengths, self.batch_limits()) {
             let batch: Vec<&[u32]> = group.iter().map(|&i| prompts[i].as_slice()).collect();
             let answers = self.forward(&batch)?;
             for (i, a) in group.into_iter().zip(answers) {
@@ -333,6 +362,31 @@ impl MlxVerifier {
         self.stats.calls += 1;
         self.stats.busy += started.elapsed();
         Ok(out.into_iter().flatten().collect())
+    }
+
+    /// How [`Self::answer`] groups prompts into forward batches.
+    pub fn batch_limits(&self) -> scoring::BatchLimits {
+        scoring::BatchLimits {
+            max_rows: self.options.max_batch,
+            max_tokens: self.options.max_batch_tokens,
+            max_pad_fraction: self.options.max_pad_fraction,
+        }
+    }
+
+    /// Positions each prompt costs a forward batch: its tokens after the instruction head,
+    /// which every prompt starts with and which is computed once per model.
+    pub fn computed_lengths(&self, prompts: &[Vec<u32>]) -> Vec<usize> {
+        let head = self.prompt.prefix.len();
+        prompts
+            .iter()
+            .map(|p| {
+                if p.len() > head {
+                    p.len() - head
+                } else {
+                    p.len()
+                }
+            })
+            .collect()
     }
 
     /// [`Self::forward`] computing every prompt whole, without the cached instruction head:

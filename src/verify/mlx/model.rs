@@ -284,22 +284,15 @@ impl SharedPrefix {
 
 /// MLX's CPU build for x86-64 evaluates `exp` (hence `softmax`, `sigmoid`, `silu`,
 /// `log_softmax`) through out-of-line `fma` calls: 20-80 ns an element, 50x a multiply, and
-/// more time than all the matmuls of a layer (examples/profile_forward.rs). `power(2, x)` goes
-/// through libm's `powf`, and `e^x = 2^(x log2 e)` with it costs 3-13x less for results equal
-/// within 2e-7. Metal has fused kernels for all of these, so macOS keeps MLX's own ops.
+/// more time than all the matmuls of a layer (examples/profile_forward.rs). The attention
+/// softmax and the MLP's `silu(gate) * up` run as Rust kernels ([`super::cpu_kernels`]); the
+/// one softmax over the vocabulary at the last position uses `power(2, x)` (libm's `powf`,
+/// 3-13x cheaper than MLX's `exp`, equal within 2e-7). Metal has fused kernels for all of
+/// these, so macOS keeps MLX's own ops.
 const CPU_MATH: bool = !cfg!(target_os = "macos");
 
 fn exp_via_pow2(x: &Array) -> Result<Array, Exception> {
     Array::from_f32(2.0).power(x.multiply(Array::from_f32(std::f32::consts::LOG2_E))?)
-}
-
-/// Softmax over the last axis.
-fn softmax_last(x: &Array) -> Result<Array, Exception> {
-    if !CPU_MATH {
-        return ops::softmax_axis(x, -1, true);
-    }
-    let e = exp_via_pow2(&x.subtract(x.max_axis(-1, true)?)?)?;
-    e.divide(e.sum_axis(-1, true)?)
 }
 
 /// Log-softmax over the last axis (`x - logsumexp(x)`).
@@ -317,14 +310,14 @@ fn silu_mul(gate: &Array, up: &Array) -> Result<Array, Exception> {
     if !CPU_MATH {
         return mlx_rs::nn::silu(gate)?.multiply(up);
     }
-    let e = exp_via_pow2(&gate.negative()?)?;
-    gate.divide(e.add(Array::from_f32(1.0))?)?.multiply(up)
+    super::cpu_kernels::silu_mul(gate, up)
 }
 
 /// Scaled dot-product attention with grouped KV heads: `q` `(B, H, L, D)`, `k`/`v`
-/// `(B, KV, S, D)`, additive `mask` `(L, S)`. On the CPU MLX's `fast` version falls back
-/// to these same ops with its slow softmax; here the query heads of one KV head are stacked into
-/// one `(rep*L, D) x (D, S)` matmul per KV head, and the softmax is [`softmax_last`].
+/// `(B, KV, S, D)`, additive causal `mask` `(L, S)` (query `i` sees keys `0..=S-L+i`). On the
+/// CPU MLX's `fast` version falls back to slow composed ops; here the query heads of one KV
+/// head are stacked into one `(rep*L, D) x (D, S)` matmul per KV head, and the softmax is
+/// [`super::cpu_kernels::causal_softmax`], which applies that same causal rule itself.
 fn attention(
     q: &Array,
     k: &Array,
@@ -335,18 +328,15 @@ fn attention(
     if !CPU_MATH {
         return fast::scaled_dot_product_attention(q, k, v, scale, mask, None);
     }
-    let (qs, ks) = (q.shape(), k.shape());
+    let qs = q.shape();
     let (b, h, l, d) = (qs[0], qs[1], qs[2], qs[3]);
-    let (kv, s) = (ks[1], ks[2]);
+    let kv = k.shape()[1];
     let rep = h / kv;
     let q = q
         .multiply(Array::from_f32(scale))?
         .reshape(&[b, kv, rep * l, d])?;
-    let scores = q
-        .matmul(k.transpose_axes(&[0, 1, 3, 2])?)?
-        .reshape(&[b, kv, rep, l, s])?
-        .add(mask.reshape(&[1, 1, 1, l, s])?)?;
-    let p = softmax_last(&scores)?.reshape(&[b, kv, rep * l, s])?;
+    let scores = q.matmul(k.transpose_axes(&[0, 1, 3, 2])?)?; // (B, KV, rep*L, S)
+    let p = super::cpu_kernels::causal_softmax(&scores, l as usize)?;
     p.matmul(v)?.reshape(&[b, h, l, d])
 }
 

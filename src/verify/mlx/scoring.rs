@@ -16,9 +16,25 @@ pub struct Answer {
     pub p_yes: f32,
 }
 
-/// Groups prompt indices into forward batches: sorted by length, at most `max_batch` each, and
-/// a new batch starts when padding would exceed `max_pad_fraction` of the batch's tokens.
-pub fn buckets(lengths: &[usize], max_batch: usize, max_pad_fraction: f64) -> Vec<Vec<usize>> {
+/// How prompts are grouped into forward batches.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BatchLimits {
+    /// Rows per forward batch.
+    pub max_rows: usize,
+    /// Padded positions (rows x longest) per forward batch; a lone longer row still runs.
+    pub max_tokens: usize,
+    /// A new batch starts when padding would exceed this share of its positions.
+    pub max_pad_fraction: f64,
+}
+
+/// Groups prompt indices into forward batches: sorted by length, and a new batch starts when
+/// it would exceed `limits`.
+pub fn buckets(lengths: &[usize], limits: BatchLimits) -> Vec<Vec<usize>> {
+    let BatchLimits {
+        max_rows: max_batch,
+        max_tokens,
+        max_pad_fraction,
+    } = limits;
     let mut order: Vec<usize> = (0..lengths.len()).collect();
     order.sort_by_key(|&i| (lengths[i], i));
     let mut out: Vec<Vec<usize>> = Vec::new();
@@ -29,8 +45,9 @@ pub fn buckets(lengths: &[usize], max_batch: usize, max_pad_fraction: f64) -> Ve
         let n = current.len() + 1;
         let padded = len * n; // sorted ascending: the newcomer is the longest
         let waste = (padded - (sum + len)) as f64;
-        if !current.is_empty() && (n > max_batch.max(1) || waste > max_pad_fraction * padded as f64)
-        {
+        let over =
+            n > max_batch.max(1) || padded > max_tokens || waste > max_pad_fraction * padded as f64;
+        if !current.is_empty() && over {
             out.push(std::mem::take(&mut current));
             sum = 0;
         }
@@ -229,7 +246,7 @@ mod tests {
     #[test]
     fn buckets_cover_every_index_once_and_respect_the_batch_cap() {
         let lengths = [10, 200, 12, 11, 198, 50, 10, 10, 10, 10];
-        let b = buckets(&lengths, 4, 0.25);
+        let b = buckets(&lengths, limits(4, usize::MAX, 0.25));
         let mut seen: Vec<usize> = b.iter().flatten().copied().collect();
         seen.sort();
         assert_eq!(seen, (0..lengths.len()).collect::<Vec<_>>());
@@ -242,11 +259,46 @@ mod tests {
     #[test]
     fn padding_stays_under_the_limit_unless_alone() {
         let lengths = [5, 7, 9, 30, 31, 90, 100, 100];
-        for g in buckets(&lengths, 32, 0.2) {
+        for g in buckets(&lengths, limits(32, usize::MAX, 0.2)) {
             let max = g.iter().map(|&i| lengths[i]).max().unwrap();
             let sum: usize = g.iter().map(|&i| lengths[i]).sum();
             assert!((max * g.len() - sum) as f64 <= 0.2 * (max * g.len()) as f64);
         }
+    }
+
+    fn limits(max_rows: usize, max_tokens: usize, max_pad_fraction: f64) -> BatchLimits {
+        BatchLimits {
+            max_rows,
+            max_tokens,
+            max_pad_fraction,
+        }
+    }
+
+    #[test]
+    fn the_token_budget_splits_long_rows_and_packs_short_ones() {
+        let mut lengths = vec![100usize; 8];
+        lengths.extend([300, 300, 300, 900]);
+        let b = buckets(&lengths, limits(16, 600, 0.25));
+        let mut seen: Vec<usize> = b.iter().flatten().copied().collect();
+        seen.sort();
+        assert_eq!(seen, (0..lengths.len()).collect::<Vec<_>>());
+        for g in &b {
+            let longest = g.iter().map(|&i| lengths[i]).max().unwrap();
+            // Within budget, or a lone row that is longer than it.
+            assert!(longest * g.len() <= 600 || g.len() == 1, "{g:?}");
+        }
+        // Six short rows fill the budget exactly; the 900-token row runs alone.
+        assert!(b
+            .iter()
+            .any(|g| g.len() == 6 && g.iter().all(|&i| lengths[i] == 100)));
+        assert!(b.contains(&vec![11]));
+        assert_eq!(
+            b.iter()
+                .filter(|g| g.contains(&8) || g.contains(&9) || g.contains(&10))
+                .map(|g| g.len())
+                .max(),
+            Some(2)
+        );
     }
 
     #[test]
