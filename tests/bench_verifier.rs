@@ -167,3 +167,44 @@ fn bench_accuracy_names_the_file_without_labels() {
     assert!(stderr.contains(f.path().to_str().unwrap()), "{stderr}");
     assert!(stderr.contains("label"), "{stderr}");
 }
+
+#[test]
+fn bench_verifier_on_the_verify_tier_gives_the_baseline_the_same_records() {
+    if model_missing() {
+        return;
+    }
+    let python = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python");
+    if !std::path::Path::new(python).exists() {
+        eprintln!("SKIP: {python} missing; run ./scripts/setup.sh");
+        return;
+    }
+    // CAPEC: most patterns are kept by the rules outright; a few land in the verify tier.
+    let capec = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/realdata/capec/capec_v3.9.xml"
+    );
+    let v = run_json(&[
+        "bench",
+        "verifier",
+        "--input",
+        capec,
+        "--verify-tier",
+        "--records",
+        "2",
+        "--batch-sizes",
+        "2",
+        "--max-text-tokens",
+        "64",
+        "--python",
+        python,
+        "--json",
+    ]);
+    let rows = v["rows"].as_array().unwrap();
+    assert_eq!(num(&rows[0], "records"), 2.0);
+    let baseline = &v["baseline"];
+    assert_eq!(num(baseline, "records"), 2.0, "{v}");
+    assert!(num(baseline, "records_per_s") > 0.0, "{baseline}");
+    // Both sides read the texts our extractor produced, so the baseline saw real prompts.
+    assert!(num(baseline, "prompt_tokens") > 2.0 * 40.0, "{baseline}");
+    assert!(num(&v["ratios"], "best") > 0.0, "{v}");
+}

@@ -6,8 +6,10 @@
 
 use super::eval::Prf;
 use super::pipeline::{stream, Item};
+use super::text_chars;
 use super::{EXIT_DATAERR, EXIT_FAILURE, EXIT_NOINPUT, EXIT_OK, EXIT_USAGE, EXIT_VERIFIER};
 use crate::ingest::IngestOptions;
+use crate::rules::{tier_for, RuleSet, Tier};
 use crate::verify::mlx::bench::FLOP_FORMULA;
 use crate::verify::mlx::bench::{bench, sgemm_peak, BenchReport, BenchRow, SgemmPeak};
 use crate::verify::mlx::{default_model_path, MlxOptions, MlxVerifier};
@@ -95,6 +97,10 @@ pub struct VerifierArgs {
     pub records: usize,
     #[arg(long, value_delimiter = ',', default_value = "1,8,16,32")]
     pub batch_sizes: Vec<usize>,
+    /// Measure only the records the default rules send to the verifier (the verify tier), the
+    /// verifier's real workload; e.g. `--input ../shared/realdata --verify-tier`.
+    #[arg(long)]
+    pub verify_tier: bool,
     /// Positions per forward batch (rows x longest row after the cached head); default: the
     /// verifier's own budget for this platform.
     #[arg(long, value_name = "N")]
@@ -185,8 +191,16 @@ fn read_texts(
     path: &Path,
     label_field: Option<&str>,
     limit: usize,
+    verify_tier_only: bool,
     who: &str,
 ) -> Result<Texts, i32> {
+    let rules = RuleSet::default_rules();
+    let thresholds = rules.thresholds();
+    let wanted = |text: &str| {
+        !verify_tier_only
+            || tier_for(rules.score(text).score, text_chars(text), true, &thresholds)
+                == Tier::Verify
+    };
     let opts = IngestOptions {
         label_field: label_field.map(str::to_string),
         ..Default::default()
@@ -199,7 +213,7 @@ fn read_texts(
     let mut files = 0;
     let mut consume = |item: Item| -> ControlFlow<()> {
         match item {
-            Item::Record(rec) if rec.scored && !rec.text.trim().is_empty() => {
+            Item::Record(rec) if rec.scored && !rec.text.trim().is_empty() && wanted(&rec.text) => {
                 out.texts.push(rec.text);
                 out.labels.push(rec.label);
                 if out.texts.len() >= limit {
@@ -219,6 +233,9 @@ fn read_texts(
         eprintln!("cyberfilter bench {who}: {e}");
         return Err(EXIT_NOINPUT);
     }
+    // Readers of several files may hand over a few records past the break.
+    out.texts.truncate(limit);
+    out.labels.truncate(limit);
     if out.texts.is_empty() {
         eprintln!(
             "cyberfilter bench {who}: {}: no record with text",
@@ -244,19 +261,45 @@ fn openblas() -> Option<PathBuf> {
     option_env!("CYBERFILTER_OPENBLAS").map(PathBuf::from)
 }
 
+/// The texts exactly as our extractor produced them, one `{"text": ...}` line each, so the
+/// baseline reads the same records whatever the input's format; removed on drop.
+struct TextsFile(PathBuf);
+
+impl TextsFile {
+    fn write(texts: &[String]) -> Result<Self, String> {
+        let path = std::env::temp_dir().join(format!(
+            "cyberfilter-bench-texts-{}.jsonl",
+            std::process::id()
+        ));
+        let mut body = String::new();
+        for t in texts {
+            body.push_str(&serde_json::json!({ "text": t }).to_string());
+            body.push('\n');
+        }
+        std::fs::write(&path, body).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(Self(path))
+    }
+}
+
+impl Drop for TextsFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 fn run_baseline(
     python: &Path,
-    records: usize,
-    input: &Path,
+    texts: &[String],
     model: &Path,
     blas: BaselineBlas,
 ) -> Result<BaselineRun, String> {
     let script = manifest_path(BASELINE_SCRIPT);
+    let input = TextsFile::write(texts)?;
     let mut cmd = Command::new(python);
     cmd.arg(&script)
-        .arg(records.to_string())
+        .arg(texts.len().to_string())
         .arg("--input")
-        .arg(input)
+        .arg(&input.0)
         .arg("--model")
         .arg(model);
     if let (BaselineBlas::Same, Some(blas)) = (blas, openblas()) {
@@ -294,7 +337,7 @@ fn run_verifier(args: &VerifierArgs) -> i32 {
         return EXIT_USAGE;
     }
     let input = c.input_path();
-    let texts = match read_texts(&input, None, args.records, "verifier") {
+    let texts = match read_texts(&input, None, args.records, args.verify_tier, "verifier") {
         Ok(t) => t,
         Err(code) => return code,
     };
@@ -315,8 +358,9 @@ fn run_verifier(args: &VerifierArgs) -> i32 {
     let n = texts.texts.len();
     if !c.json {
         println!(
-            "verifier {}, {n} records of {}, text cut to {} tokens, forward batches of at most {} positions",
+            "verifier {}, {n} records{} of {}, text cut to {} tokens, forward batches of at most {} positions",
             verifier.model_id(),
+            if args.verify_tier { " (verify tier)" } else { "" },
             input.display(),
             c.max_text_tokens,
             verifier.options_mut().max_batch_tokens
@@ -364,7 +408,7 @@ fn run_verifier(args: &VerifierArgs) -> i32 {
             )),
         ),
         Baseline::Auto => {
-            match run_baseline(&python, n, &input, &c.model_path(), args.baseline_blas) {
+            match run_baseline(&python, &texts.texts, &c.model_path(), args.baseline_blas) {
                 Ok(b) => (Some(b), None),
                 Err(e) => (None, Some(format!("failed: {e}"))),
             }
@@ -528,7 +572,13 @@ fn run_accuracy(args: &AccuracyArgs) -> i32 {
             .p_yes_cut
     });
     let input = c.input_path();
-    let texts = match read_texts(&input, Some(&args.label_field), usize::MAX, "accuracy") {
+    let texts = match read_texts(
+        &input,
+        Some(&args.label_field),
+        usize::MAX,
+        false,
+        "accuracy",
+    ) {
         Ok(t) => t,
         Err(code) => return code,
     };
