@@ -11,7 +11,8 @@
 //! no answer (NaN: it fails alone and stays pending).
 //!
 //! A batch is answered by `concurrency` requests in flight. Connection errors, 5xx and 429
-//! are retried with exponential backoff and jitter; other 4xx and timeouts are not.
+//! are retried with exponential backoff and jitter, waiting longer when the server's
+//! `Retry-After` asks for it (at most 30 s); other 4xx and timeouts are not.
 
 use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
@@ -83,9 +84,14 @@ struct AskError {
 
 /// One try's failure: worth another try or not.
 enum TryError {
-    Retry(AskError),
+    /// Worth another try; with the wait the server asked for (`Retry-After`), if any.
+    Retry(AskError, Option<Duration>),
     Fatal(AskError),
 }
+
+/// The longest `Retry-After` we honour: a server asking for more is waited on this long, so a
+/// busy server cannot park a verifier thread (and the engine's stop) for minutes.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 
 pub struct HttpVerifier {
     agent: ureq::Agent,
@@ -220,12 +226,13 @@ impl HttpVerifier {
                         unreachable: false,
                     })
                 }
-                Err(TryError::Retry(e)) if attempt < self.options.retries => {
-                    tracing::debug!("{}; retrying", e.message);
-                    std::thread::sleep(backoff(self.options.backoff, attempt));
+                Err(TryError::Retry(e, asked)) if attempt < self.options.retries => {
+                    let wait = retry_wait(self.options.backoff, attempt, asked);
+                    tracing::debug!("{}; retrying in {} ms", e.message, wait.as_millis());
+                    std::thread::sleep(wait);
                     attempt += 1;
                 }
-                Err(TryError::Retry(mut e)) => {
+                Err(TryError::Retry(mut e, _)) => {
                     e.message = format!("{} (after {} tries)", e.message, attempt + 1);
                     return Err(e);
                 }
@@ -254,10 +261,15 @@ impl HttpVerifier {
                 | ureq::Error::ConnectionFailed
                 | ureq::Error::HostNotFound
                 | ureq::Error::Protocol(_)),
-            ) => return Err(TryError::Retry(fail(e.to_string(), true))),
+            ) => return Err(TryError::Retry(fail(e.to_string(), true), None)),
             Err(e) => return Err(TryError::Fatal(fail(e.to_string(), false))),
         };
         let status = response.status().as_u16();
+        let asked = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
         let text = match response.body_mut().read_to_string() {
             Ok(t) => t,
             Err(e) if is_timeout(&e) => {
@@ -267,17 +279,17 @@ impl HttpVerifier {
                 )))
             }
             Err(e) => {
-                return Err(TryError::Retry(fail(
-                    format!("HTTP {status}, reading the body: {e}"),
-                    false,
-                )))
+                return Err(TryError::Retry(
+                    fail(format!("HTTP {status}, reading the body: {e}"), false),
+                    asked,
+                ))
             }
         };
         if status == 429 || status >= 500 {
-            return Err(TryError::Retry(fail(
-                format!("HTTP {status}: {}", snippet(&text)),
-                false,
-            )));
+            return Err(TryError::Retry(
+                fail(format!("HTTP {status}: {}", snippet(&text)), false),
+                asked,
+            ));
         }
         if !(200..300).contains(&status) {
             return Err(TryError::Fatal(fail(
@@ -452,6 +464,22 @@ fn is_timeout(e: &ureq::Error) -> bool {
             std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
         ),
         _ => false,
+    }
+}
+
+/// `Retry-After` in its delta-seconds form (what 429/503 answers of model servers send); the
+/// HTTP-date form is left to the ordinary backoff.
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// How long to wait before retry `attempt`: our backoff, or longer when the server asked for
+/// it, never more than [`MAX_RETRY_AFTER`] on the server's word.
+fn retry_wait(base: Duration, attempt: u32, asked: Option<Duration>) -> Duration {
+    let ours = backoff(base, attempt);
+    match asked {
+        Some(a) => ours.max(a.min(MAX_RETRY_AFTER)),
+        None => ours,
     }
 }
 
@@ -647,6 +675,88 @@ mod tests {
             ..Default::default()
         })
         .is_err());
+    }
+
+    #[test]
+    fn retry_after_lengthens_the_wait_within_a_cap() {
+        let base = Duration::from_millis(100);
+        assert_eq!(parse_retry_after(" 7 "), Some(Duration::from_secs(7)));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2026 07:28:00 GMT"), None);
+        assert_eq!(parse_retry_after("-1"), None);
+        let ours = retry_wait(base, 0, None);
+        assert!(ours >= base && ours <= base + base / 2);
+        assert_eq!(
+            retry_wait(base, 0, Some(Duration::from_secs(2))),
+            Duration::from_secs(2)
+        );
+        // The server asking for less than our backoff does not shorten it.
+        assert!(retry_wait(base, 3, Some(Duration::from_millis(1))) >= base * 8);
+        assert_eq!(
+            retry_wait(base, 0, Some(Duration::from_secs(3600))),
+            MAX_RETRY_AFTER
+        );
+    }
+
+    #[test]
+    fn a_429_with_retry_after_is_waited_out_and_then_answered() {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let ok = json!({"choices": [{"logprobs": {"content": [{"token": "Yes", "logprob": -0.1,
+                "top_logprobs": [{"token": "Yes", "logprob": -0.1}, {"token": "No", "logprob": -2.4}]}]}}]})
+            .to_string();
+            let answers = [
+                "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Length: 4\r\nConnection: close\r\n\r\nbusy".to_string(),
+                format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{ok}", ok.len()),
+            ];
+            let mut seen = Vec::new();
+            for answer in answers {
+                let (mut conn, _) = listener.accept().unwrap();
+                // Read the whole request (head, then Content-Length bytes) before answering.
+                let mut buf = vec![0u8; 1 << 16];
+                let mut got = Vec::new();
+                let complete = |got: &[u8]| {
+                    let text = String::from_utf8_lossy(got).to_ascii_lowercase();
+                    let Some(head_end) = text.find("\r\n\r\n") else {
+                        return false;
+                    };
+                    let len = text[..head_end]
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    got.len() >= head_end + 4 + len
+                };
+                while !complete(&got) {
+                    let n = conn.read(&mut buf).unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    got.extend_from_slice(&buf[..n]);
+                }
+                seen.push(std::time::Instant::now());
+                conn.write_all(answer.as_bytes()).unwrap();
+            }
+            seen
+        });
+        let v = HttpVerifier::new(HttpOptions {
+            url: format!("http://127.0.0.1:{port}"),
+            retries: 1,
+            backoff: Duration::from_millis(1),
+            ..Default::default()
+        })
+        .unwrap();
+        let p = v.ask("a record").unwrap();
+        let seen = server.join().unwrap();
+        let want = 1.0 / (1.0 + (-2.3f64).exp());
+        assert!((p as f64 - want).abs() < 1e-5, "{p}");
+        // The retry came after the second the server asked for, not after our 1 ms backoff.
+        assert!(
+            seen[1] - seen[0] >= Duration::from_millis(950),
+            "{:?}",
+            seen[1] - seen[0]
+        );
     }
 
     #[test]
