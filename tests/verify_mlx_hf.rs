@@ -90,6 +90,68 @@ fn tiny_hf_folders_match_the_naive_reference() {
     }
 }
 
+/// Llama 3.1's scaled rotation speeds, written the way transformers computes them
+/// (`_compute_llama3_parameters`, inverse frequencies), independent of the loader's form.
+fn llama3_inv_freq(d: usize, factor: f64, low: f64, high: f64, context: f64) -> Vec<f64> {
+    (0..d / 2)
+        .map(|i| {
+            let inv = 1.0 / 10000f64.powf(2.0 * i as f64 / d as f64);
+            let wavelen = 2.0 * std::f64::consts::PI / inv;
+            let scaled = if wavelen > context / low {
+                inv / factor
+            } else {
+                inv
+            };
+            let medium = wavelen >= context / high && wavelen <= context / low;
+            if medium {
+                let s = (context / wavelen - low) / (high - low);
+                (1.0 - s) * scaled / factor + s * scaled
+            } else {
+                scaled
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn llama3_rope_scaling_matches_the_naive_reference() {
+    let guard = mlx_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let w = write_hf(dir.path(), "llama31", LLAMA, None);
+    // head_dim 8: wavelengths 6.3, 63, 628, 6283. With context 200 and factors 1/4 the first is
+    // kept, the second blended and the last two slowed 8x, so every branch is exercised.
+    edit_config(&w.path, |c| {
+        c["rope_scaling"] = serde_json::json!({"rope_type": "llama3", "factor": 8.0,
+            "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 200})
+    });
+    let mut v = load(&w.path, false);
+    let inv = llama3_inv_freq(LLAMA.head_dim, 8.0, 1.0, 4.0, 200.0);
+    for text in TEXTS {
+        let ids = text_ids(&v, text);
+        let want = reference_last_logits_with_rope(LLAMA, &w.weights, &ids, false, Some(&inv));
+        let plain = reference_last_logits(LLAMA, &w.weights, &ids, false);
+        let got = all_logits(&mut v, &ids);
+        let worst = worst_diff(&want, &got);
+        let plain_f32: Vec<f32> = plain.iter().map(|&x| x as f32).collect();
+        let scaling_effect = worst_diff(&want, &plain_f32);
+        assert!(
+            worst < 1e-3,
+            "{text:?}: differs from the scaled reference by {worst}"
+        );
+        assert!(
+            scaling_effect > 10.0 * worst,
+            "{text:?}: the scaling moves logits by {scaling_effect} only (ours {worst})"
+        );
+    }
+    drop((guard, v)); // load_err takes the lock itself
+                      // A llama3 section without its parameters is refused, naming what is missing.
+    edit_config(&w.path, |c| {
+        c["rope_scaling"] = serde_json::json!({"rope_type": "llama3", "factor": 8.0})
+    });
+    let e = load_err(&w.path);
+    assert!(e.contains("low_freq_factor"), "{e}");
+}
+
 /// Rounds every tensor through `dtype` (what a bf16 checkpoint holds), rewriting the folder.
 fn round_folder(folder: &Path, w: &mut Weights, dtype: Dtype) {
     let mut arrays = HashMap::new();
@@ -872,7 +934,7 @@ fn bad_quantization_and_rope_settings_are_clear_errors() {
     assert!(e.contains("no \"quantization\" section"), "{e}");
     let f = tiny_folder(dir.path(), "rope");
     edit_config(&f, |c| {
-        c["rope_scaling"] = serde_json::json!({"rope_type": "llama3", "factor": 32.0})
+        c["rope_scaling"] = serde_json::json!({"rope_type": "yarn", "factor": 32.0})
     });
     let e = load_err(&f);
     assert!(

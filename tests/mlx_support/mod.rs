@@ -344,11 +344,13 @@ fn matvec(w: &(Vec<f32>, Vec<usize>), x: &[f64]) -> Vec<f64> {
         .collect()
 }
 
-/// RoPE on one head vector at position `pos`: traditional (adjacent pairs) or split halves.
-fn rope(v: &mut [f64], pos: usize, traditional: bool) {
+/// RoPE on one head vector at position `pos`: traditional (adjacent pairs) or split halves;
+/// `inv_freq[i]` is pair i's rotation speed (default `10000^(-2i/d)`).
+fn rope(v: &mut [f64], pos: usize, traditional: bool, inv_freq: Option<&[f64]>) {
     let d = v.len();
     for i in 0..d / 2 {
-        let theta = pos as f64 * 10000f64.powf(-2.0 * i as f64 / d as f64);
+        let speed = inv_freq.map_or_else(|| 10000f64.powf(-2.0 * i as f64 / d as f64), |f| f[i]);
+        let theta = pos as f64 * speed;
         let (a, b) = if traditional {
             (2 * i, 2 * i + 1)
         } else {
@@ -363,6 +365,17 @@ fn rope(v: &mut [f64], pos: usize, traditional: bool) {
 /// The last-position logits of `ids`, with GGUF-named `weights` in the layout whose RoPE is
 /// `traditional` (GGUF Llama) or split-half (everything else).
 pub fn reference_last_logits(t: Tiny, w: &Weights, ids: &[u32], traditional: bool) -> Vec<f64> {
+    reference_last_logits_with_rope(t, w, ids, traditional, None)
+}
+
+/// [`reference_last_logits`] with each rotated pair's speed given (a RoPE scaling).
+pub fn reference_last_logits_with_rope(
+    t: Tiny,
+    w: &Weights,
+    ids: &[u32],
+    traditional: bool,
+    inv_freq: Option<&[f64]>,
+) -> Vec<f64> {
     let g = |k: &str| &w[k];
     let (d, hd) = (t.dim, t.head_dim);
     let embed = g("token_embd.weight");
@@ -404,7 +417,7 @@ pub fn reference_last_logits(t: Tiny, w: &Weights, ids: &[u32], traditional: boo
                         let n = rms_norm(head, &nw.0);
                         head.copy_from_slice(&n);
                     }
-                    rope(head, pos, traditional);
+                    rope(head, pos, traditional, inv_freq);
                 }
             }
             qs.push(q);

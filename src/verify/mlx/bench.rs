@@ -217,6 +217,7 @@ mod tests {
             rms_eps: 1e-5,
             rope_theta: 1e4,
             rope_traditional: false,
+            rope_periods: None,
         }
     }
 
@@ -252,6 +253,7 @@ mod tests {
             rms_eps: 1e-5,
             rope_theta: 1e5,
             rope_traditional: true,
+            rope_periods: None,
         };
         // 106.2M weights outside the embedding: ~212 MFLOP a position before attention.
         assert!((matmul_params_per_token(&c) - 106_168_320.0).abs() < 1.0);

@@ -102,6 +102,15 @@ pub fn convert(
     dtype: OutDtype,
 ) -> Result<ConvertReport, ConvertError> {
     let loaded = gguf::load(gguf_path, false)?;
+    if loaded.model.config.rope_periods.is_some() {
+        // Its per-pair factors do not say which `rope_scaling` parameters made them, and a
+        // config.json without them would load as plain RoPE and give wrong logits.
+        return Err(LoadError::new(
+            gguf_path,
+            "scaled RoPE (tensor rope_freqs.weight) cannot be written as a config.json yet".into(),
+        )
+        .into());
+    }
     let tensors = hf_tensors(gguf_path, &loaded.model, dtype)?;
     let tied = !tensors.contains_key(&format!("{}.weight", HF.head));
     std::fs::create_dir_all(out).map_err(|e| write_err(out, e))?;

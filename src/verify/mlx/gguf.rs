@@ -350,7 +350,30 @@ fn config_from_meta(
             .unwrap_or(1e-5) as f32,
         rope_theta: meta.float(&k("rope.freq_base"))?.unwrap_or(10_000.0) as f32,
         rope_traditional: arch == "llama",
+        rope_periods: None,
     };
+    let mut config = config;
+    // Llama 3.1+ GGUFs carry their RoPE scaling as per-pair factors that divide each rotation
+    // speed (llama.cpp's `rope_freqs.weight`).
+    if let Some(factors) = arrays.get("rope_freqs.weight") {
+        let factors = factors
+            .as_dtype(mlx_rs::Dtype::Float32)
+            .and_then(|a| a.contiguous())
+            .map_err(|e| meta.error(format!("tensor rope_freqs.weight: {e}")))?;
+        factors
+            .eval()
+            .map_err(|e| meta.error(format!("tensor rope_freqs.weight: {e}")))?;
+        let factors = factors.as_slice::<f32>();
+        let plain = ModelConfig::plain_rope_periods(config.rope_theta, head_dim);
+        if factors.len() != plain.len() {
+            return Err(meta.error(format!(
+                "tensor rope_freqs.weight has {} factors, the heads rotate {} pairs",
+                factors.len(),
+                plain.len()
+            )));
+        }
+        config.rope_periods = Some(plain.iter().zip(factors).map(|(p, f)| p * f).collect());
+    }
     if n_heads <= 0 || n_kv_heads <= 0 || n_heads % n_kv_heads != 0 || head_dim <= 0 {
         return Err(meta.error(format!(
             "inconsistent attention shape: {n_heads} heads, {n_kv_heads} kv heads, head dim {head_dim}"

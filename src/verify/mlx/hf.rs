@@ -230,21 +230,7 @@ impl Config<'_> {
         arch: &str,
         arrays: &HashMap<String, Array>,
     ) -> Result<ModelConfig, LoadError> {
-        if let Some(scaling) = self.get("rope_scaling") {
-            let kind = scaling
-                .get("rope_type")
-                .or_else(|| scaling.get("type"))
-                .and_then(Value::as_str)
-                .unwrap_or("?");
-            let factor = scaling.get("factor").and_then(Value::as_f64);
-            // Any real scaling changes every rotation frequency; running without it would give
-            // plausible but wrong logits.
-            if !(kind == "default" || (kind == "linear" && factor == Some(1.0))) {
-                return Err(self.error(format!(
-                    "rope_scaling {scaling} is not supported (only unscaled RoPE)"
-                )));
-            }
-        }
+        let rope_theta = self.float("rope_theta")?.unwrap_or(10_000.0) as f32;
         let dim = self.req_int("hidden_size")?;
         let n_heads = self.req_int("num_attention_heads")?;
         let n_kv_heads = self
@@ -297,10 +283,81 @@ impl Config<'_> {
             vocab_size: embed_rows,
             // transformers' defaults for these three models.
             rms_eps: self.float("rms_norm_eps")?.unwrap_or(1e-6) as f32,
-            rope_theta: self.float("rope_theta")?.unwrap_or(10_000.0) as f32,
+            rope_theta,
             rope_traditional: self.bool("rope_traditional")?.unwrap_or(false),
+            rope_periods: self.rope_periods(rope_theta, head_dim)?,
         })
     }
+
+    /// RoPE periods changed by `rope_scaling`: `None` for plain RoPE; Llama 3.1+'s `llama3`
+    /// scaling computed as transformers and mlx_lm do; anything else is refused, since running
+    /// without it would give plausible but wrong logits.
+    fn rope_periods(&self, theta: f32, head_dim: i32) -> Result<Option<Vec<f32>>, LoadError> {
+        let Some(scaling) = self.get("rope_scaling") else {
+            return Ok(None);
+        };
+        let kind = scaling
+            .get("rope_type")
+            .or_else(|| scaling.get("type"))
+            .and_then(Value::as_str)
+            .unwrap_or("?");
+        let num = |key: &str| scaling.get(key).and_then(Value::as_f64);
+        let factor = num("factor");
+        match kind {
+            "default" => Ok(None),
+            "linear" if factor == Some(1.0) => Ok(None),
+            "llama3" => {
+                let (Some(factor), Some(low), Some(high), Some(context)) = (
+                    factor,
+                    num("low_freq_factor"),
+                    num("high_freq_factor"),
+                    num("original_max_position_embeddings"),
+                ) else {
+                    return Err(self.error(format!(
+                        "rope_scaling {scaling}: llama3 needs factor, low_freq_factor, \
+                         high_freq_factor and original_max_position_embeddings"
+                    )));
+                };
+                if factor <= 0.0 || high <= low || context <= 0.0 {
+                    return Err(self.error(format!("rope_scaling {scaling}: inconsistent values")));
+                }
+                Ok(Some(llama3_periods(
+                    theta, head_dim, factor, low, high, context,
+                )))
+            }
+            _ => Err(self.error(format!(
+                "rope_scaling {scaling} is not supported (plain RoPE and llama3 scaling are)"
+            ))),
+        }
+    }
+}
+
+/// Llama 3.1's RoPE scaling: wavelengths longer than `context / low` rotate `factor` times
+/// slower, those shorter than `context / high` are kept, and the band between is blended.
+fn llama3_periods(
+    theta: f32,
+    head_dim: i32,
+    factor: f64,
+    low: f64,
+    high: f64,
+    context: f64,
+) -> Vec<f32> {
+    ModelConfig::plain_rope_periods(theta, head_dim)
+        .into_iter()
+        .map(|p| {
+            let p = p as f64;
+            let wavelength = 2.0 * std::f64::consts::PI * p;
+            let scaled = if wavelength > context / low {
+                p * factor
+            } else if wavelength < context / high {
+                p
+            } else {
+                let smooth = (context / wavelength - low) / (high - low);
+                p / ((1.0 - smooth) / factor + smooth)
+            };
+            scaled as f32
+        })
+        .collect()
 }
 
 /// MLX's `(group_size, bits)` for affine quantization when a config leaves them out.

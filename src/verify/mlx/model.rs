@@ -24,6 +24,18 @@ pub struct ModelConfig {
     pub rope_theta: f32,
     /// llama.cpp permutes Llama Q/K rows for its "normal" RoPE, which is MLX's traditional one.
     pub rope_traditional: bool,
+    /// When a RoPE scaling (Llama 3.1+ `llama3`) changes the rotation speeds: per rotated pair,
+    /// the period over 2π (`rope_theta^(2i/d)` unscaled), as MLX's `fast::rope` takes `freqs`.
+    pub rope_periods: Option<Vec<f32>>,
+}
+
+impl ModelConfig {
+    /// Unscaled RoPE periods `theta^(2i/d)` for `i < d/2`.
+    pub fn plain_rope_periods(theta: f32, head_dim: i32) -> Vec<f32> {
+        (0..head_dim / 2)
+            .map(|i| (theta as f64).powf(2.0 * i as f64 / head_dim as f64) as f32)
+            .collect()
+    }
 }
 
 /// A linear layer `y = x W^T (+ b)`, dense or MLX affine-quantized.
@@ -243,8 +255,19 @@ impl Model {
         let q = heads(&layer.q, c.n_heads, layer.q_norm.as_ref())?;
         let k = heads(&layer.k, c.n_kv_heads, layer.k_norm.as_ref())?;
         let v = heads(&layer.v, c.n_kv_heads, None)?;
-        let q = fast::rope(&q, hd, c.rope_traditional, c.rope_theta, 1.0, offset, None)?;
-        let k = fast::rope(&k, hd, c.rope_traditional, c.rope_theta, 1.0, offset, None)?;
+        let (q, k) = match &c.rope_periods {
+            None => (
+                fast::rope(&q, hd, c.rope_traditional, c.rope_theta, 1.0, offset, None)?,
+                fast::rope(&k, hd, c.rope_traditional, c.rope_theta, 1.0, offset, None)?,
+            ),
+            Some(periods) => {
+                let f = Array::from_slice(periods, &[periods.len() as i32]);
+                (
+                    fast::rope(&q, hd, c.rope_traditional, None, 1.0, offset, &f)?,
+                    fast::rope(&k, hd, c.rope_traditional, None, 1.0, offset, &f)?,
+                )
+            }
+        };
         let (keys, values) = match past {
             None => (k.clone(), v.clone()),
             Some((pk, pv)) => {
