@@ -57,13 +57,7 @@ pub fn planned_flops(
         .chunks(batch.max(1))
         .flat_map(|chunk| {
             // Bucketed by what each row costs after the cached head, as `answer` does.
-            let lengths: Vec<usize> = chunk
-                .iter()
-                .map(|p| match p.len() > cached_head {
-                    true => p.len() - cached_head,
-                    false => p.len(),
-                })
-                .collect();
+            let lengths = scoring::lengths_after_head(chunk, cached_head);
             scoring::buckets(&lengths, limits)
                 .into_iter()
                 .map(move |g| {

@@ -336,7 +336,7 @@ fn config_from_meta(
         .get("token_embd.weight")
         .map(|a| a.shape()[0])
         .ok_or_else(|| meta.error("tensor token_embd.weight is missing".into()))?;
-    let config = ModelConfig {
+    let mut config = ModelConfig {
         arch: arch.to_string(),
         n_layers: meta.req_int(&k("block_count"))? as usize,
         dim,
@@ -352,7 +352,6 @@ fn config_from_meta(
         rope_traditional: arch == "llama",
         rope_periods: None,
     };
-    let mut config = config;
     // Llama 3.1+ GGUFs carry their RoPE scaling as per-pair factors that divide each rotation
     // speed (llama.cpp's `rope_freqs.weight`).
     if let Some(factors) = arrays.get("rope_freqs.weight") {

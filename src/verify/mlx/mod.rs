@@ -350,7 +350,8 @@ impl MlxVerifier {
             .iter()
             .map(|t| self.prompt_tokens(t))
             .collect::<Result<_, _>>()?;
-        let lengths = self.computed_lengths(&prompts);
+        // The instruction head every prompt starts with is computed once per model.
+        let lengths = scoring::lengths_after_head(&prompts, self.prompt.prefix.len());
         let mut out: Vec<Option<Answer>> = vec![None; texts.len()];
         for group in scoring::buckets(&lengths, self.batch_limits()) {
             let batch: Vec<&[u32]> = group.iter().map(|&i| prompts[i].as_slice()).collect();
@@ -371,22 +372,6 @@ impl MlxVerifier {
             max_tokens: self.options.max_batch_tokens,
             max_pad_fraction: self.options.max_pad_fraction,
         }
-    }
-
-    /// Positions each prompt costs a forward batch: its tokens after the instruction head,
-    /// which every prompt starts with and which is computed once per model.
-    pub fn computed_lengths(&self, prompts: &[Vec<u32>]) -> Vec<usize> {
-        let head = self.prompt.prefix.len();
-        prompts
-            .iter()
-            .map(|p| {
-                if p.len() > head {
-                    p.len() - head
-                } else {
-                    p.len()
-                }
-            })
-            .collect()
     }
 
     /// [`Self::forward`] computing every prompt whole, without the cached instruction head:

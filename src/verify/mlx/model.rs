@@ -255,19 +255,24 @@ impl Model {
         let q = heads(&layer.q, c.n_heads, layer.q_norm.as_ref())?;
         let k = heads(&layer.k, c.n_kv_heads, layer.k_norm.as_ref())?;
         let v = heads(&layer.v, c.n_kv_heads, None)?;
-        let (q, k) = match &c.rope_periods {
-            None => (
-                fast::rope(&q, hd, c.rope_traditional, c.rope_theta, 1.0, offset, None)?,
-                fast::rope(&k, hd, c.rope_traditional, c.rope_theta, 1.0, offset, None)?,
-            ),
-            Some(periods) => {
-                let f = Array::from_slice(periods, &[periods.len() as i32]);
-                (
-                    fast::rope(&q, hd, c.rope_traditional, None, 1.0, offset, &f)?,
-                    fast::rope(&k, hd, c.rope_traditional, None, 1.0, offset, &f)?,
-                )
-            }
+        // Scaled RoPE passes its periods; plain RoPE derives them from the base.
+        let periods = c
+            .rope_periods
+            .as_ref()
+            .map(|p| Array::from_slice(p, &[p.len() as i32]));
+        let base = periods.is_none().then_some(c.rope_theta);
+        let rope = |x: &Array| {
+            fast::rope(
+                x,
+                hd,
+                c.rope_traditional,
+                base,
+                1.0,
+                offset,
+                periods.as_ref(),
+            )
         };
+        let (q, k) = (rope(&q)?, rope(&k)?);
         let (keys, values) = match past {
             None => (k.clone(), v.clone()),
             Some((pk, pv)) => {

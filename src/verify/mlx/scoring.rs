@@ -60,6 +60,21 @@ pub fn buckets(lengths: &[usize], limits: BatchLimits) -> Vec<Vec<usize>> {
     out
 }
 
+/// Positions each prompt costs a forward batch after a cached head of `head` tokens that every
+/// prompt starts with (a prompt no longer than the head is computed whole).
+pub fn lengths_after_head(prompts: &[Vec<u32>], head: usize) -> Vec<usize> {
+    prompts
+        .iter()
+        .map(|p| {
+            if p.len() > head {
+                p.len() - head
+            } else {
+                p.len()
+            }
+        })
+        .collect()
+}
+
 /// Length of the token head every row of the batch shares (the prompt's instructions), which
 /// is computed once per batch. At least one token of each row stays out of it (its last
 /// position is the one read), and a lone row has no shared head.
