@@ -10,11 +10,13 @@
 //! - [`engine`]: tasks wiring ingest → rules → verify → store; commands in, events out.
 //! - [`store`]: the SQLite run store and export writers.
 //! - [`tui`]: the curation workbench.
+//! - [`paths`]: where the config file, run stores, cache and logs live (one resolver).
 
 pub mod cli;
 pub mod decide;
 pub mod engine;
 pub mod ingest;
+pub mod paths;
 pub mod record;
 pub mod rules;
 pub mod store;

@@ -84,7 +84,7 @@ fn scan_text_flag_and_threshold_overrides() {
         Some(2),
         "low above high is a usage error"
     );
-    assert!(stderr(&out).contains("must be a number not above high"));
+    assert!(stderr(&out).contains("is above high"));
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! `cyberfilter`: the engine without a screen, for scripts and CI. Each subcommand lives in
 //! `cyberfilter::cli::<name>`; this file only parses and dispatches.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use cyberfilter::cli;
 
 #[derive(Parser)]
@@ -27,7 +27,7 @@ enum Command {
     /// Write a deterministic NVD-API-2.0-shaped file of a given size (for benchmarks).
     GenNvd(cli::gen_nvd::GenNvdArgs),
     /// Run the engine over inputs into a run store (an existing store is resumed).
-    Run(cli::run::RunArgs),
+    Run(Box<cli::run::RunArgs>),
     /// Export a store: kept/removed/pending per input, summary.json, metrics.jsonl.
     Export(cli::export::ExportArgs),
     /// List the run stores with their state.
@@ -49,13 +49,14 @@ enum RulesCommand {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let code = match &cli.command {
         Command::Scan(a) => cli::scan::run(a),
         Command::Eval(a) => cli::eval::run(a),
         Command::Rules(RulesCommand::Check(a)) => cli::rules_check::run(a),
         Command::GenNvd(a) => cli::gen_nvd::run(a),
-        Command::Run(a) => cli::run::run(a),
+        Command::Run(a) => cli::run::run(a, matches.subcommand_matches("run")),
         Command::Export(a) => cli::export::run(a),
         Command::Runs(a) => cli::runs::run(a),
         Command::Relabel(a) => cli::relabel::run(a),

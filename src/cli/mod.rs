@@ -15,6 +15,9 @@
 //! - 3: bad configuration (unreadable rule file, a store made for other inputs or rules,
 //!   low above high).
 //! - 4: the verifier backend is unreachable or cannot be loaded.
+//! - 65: `run` read inputs with errors (each went to stderr with file and place; every
+//!   readable record is in the store); 66: `run` found no input or no feed file in it.
+//! - 75: the store is in use by another run (one run per store at a time).
 //! - 130: interrupted (Ctrl-C / SIGTERM) after a clean stop: the store is consistent and a
 //!   `run` over the same store resumes.
 
@@ -43,6 +46,8 @@ pub const EXIT_FAILURE: i32 = 1;
 pub const EXIT_CONFIG: i32 = 3;
 pub const EXIT_VERIFIER: i32 = 4;
 pub const EXIT_INTERRUPTED: i32 = 130;
+/// EX_TEMPFAIL: the store is in use by another run.
+pub const EXIT_IN_USE: i32 = 75;
 
 /// Rule-set and threshold flags shared by `scan` and `eval`.
 #[derive(Debug, Clone, clap::Args)]
@@ -84,12 +89,7 @@ impl RuleArgs {
         if let Some(m) = self.min_text_len {
             t.min_text_len = m;
         }
-        if !(t.low.is_finite() && t.high.is_finite()) || t.low > t.high {
-            return Err(format!(
-                "thresholds: low ({}) must be a number not above high ({})",
-                t.low, t.high
-            ));
-        }
+        t.validate()?;
         Ok((rules, t))
     }
 }
@@ -132,21 +132,5 @@ pub fn text_chars(text: &str) -> usize {
 
 /// A store given by path, or by file name (with or without extension) in the runs folder.
 pub fn resolve_store(s: &Path) -> PathBuf {
-    if s.exists() {
-        return s.to_path_buf();
-    }
-    let dir = crate::store::paths::runs_dir();
-    let direct = dir.join(s);
-    if direct.exists() {
-        return direct;
-    }
-    let with_ext = dir.join(format!(
-        "{}.{}",
-        s.display(),
-        crate::store::paths::STORE_EXT
-    ));
-    if with_ext.exists() {
-        return with_ext;
-    }
-    s.to_path_buf()
+    crate::engine::launch::resolve_store_in(&crate::store::paths::runs_dir(), s)
 }

@@ -1,13 +1,10 @@
 //! `cyberfilter run`: the engine without a screen. Progress on stderr (a bar on a terminal,
 //! JSON lines otherwise), a JSON summary on stdout at the end.
 
-use super::{EXIT_CONFIG, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_VERIFIER};
-use crate::engine::{self, EngineConfig, EngineError, EngineEvent, StatsSnapshot};
-use crate::rules::{RuleSet, Thresholds};
-use crate::store::paths;
+use super::{EXIT_DATAERR, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK};
+use crate::engine::launch::{launch, EngineArgs, EngineSettings, LaunchRequest};
+use crate::engine::{self, EngineEvent, StatsSnapshot};
 use crate::store::RunStore;
-use crate::verify::backend::{self, BackendChoice, VerifierKind};
-use crate::verify::{VerifierFactory, VerifyError};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -23,212 +20,73 @@ pub enum ProgressMode {
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// Input files or folders (folders are walked for feeds).
-    #[arg(required = true)]
+    /// Input files or folders (folders are walked for feeds); with `--resume` alone, the
+    /// stored run's own.
+    #[arg(value_name = "INPUT", required_unless_present_any = ["resume", "store", "print_config"])]
     pub inputs: Vec<PathBuf>,
-    /// The run store; an existing store is resumed. Default: a new store in the data dir.
-    #[arg(long, env = "CYBERFILTER_STORE")]
-    pub store: Option<PathBuf>,
-    /// Resume the latest store made for these inputs (in the data dir).
-    #[arg(long)]
-    pub resume: bool,
-    /// Verifier backend for verify-tier records (`none`: they stay pending).
-    #[arg(long, value_enum, default_value = "mlx", env = "CYBERFILTER_VERIFIER")]
-    pub verifier: VerifierKind,
-    /// Model of the MLX verifier: a .gguf file or a Hugging Face folder (default: the
-    /// SmolLM2-135M-Instruct GGUF fetched by scripts/setup.sh).
-    #[arg(long, value_name = "PATH", env = "CYBERFILTER_MODEL")]
-    pub model: Option<PathBuf>,
-    /// The MLX verifier reads at most this many tokens of a record's text, keeping its head
-    /// (default 256; part of the cache key, so answers for other lengths are not reused).
-    #[arg(long, value_name = "N")]
-    pub max_text_tokens: Option<usize>,
-    /// Keep at or above this rule score.
-    #[arg(long, env = "CYBERFILTER_HIGH", allow_negative_numbers = true)]
-    pub high: Option<f32>,
-    /// Reject below this rule score (between low and high: ask the verifier).
-    #[arg(long, env = "CYBERFILTER_LOW", allow_negative_numbers = true)]
-    pub low: Option<f32>,
-    /// Rule file (TOML); default: the built-in rules.
-    #[arg(long, env = "CYBERFILTER_RULES")]
-    pub rules: Option<PathBuf>,
-    /// Records per verifier batch (default: the backend's preferred size).
-    #[arg(long)]
-    pub batch_size: Option<usize>,
-    /// Send a partial batch once its oldest record has waited this long.
-    #[arg(long, default_value_t = 200)]
-    pub batch_wait_ms: u64,
+    #[command(flatten)]
+    pub engine: EngineArgs,
     #[arg(long, value_enum, default_value = "auto")]
     pub progress: ProgressMode,
     /// How often progress is reported (default: 200 ms for the bar, 500 ms for JSON lines).
     #[arg(long)]
     pub stats_interval_ms: Option<u64>,
-    #[command(flatten)]
-    pub http: HttpArgs,
 }
 
-/// Flags of `--verifier http` (an OpenAI-compatible server: mlx_lm.server, llama.cpp, vLLM).
-#[derive(Debug, Clone, clap::Args)]
-pub struct HttpArgs {
-    /// Base URL of the server (`/v1/chat/completions` is appended).
-    #[arg(long, env = "CYBERFILTER_HTTP_URL", default_value = crate::verify::http::DEFAULT_URL)]
-    pub http_url: String,
-    /// Model name sent as `model` (default: none sent; the server uses the model it serves).
-    #[arg(long, env = "CYBERFILTER_HTTP_MODEL")]
-    pub http_model: Option<String>,
-    /// Requests in flight at once.
-    #[arg(long, default_value_t = 4)]
-    pub http_concurrency: usize,
-    /// Limit for one request, in milliseconds.
-    #[arg(long, default_value_t = 60_000)]
-    pub http_timeout_ms: u64,
-    /// Retries after the first try, on connection errors, 5xx and 429 (exponential backoff).
-    #[arg(long, default_value_t = 2)]
-    pub http_retries: u32,
-    /// Alternatives asked for the first answer token (mlx_lm.server allows at most 11).
-    #[arg(long, default_value_t = 10)]
-    pub http_top_logprobs: u32,
-    /// The served model's tokenizer.json or GGUF: records are then cut at 256 tokens like
-    /// the MLX verifier does; without it, at 1024 characters.
-    #[arg(long)]
-    pub http_tokenizer: Option<PathBuf>,
-}
-
-impl HttpArgs {
-    pub fn options(&self) -> crate::verify::http::HttpOptions {
-        crate::verify::http::HttpOptions {
-            url: self.http_url.clone(),
-            model: self.http_model.clone(),
-            concurrency: self.http_concurrency.max(1),
-            timeout: Duration::from_millis(self.http_timeout_ms.max(1)),
-            retries: self.http_retries,
-            top_logprobs: self.http_top_logprobs,
-            tokenizer: self.http_tokenizer.clone(),
-            ..Default::default()
-        }
-    }
-}
-
-fn verifier_factory(args: &RunArgs) -> Result<Option<VerifierFactory>, VerifyError> {
-    let factory = backend::factory(&BackendChoice {
-        kind: args.verifier,
-        model: args.model.clone(),
-        max_text_tokens: args.max_text_tokens,
-        http: args.http.options(),
-        test_delay_ms: 0,
-    })?;
-    if args.verifier == VerifierKind::Mlx {
-        let path = backend::mlx_model_path(args.model.as_deref());
-        eprintln!("cyberfilter: verifier mlx, model {}", path.display());
-    }
-    Ok(factory)
-}
-
-/// The store to use: given, the latest one for these inputs (`--resume`), or a new one.
-fn pick_store(args: &RunArgs) -> Result<PathBuf, String> {
-    if let Some(s) = &args.store {
-        return Ok(s.clone());
-    }
-    if args.resume {
-        for p in paths::list_stores(&paths::runs_dir()) {
-            let Ok(s) = RunStore::open_read(&p) else {
-                continue;
-            };
-            if s.config()
-                .ok()
-                .flatten()
-                .is_some_and(|c| c.inputs == args.inputs)
-            {
-                return Ok(p);
-            }
-        }
-        return Err(format!(
-            "--resume: no store for these inputs in {}",
-            paths::runs_dir().display()
-        ));
-    }
-    Ok(paths::new_store_path(&args.inputs))
-}
-
-pub fn run(args: &RunArgs) -> i32 {
-    let rules = match &args.rules {
-        None => RuleSet::default_rules(),
-        Some(p) => match RuleSet::from_file(p) {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("cyberfilter: {e}");
-                return EXIT_CONFIG;
-            }
-        },
-    };
-    let store = match pick_store(args) {
+/// `matches` are the `run` subcommand's (they tell flags from environment variables for
+/// `--print-config`).
+pub fn run(args: &RunArgs, matches: Option<&clap::ArgMatches>) -> i32 {
+    let env = |k: &str| std::env::var(k).ok();
+    let settings = match EngineSettings::resolve(&args.engine, matches, env) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("cyberfilter: {e}");
-            return EXIT_CONFIG;
+            return e.code;
         }
     };
-    for i in &args.inputs {
-        if !i.exists() {
-            eprintln!("cyberfilter: input {} does not exist", i.display());
-            return super::EXIT_NOINPUT;
+    if args.engine.print_config {
+        print!("{}", settings.to_toml());
+        match settings.pick_store(&args.inputs, &args.engine.resume, &args.engine.store) {
+            Ok(s) => println!("# store: {}", s.display()),
+            Err(e) => println!("# store: {e}"),
         }
+        return EXIT_OK;
     }
-    // Thresholds from flags apply on top of the store's (or the defaults).
-    let thresholds = if args.high.is_some() || args.low.is_some() {
-        let base = RunStore::open_read(&store)
-            .ok()
-            .and_then(|s| s.thresholds().ok().flatten())
-            .unwrap_or_else(|| rules.thresholds());
-        let t = Thresholds {
-            high: args.high.unwrap_or(base.high),
-            low: args.low.unwrap_or(base.low),
-            ..base
-        };
-        if t.low > t.high {
-            eprintln!("cyberfilter: --low {} is above --high {}", t.low, t.high);
-            return EXIT_CONFIG;
-        }
-        Some(t)
-    } else {
-        None
-    };
-    let factory = match verifier_factory(args) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("cyberfilter: verifier {}: {e}", args.verifier.name());
-            return EXIT_VERIFIER;
-        }
-    };
     let mode = match args.progress {
         ProgressMode::Auto if std::io::stderr().is_terminal() => ProgressMode::Bar,
         ProgressMode::Auto => ProgressMode::Json,
         m => m,
     };
-    let mut config = EngineConfig::new(store.clone(), args.inputs.clone(), rules);
-    config.thresholds = thresholds;
-    config.verifier = factory;
-    config.verifier_name = args.verifier.name().into();
-    config.batch_size = args.batch_size;
-    config.shared_cache = Some(paths::data_dir().join("llm-cache.sqlite"));
-    config.batch_wait = Duration::from_millis(args.batch_wait_ms);
-    config.stats_interval = Duration::from_millis(
-        args.stats_interval_ms
-            .unwrap_or(if mode == ProgressMode::Bar { 200 } else { 500 }),
-    );
-    let handle = match engine::start(config) {
-        Ok(h) => h,
+    let launched = match launch(
+        &settings,
+        &LaunchRequest {
+            inputs: &args.inputs,
+            resume: &args.engine.resume,
+            store: &args.engine.store,
+            exit_when_done: true,
+            stats_interval: Duration::from_millis(
+                args.stats_interval_ms
+                    .unwrap_or(if mode == ProgressMode::Bar { 200 } else { 500 }),
+            ),
+            test_delay_ms: 0,
+        },
+    ) {
+        Ok(l) => l,
         Err(e) => {
             eprintln!("cyberfilter: {e}");
-            return match e {
-                EngineError::Config(_) => EXIT_CONFIG,
-                EngineError::Inputs(_) => super::EXIT_NOINPUT,
-                EngineError::Verifier(_) => EXIT_VERIFIER,
-                _ => EXIT_FAILURE,
-            };
+            return e.code;
         }
     };
-    eprintln!("cyberfilter: store {}", store.display());
+    for note in &launched.notes {
+        eprintln!("cyberfilter: {note}");
+    }
+    let store = launched.store.clone();
+    eprintln!(
+        "cyberfilter: store {}{}",
+        store.display(),
+        if launched.resumed { " (resumed)" } else { "" }
+    );
+    let handle = launched.handle;
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -253,9 +111,16 @@ pub fn run(args: &RunArgs) -> i32 {
         }
     };
     let stats = last.unwrap_or(stats);
-    print_summary(&store, &stats, interrupted);
+    // Input errors of this store (every session of it): they went to stderr as they came.
+    let input_errors: u64 = RunStore::open_read(&store)
+        .and_then(|s| s.files())
+        .map(|f| f.iter().map(|f| f.errors).sum())
+        .unwrap_or(0);
+    print_summary(&store, &stats, interrupted, input_errors);
     if interrupted {
         EXIT_INTERRUPTED
+    } else if input_errors > 0 {
+        EXIT_DATAERR
     } else {
         EXIT_OK
     }
@@ -369,7 +234,7 @@ fn progress_line(s: &StatsSnapshot, event: &str) {
     eprintln!("{v}");
 }
 
-fn print_summary(store: &std::path::Path, s: &StatsSnapshot, interrupted: bool) {
+fn print_summary(store: &std::path::Path, s: &StatsSnapshot, interrupted: bool, input_errors: u64) {
     let v = serde_json::json!({
         "store": store.display().to_string(),
         "interrupted": interrupted,
@@ -381,21 +246,28 @@ fn print_summary(store: &std::path::Path, s: &StatsSnapshot, interrupted: bool) 
         "labelled": s.labelled,
         "llm_calls": s.llm_calls, "cache_hits": s.cache_hits,
         "verifier_errors": s.verifier_errors, "errors": s.errors,
+        "input_errors": input_errors,
         "peak_rss_bytes": crate::engine::stats::peak_rss_bytes(),
     });
     println!("{v}");
     eprintln!(
-        "cyberfilter: {} records this run in {:.1}s; kept {}, removed {}, pending {}; {} errors{}",
+        "cyberfilter: {} records this run in {:.1}s; kept {}, removed {}, pending {}; {}{}; store {}",
         s.records_read,
         s.elapsed.as_secs_f64(),
         s.kept,
         s.removed,
         s.pending,
-        s.errors,
+        plural(s.errors, "error"),
         if interrupted {
             " (interrupted; run again to resume)"
         } else {
             ""
-        }
+        },
+        store.display()
     );
+}
+
+/// `1 error`, `2 errors`.
+pub fn plural(n: u64, word: &str) -> String {
+    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
 }

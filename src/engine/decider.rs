@@ -611,6 +611,12 @@ impl Decider {
     }
 
     fn set_thresholds(&mut self, t: Thresholds) {
+        // The TUI validates its drafts; this guards every other sender of the command, so a
+        // threshold that would make the store unreadable is never written.
+        if let Err(e) = t.validate() {
+            self.error("thresholds", e);
+            return;
+        }
         self.t = t;
         let r = self.index.redecide(&t);
         self.write(WriterMsg::Thresholds(t));

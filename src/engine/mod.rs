@@ -14,6 +14,7 @@
 
 mod decider;
 pub mod index;
+pub mod launch;
 pub mod source;
 pub mod stats;
 pub mod types;
@@ -24,10 +25,11 @@ pub use source::{IngestSource, RecordSource};
 pub use types::*;
 
 use crate::rules::{RuleSet, Thresholds};
-use crate::store::{RunConfig, RunState, RunStore, StoreError};
+use crate::store::lock::StoreLock;
+use crate::store::{paths, RunConfig, RunState, RunStore, StoreError};
 use crate::verify::{VerifierFactory, VerifyError};
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
@@ -108,6 +110,13 @@ impl EngineConfig {
     }
 }
 
+pub(crate) fn show_paths(p: &[PathBuf]) -> String {
+    p.iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A running engine. Send commands, read events; `join` returns the final stats.
 pub struct EngineHandle {
     pub commands: mpsc::Sender<Command>,
@@ -117,16 +126,29 @@ pub struct EngineHandle {
 
 /// Open (or resume) the store, start every thread, and return the handle.
 pub fn start(config: EngineConfig) -> Result<EngineHandle, EngineError> {
+    let thresholds_flag = config.thresholds;
+    if let Some(t) = &thresholds_flag {
+        t.validate().map_err(EngineError::Config)?;
+    }
+    // Inputs first: a run whose inputs cannot be read creates no store.
+    let files = config
+        .source
+        .files(&config.inputs)
+        .map_err(EngineError::Inputs)?;
+    // One engine per store, held until the decider thread ends (or the process dies).
+    let lock = StoreLock::acquire(&config.store)?;
     let store = RunStore::open(&config.store)?;
     let rules_hash = config.rules.hash().to_string();
+    let canonical = paths::canonical_inputs(&config.inputs);
     match store.config()? {
-        Some(c) => {
-            if c.inputs != config.inputs {
+        Some(mut c) => {
+            let stored = paths::canonical_inputs(&c.inputs);
+            if stored != canonical {
                 return Err(EngineError::Config(format!(
-                    "store {} belongs to a run over {:?}, not {:?}",
+                    "store {} belongs to a run over {}, not {}",
                     config.store.display(),
-                    c.inputs,
-                    config.inputs
+                    show_paths(&stored),
+                    show_paths(&canonical)
                 )));
             }
             if c.rules_hash != rules_hash {
@@ -137,17 +159,31 @@ pub fn start(config: EngineConfig) -> Result<EngineHandle, EngineError> {
                     &rules_hash[..rules_hash.len().min(12)]
                 )));
             }
+            if c.inputs != stored {
+                // A store from before inputs were kept canonically: its relative file paths
+                // name the same files from here, so they take their absolute form once.
+                let renames: Vec<(String, String)> = store
+                    .files()?
+                    .into_iter()
+                    .filter(|f| Path::new(&f.path).is_relative())
+                    .map(|f| {
+                        let abs = paths::canonical_input(Path::new(&f.path));
+                        (f.path, abs.display().to_string())
+                    })
+                    .collect();
+                store.rename_files(&renames)?;
+                c.inputs = stored;
+                store.set_config(&c)?;
+            }
         }
         None => store.set_config(&RunConfig {
-            inputs: config.inputs.clone(),
+            inputs: canonical,
             rules_hash,
-            thresholds: config
-                .thresholds
-                .unwrap_or_else(|| config.rules.thresholds()),
+            thresholds: thresholds_flag.unwrap_or_else(|| config.rules.thresholds()),
             verifier: config.verifier_name.clone(),
         })?,
     }
-    let thresholds = match config.thresholds {
+    let thresholds = match thresholds_flag {
         Some(t) => t,
         None => store
             .thresholds()?
@@ -156,15 +192,19 @@ pub fn start(config: EngineConfig) -> Result<EngineHandle, EngineError> {
     store.set_thresholds(&thresholds)?;
     store.set_state(RunState::Running)?;
 
-    let files = config
-        .source
-        .files(&config.inputs)
-        .map_err(EngineError::Inputs)?;
     let mut file_rows = HashMap::new();
     let mut file_ids = Vec::new();
     for f in &files {
         let size = std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
-        let id = store.file_id(&f.display().to_string(), size)?;
+        // Test sources name files that do not exist; only real files have a fingerprint.
+        let id = match f.is_file() {
+            true => {
+                let fp = paths::file_fingerprint(f)
+                    .map_err(|e| EngineError::Inputs(format!("{}: {e}", f.display())))?;
+                store.register_file(&f.display().to_string(), size, &fp)?
+            }
+            false => store.file_id(&f.display().to_string(), size)?,
+        };
         file_ids.push(id);
     }
     for row in store.files()? {
@@ -285,7 +325,10 @@ pub fn start(config: EngineConfig) -> Result<EngineHandle, EngineError> {
         .name("cyberfilter-decider".into())
         .spawn(move || {
             let r = d.run(main_rx);
-            match writer_join.join() {
+            let joined = writer_join.join();
+            // The store is consistent and closed: another run may take it now.
+            drop(lock);
+            match joined {
                 Ok(Ok(())) => r,
                 Ok(Err(e)) => Err(EngineError::Store(e)),
                 Err(_) => Err(EngineError::Thread("store writer panicked".into())),

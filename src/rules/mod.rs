@@ -129,6 +129,33 @@ impl Default for Thresholds {
     }
 }
 
+impl Thresholds {
+    /// Every check a threshold set must pass before a run uses or stores it: finite numbers
+    /// (a NaN would be written as `null` and make the store unreadable), `low` not above
+    /// `high`, and the P(yes) cut a probability. The message names the offending values.
+    pub fn validate(&self) -> Result<(), String> {
+        if !self.high.is_finite() || !self.low.is_finite() {
+            return Err(format!(
+                "thresholds: high ({}) and low ({}) must be finite numbers",
+                self.high, self.low
+            ));
+        }
+        if self.low > self.high {
+            return Err(format!(
+                "thresholds: low ({}) is above high ({})",
+                self.low, self.high
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.p_yes_cut) {
+            return Err(format!(
+                "thresholds: the P(yes) cut ({}) must be between 0 and 1",
+                self.p_yes_cut
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The tier of a record with this score, text length and scored flag.
 pub fn tier_for(score: f32, text_len: usize, scored: bool, t: &Thresholds) -> Tier {
     if !scored || text_len < t.min_text_len || score < t.low {

@@ -8,6 +8,7 @@
 
 pub mod cache;
 pub mod export;
+pub mod lock;
 pub mod paths;
 
 use crate::decide::{DecidedBy, Decision, DecisionInputs, Label, Verdict};
@@ -57,7 +58,7 @@ impl<T> SqlContext<T> for Result<T, rusqlite::Error> {
 /// What a run was started with; stored once and checked on resume.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunConfig {
-    /// Inputs as given on the command line.
+    /// Inputs as canonical absolute paths (stores made by earlier builds hold them as typed).
     pub inputs: Vec<PathBuf>,
     /// Hash of the rule file text.
     pub rules_hash: String,
@@ -76,6 +77,9 @@ pub enum RunState {
     Stopped,
     /// Every input read; records may still be pending.
     Finished,
+    /// Never stored: what `Running` reads as when no live process holds the store's lock (the
+    /// run was killed); a resume picks it up where it was.
+    Interrupted,
 }
 
 impl RunState {
@@ -84,6 +88,7 @@ impl RunState {
             RunState::Running => "running",
             RunState::Stopped => "stopped",
             RunState::Finished => "finished",
+            RunState::Interrupted => "interrupted",
         }
     }
     pub fn parse(s: &str) -> Option<RunState> {
@@ -189,7 +194,8 @@ CREATE TABLE IF NOT EXISTS files (
     bytes_done INTEGER NOT NULL DEFAULT 0,
     records INTEGER NOT NULL DEFAULT 0,
     errors INTEGER NOT NULL DEFAULT 0,
-    done INTEGER NOT NULL DEFAULT 0
+    done INTEGER NOT NULL DEFAULT 0,
+    fingerprint TEXT
 );
 CREATE TABLE IF NOT EXISTS records (
     seq INTEGER PRIMARY KEY,
@@ -246,6 +252,22 @@ CREATE TABLE IF NOT EXISTS metrics (
     line TEXT NOT NULL
 );
 ";
+
+/// Columns added after a store format was released: added in place, so stores made by an
+/// earlier build open and resume (older builds ignore them).
+fn add_missing_columns(conn: &Connection) -> rusqlite::Result<()> {
+    let has = |table: &str, column: &str| -> rusqlite::Result<bool> {
+        let mut st = conn.prepare(&format!("PRAGMA table_info({table})"))?;
+        let names = st
+            .query_map([], |r| r.get::<_, String>(1))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(names.iter().any(|n| n == column))
+    };
+    if !has("files", "fingerprint")? {
+        conn.execute_batch("ALTER TABLE files ADD COLUMN fingerprint TEXT")?;
+    }
+    Ok(())
+}
 
 fn tier_str(t: Tier) -> &'static str {
     t.as_str()
@@ -310,6 +332,7 @@ impl RunStore {
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .ctx(path)?;
         conn.execute_batch(SCHEMA).ctx(path)?;
+        add_missing_columns(&conn).ctx(path)?;
         let store = RunStore {
             conn,
             path: path.to_path_buf(),
@@ -402,7 +425,15 @@ impl RunStore {
         }
     }
 
+    /// Stores the run's config; thresholds that would not read back (NaN, low above high)
+    /// are refused here, the last gate before the file.
     pub fn set_config(&self, c: &RunConfig) -> Result<(), StoreError> {
+        c.thresholds
+            .validate()
+            .map_err(|what| StoreError::Invalid {
+                path: self.path.display().to_string(),
+                what,
+            })?;
         let s = serde_json::to_string(c).expect("config serialises");
         self.set_meta("config", &s)
     }
@@ -418,6 +449,10 @@ impl RunStore {
     }
 
     pub fn set_thresholds(&self, t: &Thresholds) -> Result<(), StoreError> {
+        t.validate().map_err(|what| StoreError::Invalid {
+            path: self.path.display().to_string(),
+            what,
+        })?;
         self.set_meta(
             "thresholds",
             &serde_json::to_string(t).expect("thresholds serialise"),
@@ -428,8 +463,72 @@ impl RunStore {
         Ok(self.meta("state")?.and_then(|s| RunState::parse(&s)))
     }
 
+    /// The state as a person should read it: `running` only while a process holds the store.
+    pub fn observed_state(&self) -> Result<Option<RunState>, StoreError> {
+        Ok(match self.state()? {
+            Some(RunState::Running) if !lock::is_held(&self.path) => Some(RunState::Interrupted),
+            s => s,
+        })
+    }
+
     pub fn set_state(&self, s: RunState) -> Result<(), StoreError> {
         self.set_meta("state", s.as_str())
+    }
+
+    /// Register an input file with its content fingerprint and return its id. A file already
+    /// registered under a different fingerprint has changed since this store read it: an error
+    /// that names it, rather than records of two versions mixed in one store. (A row without a
+    /// fingerprint, from a store made before they were kept, takes this one.)
+    pub fn register_file(
+        &self,
+        path: &str,
+        bytes_total: u64,
+        fingerprint: &str,
+    ) -> Result<i64, StoreError> {
+        let id = self.file_id(path, bytes_total)?;
+        let stored: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT fingerprint FROM files WHERE file_id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .ctx(&self.path)?;
+        match stored {
+            Some(f) if f != fingerprint => Err(StoreError::Invalid {
+                path: self.path.display().to_string(),
+                what: format!(
+                    "input {path} changed since this store read it (fingerprint {f}, now \
+                     {fingerprint}); start a new run for the new content"
+                ),
+            }),
+            Some(_) => Ok(id),
+            None => {
+                self.conn
+                    .execute(
+                        "UPDATE files SET fingerprint = ?2 WHERE file_id = ?1",
+                        params![id, fingerprint],
+                    )
+                    .ctx(&self.path)?;
+                Ok(id)
+            }
+        }
+    }
+
+    /// Rewrite stored file paths (a store made before inputs were stored canonically: its
+    /// relative paths become the absolute ones they name from here). Returns rows changed.
+    pub fn rename_files(&self, renames: &[(String, String)]) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for (from, to) in renames {
+            n += self
+                .conn
+                .execute(
+                    "UPDATE files SET path = ?2 WHERE path = ?1",
+                    params![from, to],
+                )
+                .ctx(&self.path)?;
+        }
+        Ok(n)
     }
 
     /// The file's id, registering it when new.

@@ -6,16 +6,10 @@ use std::path::{Path, PathBuf};
 /// File extension of run stores.
 pub const STORE_EXT: &str = "cfrun";
 
+/// The data dir of the process environment (and the config file it names); see
+/// [`crate::paths`], the one resolver.
 pub fn data_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("CYBERFILTER_DATA_DIR").filter(|s| !s.is_empty()) {
-        return PathBuf::from(d);
-    }
-    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|s| !s.is_empty()) {
-        return PathBuf::from(x).join("cyberfilter");
-    }
-    directories::ProjectDirs::from("", "", "cyberfilter")
-        .map(|p| p.data_dir().to_path_buf())
-        .unwrap_or_else(|| PathBuf::from(".cyberfilter"))
+    crate::paths::Paths::from_env().data_dir
 }
 
 pub fn runs_dir() -> PathBuf {
@@ -41,19 +35,76 @@ pub fn list_stores(dir: &Path) -> Vec<PathBuf> {
     v.into_iter().map(|(_, p)| p).collect()
 }
 
-/// A new store path for these inputs: `runs/{YYYYmmdd-HHMMSS}-{hash8}.cfrun`.
-pub fn new_store_path(inputs: &[PathBuf]) -> PathBuf {
-    let mut h = blake3::Hasher::new();
-    for i in inputs {
-        h.update(i.to_string_lossy().as_bytes());
-        h.update(b"\0");
+/// A new store path for these inputs: `{runs}/{YYYYmmdd-HHMMSS}-{hex8}.cfrun`, never one that
+/// exists. The hex part hashes the inputs with the process id, the clock's nanoseconds and a
+/// counter, so runs started in the same second (by one process or several) get distinct stores.
+pub fn new_store_path(runs: &Path, inputs: &[PathBuf]) -> PathBuf {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let secs = crate::store::now_secs();
+    loop {
+        let mut h = blake3::Hasher::new();
+        for i in inputs {
+            h.update(i.to_string_lossy().as_bytes());
+            h.update(b"\0");
+        }
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        h.update(&nanos.to_le_bytes());
+        h.update(&std::process::id().to_le_bytes());
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        h.update(&n.to_le_bytes());
+        let hex = h.finalize().to_hex();
+        let p = runs.join(format!(
+            "{}-{}.{STORE_EXT}",
+            timestamp(secs, "-"),
+            &hex[..8]
+        ));
+        if !p.exists() && !super::lock::lock_path(&p).exists() {
+            return p;
+        }
     }
-    let hex = h.finalize().to_hex();
-    runs_dir().join(format!(
-        "{}-{}.{STORE_EXT}",
-        timestamp(crate::store::now_secs(), "-"),
-        &hex[..8]
-    ))
+}
+
+/// An input as the store records it: its canonical absolute path, so `coll`, `./coll`,
+/// `coll/` and `/abs/coll` are one input and two folders named `coll` in different places are
+/// two. A path that cannot be canonicalised (it does not exist) is made absolute as typed.
+pub fn canonical_input(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|_| {
+        std::env::current_dir()
+            .map(|d| d.join(p))
+            .unwrap_or_else(|_| p.to_path_buf())
+    })
+}
+
+pub fn canonical_inputs(inputs: &[PathBuf]) -> Vec<PathBuf> {
+    inputs.iter().map(|p| canonical_input(p)).collect()
+}
+
+/// A content fingerprint of an input file, cheap for any size: its length and the BLAKE3 of
+/// its first and last 64 KiB. A file that was replaced, appended to or rewritten at either end
+/// reads as changed; a same-length edit in the middle of a large file does not (a full hash of
+/// a 1 GB feed on every resume would cost more than the run it protects).
+pub fn file_fingerprint(path: &Path) -> std::io::Result<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    const EDGE: u64 = 64 * 1024;
+    let mut f = std::fs::File::open(path)?;
+    let len = f.metadata()?.len();
+    let mut h = blake3::Hasher::new();
+    h.update(&len.to_le_bytes());
+    let mut buf = vec![0u8; EDGE as usize];
+    let head = (len.min(EDGE)) as usize;
+    f.read_exact(&mut buf[..head])?;
+    h.update(&buf[..head]);
+    if len > EDGE {
+        let tail_start = len.saturating_sub(EDGE).max(EDGE);
+        f.seek(SeekFrom::Start(tail_start))?;
+        let n = (len - tail_start) as usize;
+        f.read_exact(&mut buf[..n])?;
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().to_hex()[..16].to_string())
 }
 
 /// UTC `YYYYmmdd{sep}HHMMSS` for a Unix time (no date crate needed for this).
@@ -86,6 +137,48 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn new_store_paths_are_distinct_within_one_second() {
+        let dir = tempfile::tempdir().unwrap();
+        let inputs = vec![PathBuf::from("sample_data/nvd")];
+        let a = new_store_path(dir.path(), &inputs);
+        std::fs::write(&a, b"").unwrap();
+        let b = new_store_path(dir.path(), &inputs);
+        let c = new_store_path(dir.path(), &inputs);
+        assert!(a != b && b != c && a != c, "{a:?} {b:?} {c:?}");
+    }
+
+    #[test]
+    fn relative_spellings_of_one_input_are_one_canonical_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let coll = dir.path().join("coll");
+        std::fs::create_dir(&coll).unwrap();
+        let a = canonical_input(&coll);
+        let b = canonical_input(&dir.path().join("coll/"));
+        let c = canonical_input(&dir.path().join("./coll/../coll"));
+        assert_eq!(a, b);
+        assert_eq!(a, c);
+        assert!(a.is_absolute());
+    }
+
+    #[test]
+    fn fingerprints_notice_a_changed_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("a.jsonl");
+        std::fs::write(&f, b"{\"id\":1}\n").unwrap();
+        let one = file_fingerprint(&f).unwrap();
+        assert_eq!(one, file_fingerprint(&f).unwrap());
+        std::fs::write(&f, b"{\"id\":2}\n").unwrap();
+        assert_ne!(one, file_fingerprint(&f).unwrap());
+        let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&f, &big).unwrap();
+        let before = file_fingerprint(&f).unwrap();
+        let mut longer = big.clone();
+        longer.push(7);
+        std::fs::write(&f, &longer).unwrap();
+        assert_ne!(before, file_fingerprint(&f).unwrap());
+    }
 
     #[test]
     fn timestamps_are_utc_calendar_dates() {

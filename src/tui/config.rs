@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-pub const APP: &str = "cyberfilter";
+pub use crate::paths::APP;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -137,77 +137,12 @@ impl TuiConfig {
     }
 }
 
-/// Where things live.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Paths {
-    pub config_file: PathBuf,
-    pub state_dir: PathBuf,
-}
-
-impl Paths {
-    /// `env` looks a variable up (the process environment in the binary, a map in tests).
-    pub fn resolve(env: impl Fn(&str) -> Option<String>) -> Paths {
-        let nonempty = |k: &str| env(k).filter(|v| !v.is_empty()).map(PathBuf::from);
-        let home = nonempty("HOME");
-        let dirs = directories::ProjectDirs::from("", "", APP);
-        let config_file = nonempty("CYBERFILTER_CONFIG")
-            .or_else(|| nonempty("XDG_CONFIG_HOME").map(|d| d.join(APP).join("config.toml")))
-            .or_else(|| {
-                home.as_ref()
-                    .map(|h| h.join(".config").join(APP).join("config.toml"))
-            })
-            .or_else(|| dirs.as_ref().map(|d| d.config_dir().join("config.toml")))
-            .unwrap_or_else(|| PathBuf::from("cyberfilter.toml"));
-        let state_dir = nonempty("XDG_STATE_HOME")
-            .map(|d| d.join(APP))
-            .or_else(|| nonempty("XDG_DATA_HOME").map(|d| d.join(APP)))
-            .or_else(|| home.map(|h| h.join(".local").join("state").join(APP)))
-            .or_else(|| dirs.as_ref().map(|d| d.data_local_dir().to_path_buf()))
-            .unwrap_or_else(|| PathBuf::from("."));
-        Paths {
-            config_file,
-            state_dir,
-        }
-    }
-
-    pub fn log_file(&self, cfg: &TuiConfig) -> PathBuf {
-        cfg.log_file
-            .clone()
-            .unwrap_or_else(|| self.state_dir.join("cyberfilter-tui.log"))
-    }
-}
+/// Where things live: one resolver for the whole project.
+pub use crate::paths::Paths;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
-
-    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let m: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |k| m.get(k).cloned()
-    }
-
-    #[test]
-    fn xdg_wins_over_home_and_explicit_env_wins_over_xdg() {
-        let p = Paths::resolve(env(&[
-            ("HOME", "/h"),
-            ("XDG_CONFIG_HOME", "/x"),
-            ("XDG_STATE_HOME", "/s"),
-        ]));
-        assert_eq!(p.config_file, PathBuf::from("/x/cyberfilter/config.toml"));
-        assert_eq!(p.state_dir, PathBuf::from("/s/cyberfilter"));
-        let p = Paths::resolve(env(&[("HOME", "/h")]));
-        assert_eq!(
-            p.config_file,
-            PathBuf::from("/h/.config/cyberfilter/config.toml")
-        );
-        assert_eq!(p.state_dir, PathBuf::from("/h/.local/state/cyberfilter"));
-        let p = Paths::resolve(env(&[("HOME", "/h"), ("CYBERFILTER_CONFIG", "/c.toml")]));
-        assert_eq!(p.config_file, PathBuf::from("/c.toml"));
-    }
 
     #[test]
     fn tui_section_is_read_and_other_sections_ignored() {
