@@ -4,7 +4,7 @@
 
 use anyhow::Context;
 use clap::{CommandFactory, FromArgMatches, Parser};
-use cyberfilter::engine::launch::{launch, EngineArgs, EngineSettings, LaunchRequest};
+use cyberfilter::engine::launch::{prepare, EngineArgs, EngineSettings, LaunchRequest};
 use cyberfilter::engine::types::{Command, EngineEvent};
 use cyberfilter::paths::Paths;
 use cyberfilter::tui::config::TuiConfig;
@@ -180,6 +180,24 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<i32> {
         return Ok(0);
     }
 
+    // Every check that can fail is done before the screen opens (and before any store exists).
+    let prepared = match prepare(
+        &settings,
+        &LaunchRequest {
+            inputs: &inputs,
+            resume: &cli.engine.resume,
+            store: &cli.engine.store,
+            exit_when_done: false,
+            stats_interval: Duration::from_millis(250),
+            test_delay_ms: 300,
+        },
+    ) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("cyberfilter-tui: {e}");
+            return Ok(e.code);
+        }
+    };
     if !std::io::stdout().is_terminal() {
         eprintln!(
             "cyberfilter-tui: stdout is not a terminal; use `cyberfilter` for scripts and pipes"
@@ -199,17 +217,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<i32> {
             let path = cyberfilter::verify::backend::mlx_model_path(settings.model.as_deref());
             eprintln!("cyberfilter-tui: loading {}", path.display());
         }
-        let launched = match launch(
-            &settings,
-            &LaunchRequest {
-                inputs: &inputs,
-                resume: &cli.engine.resume,
-                store: &cli.engine.store,
-                exit_when_done: false,
-                stats_interval: Duration::from_millis(250),
-                test_delay_ms: 300,
-            },
-        ) {
+        let launched = match prepared.start() {
             Ok(l) => l,
             Err(e) => {
                 eprintln!("cyberfilter-tui: {e}");

@@ -556,9 +556,25 @@ pub struct Launched {
     pub notes: Vec<String>,
 }
 
-/// Start the engine both binaries share. Nothing is created on disk until every check that
-/// can fail before the run (inputs, rule file, thresholds, verifier) has passed.
+/// Every check of a launch done, nothing created on disk yet: the TUI prepares before it
+/// takes the terminal, so a bad flag reads the same as from `cyberfilter run`.
+pub struct Prepared {
+    config: EngineConfig,
+    store: PathBuf,
+    resumed: bool,
+    inputs: Vec<PathBuf>,
+    thresholds: Thresholds,
+    notes: Vec<String>,
+}
+
+/// Start the engine both binaries share: [`prepare`] then [`Prepared::start`].
 pub fn launch(s: &EngineSettings, req: &LaunchRequest) -> Result<Launched, LaunchError> {
+    prepare(s, req)?.start()
+}
+
+/// Check everything that can fail before a run (rule file, inputs, store, thresholds,
+/// verifier) without creating anything.
+pub fn prepare(s: &EngineSettings, req: &LaunchRequest) -> Result<Prepared, LaunchError> {
     let rules = match &s.rules {
         None => RuleSet::default_rules(),
         Some(p) => RuleSet::from_file(p).map_err(|e| {
@@ -681,29 +697,57 @@ pub fn launch(s: &EngineSettings, req: &LaunchRequest) -> Result<Launched, Launc
     config.shared_cache = Some(s.paths.shared_cache());
     config.exit_when_done = req.exit_when_done;
     config.stats_interval = req.stats_interval;
-    let handle = super::start(config).map_err(|e| {
-        let code = match &e {
-            EngineError::Config(_) => exit::CONFIG,
-            EngineError::Inputs(_) => exit::NOINPUT,
-            EngineError::Verifier(_) => exit::VERIFIER,
-            EngineError::Store(StoreError::Invalid { what, .. }) if what.contains("in use") => {
-                exit::IN_USE
-            }
-            EngineError::Store(StoreError::Invalid { what, .. }) if what.contains("changed") => {
-                exit::CONFIG
-            }
-            _ => exit::FAILURE,
-        };
-        LaunchError::new(code, e.to_string())
-    })?;
-    Ok(Launched {
-        handle,
+    Ok(Prepared {
+        config,
         store,
         resumed: existing,
         inputs,
         thresholds,
         notes,
     })
+}
+
+impl Prepared {
+    pub fn store(&self) -> &Path {
+        &self.store
+    }
+
+    /// Open (or resume) the store and start the engine.
+    pub fn start(self) -> Result<Launched, LaunchError> {
+        let Prepared {
+            config,
+            store,
+            resumed,
+            inputs,
+            thresholds,
+            notes,
+        } = self;
+        let handle = super::start(config).map_err(|e| {
+            let code = match &e {
+                EngineError::Config(_) => exit::CONFIG,
+                EngineError::Inputs(_) => exit::NOINPUT,
+                EngineError::Verifier(_) => exit::VERIFIER,
+                EngineError::Store(StoreError::Invalid { what, .. }) if what.contains("in use") => {
+                    exit::IN_USE
+                }
+                EngineError::Store(StoreError::Invalid { what, .. })
+                    if what.contains("changed") =>
+                {
+                    exit::CONFIG
+                }
+                _ => exit::FAILURE,
+            };
+            LaunchError::new(code, e.to_string())
+        })?;
+        Ok(Launched {
+            handle,
+            store,
+            resumed,
+            inputs,
+            thresholds,
+            notes,
+        })
+    }
 }
 
 fn store_error(e: StoreError) -> LaunchError {
