@@ -111,6 +111,30 @@ pub fn decide(i: &DecisionInputs, t: &Thresholds) -> Decision {
     }
 }
 
+/// A human-readable reason for a decision, beside the decision it explains: the record view,
+/// `cyberfilter show` and the export's `why` all say this.
+pub fn why(i: &DecisionInputs, d: &Decision, t: &Thresholds) -> String {
+    if let Some(l) = i.label {
+        return format!("curator label: {}", l.as_str());
+    }
+    match d.tier {
+        Tier::Keep => format!("score {} ≥ high {}", i.score, t.high),
+        Tier::Reject if !i.scored => "record kind is not scored".into(),
+        Tier::Reject if i.text_len < t.min_text_len => {
+            format!("text {} chars < minimum {}", i.text_len, t.min_text_len)
+        }
+        Tier::Reject => format!("score {} < low {}", i.score, t.low),
+        Tier::Verify => match (i.p_yes, d.verdict) {
+            (Some(p), Verdict::Kept) => format!("P(yes) {p:.2} ≥ cut {}", t.p_yes_cut),
+            (Some(p), _) => format!("P(yes) {p:.2} < cut {}", t.p_yes_cut),
+            (None, _) => format!(
+                "score {} in [low {}, high {}): waiting for the verifier",
+                i.score, t.low, t.high
+            ),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -41,6 +41,7 @@ fn export(store: &Path, out: &Path, extra: &[&str]) -> Value {
         .arg(store)
         .arg("--out")
         .arg(out)
+        .arg("--json")
         .args(extra)
         .output()
         .unwrap();
@@ -79,7 +80,10 @@ fn exports_in_every_layout_carry_originals_and_decisions() {
     let mut n = 0;
     let mut ids = Vec::new();
     for v in ["kept", "removed", "pending"] {
-        let text = std::fs::read_to_string(out.join(format!("{stem}.{v}.jsonl"))).unwrap();
+        // Only verdicts with records get a file.
+        let path = out.join(format!("{stem}.{v}.jsonl"));
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        assert_eq!(path.exists(), !text.is_empty(), "no empty files: {path:?}");
         for line in text.lines() {
             let rec: Value = serde_json::from_str(line).unwrap();
             let cf = &rec["cyberfilter"];
@@ -176,6 +180,66 @@ fn exports_in_every_layout_carry_originals_and_decisions() {
         .iter()
         .all(|r| r["filtered_reason"].as_str().is_some_and(|s| !s.is_empty())));
     assert_eq!(kept.len() + removed.len(), 47);
+
+    // Exporting again into the same folder: refused without --force (73); with it, the
+    // earlier timestamped arrays are replaced rather than piled up.
+    let again = |extra: &[&str]| {
+        Command::new(BIN)
+            .arg("export")
+            .arg(&store)
+            .arg("--out")
+            .arg(&out3)
+            .args(["--layout", "upstream"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    assert_eq!(again(&[]).status.code(), Some(73));
+    std::thread::sleep(std::time::Duration::from_millis(1100)); // a new timestamp
+    let o = again(&["--force"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("exported 47 records"));
+    let filtered_files = std::fs::read_dir(&out3)
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            name.to_string_lossy().contains("_filtered_")
+        })
+        .count();
+    assert_eq!(filtered_files, 1, "replaced, not piled up");
+    // --format means nothing to the upstream layout: refused, not ignored.
+    assert_eq!(again(&["--format", "json"]).status.code(), Some(2));
+
+    // --merge: one file per verdict across inputs, each record saying why.
+    let out4 = dir.path().join("merged");
+    export(&store, &out4, &["--merge"]);
+    let mut merged = 0;
+    for v in ["kept", "removed"] {
+        let text = std::fs::read_to_string(out4.join(format!("all.{v}.jsonl"))).unwrap();
+        for line in text.lines() {
+            let rec: Value = serde_json::from_str(line).unwrap();
+            assert!(rec["cyberfilter"]["why"]
+                .as_str()
+                .is_some_and(|w| !w.is_empty()));
+            merged += 1;
+        }
+    }
+    assert_eq!(merged, 47);
+    assert!(!out4.join(format!("{stem}.kept.jsonl")).exists());
+
+    // An output folder that cannot be made is an I/O error (74), not a failure (1).
+    let o = Command::new(BIN)
+        .arg("export")
+        .arg(&store)
+        .args(["--out", "/proc/cyberfilter-export-test"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(74),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 
     // `runs` lists the store with its state.
     let o = Command::new(BIN)

@@ -12,8 +12,9 @@
 //!
 //! `run`, `export`, `runs` and `relabel` add:
 //! - 1: a runtime failure (the store cannot be written, a record id not found).
-//! - 3: bad configuration (unreadable rule file, a store made for other inputs or rules,
-//!   low above high).
+//! - 2: a rule file that does not compile (the same report as `rules check`, one error a line).
+//! - 3: bad configuration (a store made for other inputs or rules, a changed input file,
+//!   thresholds that are not finite or have low above high).
 //! - 4: the verifier backend is unreachable or cannot be loaded.
 //! - 65: `run` read inputs with errors (each went to stderr with file and place; every
 //!   readable record is in the store); 66: `run` found no input or no feed file in it.
@@ -71,11 +72,8 @@ impl RuleArgs {
     pub fn load(&self) -> Result<(RuleSet, Thresholds), String> {
         let rules = match &self.rules {
             Some(path) => RuleSet::from_file(path).map_err(|e| {
-                e.all()
-                    .iter()
-                    .map(|e| e.to_string())
-                    .collect::<Vec<_>>()
-                    .join("\n")
+                let lines: Vec<String> = e.all().iter().map(|e| e.to_string()).collect();
+                crate::engine::launch::rule_errors_report(path, &lines)
             })?,
             None => RuleSet::default_rules(),
         };

@@ -19,15 +19,10 @@ pub struct CheckArgs {
 pub fn run(args: &CheckArgs) -> i32 {
     match RuleSet::from_file(&args.file) {
         Err(e) => {
-            let all = e.all();
-            for err in &all {
-                eprintln!("{err}");
-            }
+            let lines: Vec<String> = e.all().iter().map(|e| e.to_string()).collect();
             eprintln!(
-                "{}: {} error{}",
-                args.file.display(),
-                all.len(),
-                if all.len() == 1 { "" } else { "s" }
+                "{}",
+                crate::engine::launch::rule_errors_report(&args.file, &lines)
             );
             EXIT_FAILED_CHECK
         }

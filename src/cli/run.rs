@@ -169,7 +169,12 @@ async fn watch(
                         }
                     }
                     EngineEvent::Error { file, message } => {
-                        let line = format!("error: {file}: {message}");
+                        // Reader messages already start with their file; name it once.
+                        let line = if message.starts_with(file.as_str()) {
+                            format!("error: {message}")
+                        } else {
+                            format!("error: {file}: {message}")
+                        };
                         match &bar {
                             Some(b) => b.println(line),
                             None if mode == ProgressMode::Json => eprintln!(
@@ -229,6 +234,8 @@ fn progress_line(s: &StatsSnapshot, event: &str) {
     let mut v = serde_json::to_value(s).unwrap_or_default();
     if let Some(o) = v.as_object_mut() {
         o.insert("event".into(), event.into());
+        // Seconds as a number (a Duration serialises as {secs, nanos}).
+        o.insert("elapsed".into(), s.elapsed.as_secs_f64().into());
         o.insert("elapsed_s".into(), s.elapsed.as_secs_f64().into());
     }
     eprintln!("{v}");

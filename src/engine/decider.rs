@@ -9,7 +9,7 @@ use super::types::*;
 use super::verifier::{BatchResult, Item, Job, VerifierThread};
 use super::writer::WriterMsg;
 use super::EngineError;
-use crate::decide::{Decision, DecisionInputs, Label, Verdict};
+use crate::decide::{Decision, DecisionInputs, Label};
 use crate::rules::{RuleSet, Thresholds, Tier};
 use crate::store::{
     Answer, FileRow, LabelChange, NewRecord, RunState, RunStore, StoredInputs, StoredRecord,
@@ -860,7 +860,7 @@ impl Decider {
             p_yes: row.p_yes,
             label: row.label,
         };
-        let why = why(
+        let why = crate::decide::why(
             &inputs,
             &Decision {
                 tier: row.tier,
@@ -1001,28 +1001,5 @@ impl Decider {
             let rows = std::mem::take(&mut self.recent);
             self.emit(EngineEvent::Verdicts(rows));
         }
-    }
-}
-
-/// A human-readable reason for a decision.
-pub fn why(i: &DecisionInputs, d: &Decision, t: &Thresholds) -> String {
-    if let Some(l) = i.label {
-        return format!("curator label: {}", l.as_str());
-    }
-    match d.tier {
-        Tier::Keep => format!("score {} ≥ high {}", i.score, t.high),
-        Tier::Reject if !i.scored => "record kind is not scored".into(),
-        Tier::Reject if i.text_len < t.min_text_len => {
-            format!("text {} chars < minimum {}", i.text_len, t.min_text_len)
-        }
-        Tier::Reject => format!("score {} < low {}", i.score, t.low),
-        Tier::Verify => match (i.p_yes, d.verdict) {
-            (Some(p), Verdict::Kept) => format!("P(yes) {p:.2} ≥ cut {}", t.p_yes_cut),
-            (Some(p), _) => format!("P(yes) {p:.2} < cut {}", t.p_yes_cut),
-            (None, _) => format!(
-                "score {} in [low {}, high {}): waiting for the verifier",
-                i.score, t.low, t.high
-            ),
-        },
     }
 }

@@ -578,18 +578,8 @@ pub fn prepare(s: &EngineSettings, req: &LaunchRequest) -> Result<Prepared, Laun
     let rules = match &s.rules {
         None => RuleSet::default_rules(),
         Some(p) => RuleSet::from_file(p).map_err(|e| {
-            let all = e.all();
-            let lines: Vec<String> = all.iter().map(|e| e.to_string()).collect();
-            LaunchError::new(
-                exit::CONFIG,
-                format!(
-                    "{}: {} error{}:\n{}",
-                    p.display(),
-                    lines.len(),
-                    if lines.len() == 1 { "" } else { "s" },
-                    lines.join("\n")
-                ),
-            )
+            let lines: Vec<String> = e.all().iter().map(|e| e.to_string()).collect();
+            LaunchError::new(exit::USAGE, rule_errors_report(p, &lines))
         })?,
     };
     for i in req.inputs {
@@ -748,6 +738,23 @@ impl Prepared {
             notes,
         })
     }
+}
+
+/// The report of a rule file that does not compile, one error a line (regex carets intact)
+/// and a count: `rules check`, `run`, `scan` and the TUI print the same.
+pub fn rule_errors_report(file: &Path, errors: &[String]) -> String {
+    let mut s = String::new();
+    for e in errors {
+        s.push_str(e);
+        s.push('\n');
+    }
+    s.push_str(&format!(
+        "{}: {} error{}",
+        file.display(),
+        errors.len(),
+        if errors.len() == 1 { "" } else { "s" }
+    ));
+    s
 }
 
 fn store_error(e: StoreError) -> LaunchError {

@@ -28,6 +28,24 @@ pub struct ExportReport {
     /// Records whose original bytes could not be read back (exported with `original_error`).
     pub original_errors: u64,
     pub files: Vec<ExportedFile>,
+    /// `merge`: the shared files every input was written to.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub merged: Vec<ExportedFile>,
+}
+
+impl ExportReport {
+    /// Every file written, relative to `out` (summary and metrics included).
+    pub fn outputs(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .files
+            .iter()
+            .chain(&self.merged)
+            .flat_map(|f| f.outputs.iter().cloned())
+            .collect();
+        v.push("summary.json".into());
+        v.push("metrics.jsonl".into());
+        v
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -75,8 +93,9 @@ impl OriginalReader {
     }
 }
 
-/// The `cyberfilter` object attached to every exported record.
-pub fn cyberfilter_object(rec: &StoredRecord, d: &Decision) -> Value {
+/// The `cyberfilter` object attached to every exported record, with the same `why` the
+/// record view and `cyberfilter show` give.
+pub fn cyberfilter_object(rec: &StoredRecord, d: &Decision, t: &Thresholds) -> Value {
     json!({
         "id": rec.id,
         "source": rec.source.as_str(),
@@ -90,6 +109,7 @@ pub fn cyberfilter_object(rec: &StoredRecord, d: &Decision) -> Value {
         "verdict": d.verdict.as_str(),
         "decided_by": d.decided_by.map(|x| x.as_str()),
         "label": rec.label.map(|l| l.as_str()),
+        "why": crate::decide::why(&rec.inputs(), d, t),
     })
 }
 
@@ -183,6 +203,7 @@ struct InputSinks {
 }
 
 /// Export a store. `thresholds` overrides the stored ones (a running engine passes its own).
+/// Files are written only for verdicts that have records (no empty files).
 pub fn export(
     store: &Path,
     out: &Path,
@@ -190,12 +211,77 @@ pub fn export(
     layout: ExportLayout,
     thresholds: Option<Thresholds>,
 ) -> Result<ExportReport, StoreError> {
+    export_with(
+        store,
+        out,
+        &ExportOptions {
+            format,
+            layout,
+            thresholds,
+            merge: false,
+            replace: true,
+        },
+    )
+}
+
+/// What [`export_with`] writes.
+#[derive(Debug, Clone, Copy)]
+pub struct ExportOptions {
+    pub format: ExportFormat,
+    pub layout: ExportLayout,
+    pub thresholds: Option<Thresholds>,
+    /// Per-input layout: one `kept`/`removed`/`pending` file across every input
+    /// (`all.kept.jsonl`, …) instead of one per input.
+    pub merge: bool,
+    /// Remove the files an earlier export into `out` wrote (as its `summary.json` lists
+    /// them) before writing, so no stale `pending` file or timestamped array is left behind.
+    pub replace: bool,
+}
+
+/// The files an earlier export into `out` wrote, from its `summary.json` (empty when there
+/// was none). Only names listed there, inside `out`, are ever removed.
+pub fn previous_export(out: &Path) -> Vec<PathBuf> {
+    let Ok(text) = std::fs::read_to_string(out.join("summary.json")) else {
+        return vec![];
+    };
+    let Ok(v) = serde_json::from_str::<Value>(&text) else {
+        return vec![];
+    };
+    let mut names: Vec<PathBuf> = ["files", "merged"]
+        .iter()
+        .flat_map(|k| v[k].as_array().cloned().unwrap_or_default())
+        .flat_map(|f| f["outputs"].as_array().cloned().unwrap_or_default())
+        .filter_map(|n| n.as_str().map(str::to_string))
+        // A bare file name: never a path that leaves `out`.
+        .filter(|n| !n.contains('/') && !n.contains('\\') && n != ".." && n != ".")
+        .map(|n| out.join(n))
+        .collect();
+    names.push(out.join("summary.json"));
+    names.push(out.join("metrics.jsonl"));
+    names.retain(|p| p.is_file());
+    names
+}
+
+/// The stem every input writes to under `--merge`.
+pub const MERGED_STEM: &str = "all";
+
+pub fn export_with(
+    store: &Path,
+    out: &Path,
+    o: &ExportOptions,
+) -> Result<ExportReport, StoreError> {
+    let (format, layout, thresholds) = (o.format, o.layout, o.thresholds);
     let s = RunStore::open_read(store)?;
     let t = match thresholds {
         Some(t) => t,
         None => s.thresholds()?.unwrap_or_default(),
     };
     std::fs::create_dir_all(out).map_err(|e| io_err(out, e))?;
+    if o.replace {
+        for p in previous_export(out) {
+            std::fs::remove_file(&p).map_err(|e| io_err(&p, e))?;
+        }
+    }
     let ts = timestamp(now_secs(), "_");
     let mut report = ExportReport {
         out: out.to_path_buf(),
@@ -204,11 +290,16 @@ pub fn export(
     let mut reader = OriginalReader { open: None };
     let mut per_file: BTreeMap<String, InputSinks> = BTreeMap::new();
     let mut stems_used: HashMap<String, u32> = HashMap::new();
-    // Per-input layout always writes all three files, so scripts can rely on them.
+    let merge = o.merge && layout == ExportLayout::PerInput;
+    // Sinks are keyed by stem: one per input, or one shared by all under `merge`.
+    let mut shared: BTreeMap<String, BTreeMap<Verdict, Sink>> = BTreeMap::new();
     let files = s.files()?;
     let mut order = Vec::new();
     for f in &files {
-        let stem = unique_stem(&f.path, &mut stems_used);
+        let stem = match merge {
+            true => MERGED_STEM.to_string(),
+            false => unique_stem(&f.path, &mut stems_used),
+        };
         order.push(f.path.clone());
         per_file.insert(
             f.path.clone(),
@@ -219,18 +310,10 @@ pub fn export(
             },
         );
     }
-    if layout == ExportLayout::PerInput {
-        for sinks in per_file.values_mut() {
-            for v in [Verdict::Kept, Verdict::Removed, Verdict::Pending] {
-                let sink = open_sink(out, &sinks.stem, v, format, layout, &ts)?;
-                sinks.sinks.insert(v, sink);
-            }
-        }
-    }
     s.for_each_record(|rec| {
         let d = decide(&rec.inputs(), &t);
         let original = reader.read(&rec);
-        let cf = cyberfilter_object(&rec, &d);
+        let cf = cyberfilter_object(&rec, &d, &t);
         let value = match original {
             Ok(bytes) => {
                 let o = original_value(&bytes);
@@ -254,12 +337,15 @@ pub fn export(
                 sinks: BTreeMap::new(),
                 counts: HashMap::new(),
             });
-        if !entry.sinks.contains_key(&d.verdict) {
+        let sinks = match merge {
+            true => shared.entry(entry.stem.clone()).or_default(),
+            false => &mut entry.sinks,
+        };
+        if !sinks.contains_key(&d.verdict) {
             let sink = open_sink(out, &entry.stem, d.verdict, format, layout, &ts)?;
-            entry.sinks.insert(d.verdict, sink);
+            sinks.insert(d.verdict, sink);
         }
-        entry
-            .sinks
+        sinks
             .get_mut(&d.verdict)
             .expect("inserted above")
             .push(&value)?;
@@ -290,6 +376,22 @@ pub fn export(
             );
         }
         report.files.push(ef);
+    }
+    for (stem, sinks) in shared {
+        let mut outputs = Vec::new();
+        for (_, sink) in sinks {
+            let (p, _) = sink.finish()?;
+            outputs.push(
+                p.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            );
+        }
+        report.merged.push(ExportedFile {
+            input: stem,
+            outputs,
+            ..Default::default()
+        });
     }
     write_summary(&s, out, &t, &report)?;
     write_metrics(&s, out)?;
