@@ -341,9 +341,8 @@ pub fn export_with(
             true => shared.entry(entry.stem.clone()).or_default(),
             false => &mut entry.sinks,
         };
-        if !sinks.contains_key(&d.verdict) {
-            let sink = open_sink(out, &entry.stem, d.verdict, format, layout, &ts)?;
-            sinks.insert(d.verdict, sink);
+        if let std::collections::btree_map::Entry::Vacant(slot) = sinks.entry(d.verdict) {
+            slot.insert(open_sink(out, &entry.stem, d.verdict, format, layout, &ts)?);
         }
         sinks
             .get_mut(&d.verdict)
