@@ -38,6 +38,14 @@ struct Cli {
     /// Log file (default: $XDG_STATE_HOME/cyberfilter/cyberfilter-tui.log).
     #[arg(long, value_name = "PATH")]
     log_file: Option<PathBuf>,
+
+    /// Print shell completions for cyberfilter-tui (bash, zsh, fish, …) and exit.
+    #[arg(long, value_name = "SHELL", value_enum)]
+    completions: Option<clap_complete::Shell>,
+
+    /// Write the cyberfilter-tui man page into this folder and exit.
+    #[arg(long, value_name = "DIR")]
+    man: Option<PathBuf>,
 }
 
 /// The engine seen from the TUI: its two channels and a future that resolves when it has
@@ -122,6 +130,16 @@ fn main() {
 const EXIT_CONFIG: i32 = cyberfilter::engine::launch::exit::CONFIG;
 
 fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<i32> {
+    use cyberfilter::cli::{write_docs, DocsArgs};
+    if let Some(shell) = cli.completions {
+        return Ok(write_docs(Cli::command(), &DocsArgs::Completions { shell }));
+    }
+    if let Some(out) = &cli.man {
+        return Ok(write_docs(
+            Cli::command(),
+            &DocsArgs::Man { out: out.clone() },
+        ));
+    }
     let env = |k: &str| std::env::var(k).ok();
     let settings = match EngineSettings::resolve(&cli.engine, Some(matches), env) {
         Ok(s) => s,

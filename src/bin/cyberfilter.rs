@@ -34,6 +34,11 @@ enum Command {
     Runs(cli::runs::RunsArgs),
     /// Label a record in a store (for scripts).
     Relabel(cli::relabel::RelabelArgs),
+    /// Show one stored record: text, score by rule, tier, P(yes), verdict and why.
+    Show(cli::show::ShowArgs),
+    /// Shell completions and man pages, generated from these definitions.
+    #[command(flatten)]
+    Docs(cli::DocsArgs),
     /// Work with verifier models (convert a GGUF to a Hugging Face folder).
     #[command(subcommand)]
     Model(cli::model::ModelCommand),
@@ -60,6 +65,8 @@ fn main() {
         Command::Export(a) => cli::export::run(a),
         Command::Runs(a) => cli::runs::run(a),
         Command::Relabel(a) => cli::relabel::run(a),
+        Command::Show(a) => cli::show::run(a),
+        Command::Docs(d) => cli::write_docs(Cli::command(), d),
         Command::Model(c) => cli::model::run(c),
         Command::Bench(c) => cli::bench::run(c),
     };

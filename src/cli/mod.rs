@@ -33,6 +33,7 @@ pub mod rules_check;
 pub mod run;
 pub mod runs;
 pub mod scan;
+pub mod show;
 
 use crate::rules::{RuleSet, Thresholds};
 use std::path::{Path, PathBuf};
@@ -49,6 +50,49 @@ pub const EXIT_VERIFIER: i32 = 4;
 pub const EXIT_INTERRUPTED: i32 = 130;
 /// EX_TEMPFAIL: the store is in use by another run.
 pub const EXIT_IN_USE: i32 = 75;
+
+/// Write shell completions (`SHELL`) or man pages (`man`) for a binary's clap command.
+pub fn write_docs(cmd: clap::Command, what: &DocsArgs) -> i32 {
+    let name = cmd.get_name().to_string();
+    match what {
+        DocsArgs::Completions { shell } => {
+            let mut cmd = cmd;
+            clap_complete::generate(*shell, &mut cmd, name, &mut std::io::stdout());
+            EXIT_OK
+        }
+        DocsArgs::Man { out } => {
+            if let Err(e) = std::fs::create_dir_all(out) {
+                eprintln!("{name}: {}: {e}", out.display());
+                return EXIT_IOERR;
+            }
+            match clap_mangen::generate_to(cmd, out) {
+                Ok(()) => {
+                    eprintln!("{name}: man pages written to {}", out.display());
+                    EXIT_OK
+                }
+                Err(e) => {
+                    eprintln!("{name}: writing man pages to {}: {e}", out.display());
+                    EXIT_IOERR
+                }
+            }
+        }
+    }
+}
+
+/// `completions SHELL` and `man --out DIR`.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum DocsArgs {
+    /// Print shell completions (bash, zsh, fish, elvish, powershell) on stdout.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages (one per subcommand) into a folder.
+    Man {
+        #[arg(long, default_value = "man")]
+        out: PathBuf,
+    },
+}
 
 /// Rule-set and threshold flags shared by `scan` and `eval`.
 #[derive(Debug, Clone, clap::Args)]

@@ -3,7 +3,7 @@
 //! Meant for stores no engine is running on (a running engine keeps its own index).
 
 use super::{resolve_store, EXIT_FAILURE, EXIT_OK};
-use crate::decide::{decide, Label};
+use crate::decide::{decide, Label, Verdict};
 use crate::store::{LabelChange, RunStore};
 use std::path::PathBuf;
 
@@ -30,13 +30,38 @@ pub fn run(args: &RelabelArgs) -> i32 {
         LabelArg::Reject => Some(Label::Reject),
         LabelArg::Clear => None,
     };
-    match relabel(&resolve_store(&args.store), &args.id, label) {
-        Ok(0) => {
-            eprintln!("cyberfilter: no record with id {}", args.id);
+    let store = resolve_store(&args.store);
+    match relabel(&store, &args.id, label) {
+        Ok(changes) if changes.is_empty() => {
+            eprintln!(
+                "cyberfilter: no record with id {} in {} (ids as in the export's cyberfilter.id, \
+                 or #SEQ as `cyberfilter show` prints)",
+                args.id,
+                store.display()
+            );
             EXIT_FAILURE
         }
-        Ok(n) => {
-            eprintln!("cyberfilter: labelled {n} record(s) {}", args.id);
+        Ok(changes) => {
+            for c in &changes {
+                eprintln!(
+                    "cyberfilter: {} (#{}, {}): {} -> {} ({})",
+                    c.id,
+                    c.seq,
+                    c.file,
+                    c.old.as_str(),
+                    c.new.as_str(),
+                    match label {
+                        Some(l) => format!("labelled {}", l.as_str()),
+                        None => "label cleared".into(),
+                    }
+                );
+            }
+            if crate::store::lock::is_held(&store) {
+                eprintln!(
+                    "cyberfilter: note: a run holds this store; the label is stored, and that \
+                     session shows it when it next reads the label log"
+                );
+            }
             EXIT_OK
         }
         Err(e) => {
@@ -46,12 +71,23 @@ pub fn run(args: &RelabelArgs) -> i32 {
     }
 }
 
-/// Label every record with `id`; returns how many.
+/// One record a relabel changed.
+#[derive(Debug, Clone)]
+pub struct Relabelled {
+    pub seq: i64,
+    pub id: String,
+    /// The input file's name.
+    pub file: String,
+    pub old: Verdict,
+    pub new: Verdict,
+}
+
+/// Label every record with `id` (or the one row `#SEQ`); returns what changed.
 pub fn relabel(
     store: &std::path::Path,
     id: &str,
     label: Option<Label>,
-) -> Result<usize, crate::store::StoreError> {
+) -> Result<Vec<Relabelled>, crate::store::StoreError> {
     if !store.is_file() {
         return Err(crate::store::StoreError::Invalid {
             path: store.display().to_string(),
@@ -62,10 +98,22 @@ pub fn relabel(
     let t = s.thresholds()?.unwrap_or_default();
     let seqs = s.seqs_for_id(id)?;
     let recs = s.records_by_seq(&seqs)?;
+    let mut out = Vec::new();
     for r in &recs {
         let old = decide(&r.inputs(), &t);
         let mut inputs = r.inputs();
         inputs.label = label;
+        let new = decide(&inputs, &t);
+        out.push(Relabelled {
+            seq: r.seq,
+            id: r.id.clone(),
+            file: std::path::Path::new(&r.file)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| r.file.clone()),
+            old: old.verdict,
+            new: new.verdict,
+        });
         s.apply_label(&LabelChange {
             seq: r.seq,
             record_id: r.id.clone(),
@@ -76,5 +124,5 @@ pub fn relabel(
             undoes: None,
         })?;
     }
-    Ok(recs.len())
+    Ok(out)
 }
