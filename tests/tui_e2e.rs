@@ -206,9 +206,12 @@ fn threshold_and_label_survive_quit_and_show_again_on_resume() {
         let t = st.thresholds().unwrap().expect("thresholds stored");
         assert_eq!((t.high, t.low), (5.0, 2.0), "{t:?}");
         let log = st.label_log().unwrap();
-        assert_eq!(log.len(), 1, "{log:?}");
         let seqs = st.seqs_for_id(&id).unwrap();
         assert!(!seqs.is_empty(), "labelled {id} is in the store");
+        // A label applies to every record with the id (CAPEC-1 is in two sample files):
+        // one log entry per record, all of them this id.
+        assert_eq!(log.len(), seqs.len(), "{log:?}");
+        assert!(log.iter().all(|e| e.record_id == id), "{log:?}");
     }
 
     // Resume: the header shows the applied thresholds; the labelled filter shows the record.
