@@ -131,7 +131,12 @@ fn change_and_check(
             match b.verdict {
                 Verdict::Kept => want.to_kept += 1,
                 Verdict::Removed => want.to_removed += 1,
-                Verdict::Pending => {}
+                Verdict::Pending => want.to_pending += 1,
+            }
+            match a.verdict {
+                Verdict::Kept => want.from_kept += 1,
+                Verdict::Removed => want.from_removed += 1,
+                Verdict::Pending => want.from_pending += 1,
             }
         }
         if b.needs_verifier(i) && !a.needs_verifier(i) {

@@ -196,7 +196,7 @@ async fn threshold_preview_matches_what_applying_does() {
     let kept_before = h.app().stats.kept;
     let screen = h.render();
     assert!(
-        screen.contains(&format!("+{} kept", preview.to_kept)),
+        screen.contains(&format!("kept +{} −0", preview.to_kept)),
         "{screen}"
     );
     h.key(KeyCode::Enter).await;

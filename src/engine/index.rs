@@ -333,7 +333,9 @@ impl Index {
 }
 
 /// Count one record's change; returns true when it newly needs the verifier.
-fn count_flip(
+/// Count one record's change from `old` to `new` (the engine's preview and apply, and the
+/// TUI's test engine, all count with this). Returns whether it newly needs the verifier.
+pub fn count_flip(
     f: &mut FlipPreview,
     old: &Decision,
     new: &Decision,
@@ -344,7 +346,12 @@ fn count_flip(
         match new.verdict {
             Verdict::Kept => f.to_kept += 1,
             Verdict::Removed => f.to_removed += 1,
-            Verdict::Pending => {}
+            Verdict::Pending => f.to_pending += 1,
+        }
+        match old.verdict {
+            Verdict::Kept => f.from_kept += 1,
+            Verdict::Removed => f.from_removed += 1,
+            Verdict::Pending => f.from_pending += 1,
         }
     }
     let newly = new.needs_verifier(i) && !old.needs_verifier(i) && !queued;

@@ -761,27 +761,22 @@ fn store_error(e: StoreError) -> LaunchError {
     LaunchError::new(exit::CONFIG, e.to_string())
 }
 
-/// How many stored verdicts a threshold change flips, for the line that announces it.
+/// How many stored verdicts a threshold change flips, for the line that announces it
+/// (counted as the threshold panel counts them).
 fn flips_in_store(store: &Path, old: &Thresholds, new: &Thresholds) -> String {
     let Ok(records) = RunStore::open_read(store).and_then(|s| s.load_inputs()) else {
         return "flips unknown (store unreadable)".into();
     };
-    let (mut to_kept, mut to_removed, mut to_pending) = (0u64, 0u64, 0u64);
+    let mut f = super::FlipPreview::default();
     for r in &records {
-        let a = crate::decide::decide(&r.inputs, old).verdict;
-        let b = crate::decide::decide(&r.inputs, new).verdict;
-        if a != b {
-            match b {
-                crate::decide::Verdict::Kept => to_kept += 1,
-                crate::decide::Verdict::Removed => to_removed += 1,
-                crate::decide::Verdict::Pending => to_pending += 1,
-            }
-        }
+        let a = crate::decide::decide(&r.inputs, old);
+        let b = crate::decide::decide(&r.inputs, new);
+        super::index::count_flip(&mut f, &a, &b, &r.inputs, false);
     }
     format!(
-        "{} verdicts flip: {to_kept} to kept, {to_removed} to removed, {to_pending} to pending \
-         (need the verifier)",
-        to_kept + to_removed + to_pending
+        "{} verdicts flip: {}",
+        f.from_kept + f.from_removed + f.from_pending,
+        f.summary()
     )
 }
 

@@ -94,8 +94,33 @@ pub struct FlipPreview {
     pub to_kept: u64,
     /// Records whose verdict would become removed.
     pub to_removed: u64,
-    /// Records that would newly need the verifier.
+    /// Records whose verdict would become pending (they wait for the verifier).
+    pub to_pending: u64,
+    /// Records that would leave kept (to removed or pending).
+    pub from_kept: u64,
+    /// Records that would leave removed.
+    pub from_removed: u64,
+    /// Records that would leave pending.
+    pub from_pending: u64,
+    /// Records that would newly need the verifier (sent to it when applied).
     pub newly_pending: u64,
+}
+
+impl FlipPreview {
+    /// One line for the threshold panel and the status after applying: what enters and
+    /// leaves each verdict, so a record leaving kept for pending reads as leaving kept.
+    pub fn summary(&self) -> String {
+        format!(
+            "kept +{} −{} · removed +{} −{} · pending +{} −{} · {} to ask the LLM",
+            self.to_kept,
+            self.from_kept,
+            self.to_removed,
+            self.from_removed,
+            self.to_pending,
+            self.from_pending,
+            self.newly_pending
+        )
+    }
 }
 
 /// Precision/recall of the current decision against the curator's labels so far.

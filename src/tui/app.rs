@@ -1355,13 +1355,7 @@ impl App {
             }
             EngineEvent::Redecided(flips) => {
                 self.last_redecided = Some(flips);
-                self.set_status(
-                    StatusKind::Info,
-                    format!(
-                        "re-decided: +{} kept, −{} removed, {} newly need the verifier",
-                        flips.to_kept, flips.to_removed, flips.newly_pending
-                    ),
-                );
+                self.set_status(StatusKind::Info, format!("re-decided: {}", flips.summary()));
                 self.table_stale = true;
                 self.last_query_at = None;
                 self.maybe_refresh(fx);

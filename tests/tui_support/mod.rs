@@ -192,16 +192,8 @@ impl FakeState {
         for r in self.visible() {
             let i = self.inputs(r);
             let (a, b) = (decide(&i, &self.thresholds), decide(&i, t));
-            if a.verdict != b.verdict {
-                match b.verdict {
-                    Verdict::Kept => f.to_kept += 1,
-                    Verdict::Removed => f.to_removed += 1,
-                    Verdict::Pending => {}
-                }
-            }
-            if b.needs_verifier(&i) && !a.needs_verifier(&i) {
-                f.newly_pending += 1;
-            }
+            // The engine's own counting: the fake cannot drift from it.
+            cyberfilter::engine::index::count_flip(&mut f, &a, &b, &i, false);
         }
         f
     }

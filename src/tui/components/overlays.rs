@@ -129,12 +129,30 @@ fn thresholds(app: &App, p: &ThresholdPanel, f: &mut Frame, area: Rect) {
     let flips = match &p.preview {
         Some(fp) => Line::from(vec![
             Span::styled(" If applied: ", t.dim),
-            Span::styled(format!("+{} kept", fmt_count(fp.to_kept)), t.kept),
-            Span::raw("  "),
-            Span::styled(format!("−{} removed", fmt_count(fp.to_removed)), t.removed),
+            Span::styled(
+                format!(
+                    "kept +{} −{}",
+                    fmt_count(fp.to_kept),
+                    fmt_count(fp.from_kept)
+                ),
+                t.kept,
+            ),
             Span::raw("  "),
             Span::styled(
-                format!("{} newly need the LLM", fmt_count(fp.newly_pending)),
+                format!(
+                    "removed +{} −{}",
+                    fmt_count(fp.to_removed),
+                    fmt_count(fp.from_removed)
+                ),
+                t.removed,
+            ),
+            Span::raw("  "),
+            Span::styled(
+                format!(
+                    "pending +{} −{}",
+                    fmt_count(fp.to_pending),
+                    fmt_count(fp.from_pending)
+                ),
                 t.pending,
             ),
         ]),
