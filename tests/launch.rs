@@ -509,3 +509,83 @@ fn answers_found_in_a_tui_session_are_not_asked_again_by_run() {
     assert_eq!(sum["llm_calls"], 0, "{sum}");
     assert!(sum["cache_hits"].as_u64().unwrap() > 0, "{sum}");
 }
+
+#[test]
+fn a_label_written_by_relabel_reaches_the_running_engine() {
+    let w = World::new();
+    let store = w.path("data/runs/live.cfrun");
+    let nvd = root().join("sample_data/nvd/nvd-api2.0-page0-sample.json");
+    let slow = w
+        .cmd(
+            &cli(),
+            &root(),
+            &[
+                "run",
+                "--progress",
+                "none",
+                "--verifier",
+                "test-hash",
+                "--high",
+                "1000",
+                "--low",
+                "-1000",
+                "--store",
+                store.to_str().unwrap(),
+                nvd.to_str().unwrap(),
+            ],
+        )
+        .env("CYBERFILTER_TEST_VERIFIER_DELAY_MS", "60000")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the records are stored (all pending behind the slow verifier).
+    let start = Instant::now();
+    let id = loop {
+        let o = w
+            .cmd(
+                &cli(),
+                &root(),
+                &["show", store.to_str().unwrap(), "#1", "--json"],
+            )
+            .output()
+            .unwrap();
+        if o.status.success() {
+            let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+            break v["id"].as_str().unwrap().to_string();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no record stored"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let o = w
+        .cmd(
+            &cli(),
+            &root(),
+            &["relabel", store.to_str().unwrap(), &id, "keep"],
+        )
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("a run holds this store"),
+        "{}",
+        stderr(&o)
+    );
+    std::thread::sleep(Duration::from_millis(2500)); // the engine reads the log once a second
+                                                     // SIGTERM: a clean stop with the engine's own counts in the summary.
+    Command::new("kill")
+        .args(["-TERM", &slow.id().to_string()])
+        .status()
+        .unwrap();
+    let out = slow.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let sum = summary(&out);
+    assert_eq!(sum["labelled"], 1, "{sum}");
+    assert_eq!(
+        sum["kept"], 1,
+        "the labelled record is kept, the rest wait: {sum}"
+    );
+}

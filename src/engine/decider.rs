@@ -110,6 +110,8 @@ pub struct Decider {
     /// (when, records the model had answered) at each tick of the last [`LLM_RATE_WINDOW`].
     llm_window: VecDeque<(Instant, u64)>,
     last_metrics: Instant,
+    /// The label log read up to here; later entries come from another process.
+    label_log_seen: i64,
     recent: Vec<RecordRow>,
     stopping: Option<Instant>,
     drained_sent: bool,
@@ -164,6 +166,7 @@ impl Decider {
             },
             llm_window: VecDeque::new(),
             last_metrics: now,
+            label_log_seen: 0,
             recent: Vec::new(),
             stopping: None,
             drained_sent: false,
@@ -688,6 +691,44 @@ impl Decider {
         }
     }
 
+    /// Labels another process (`cyberfilter relabel`) wrote into this store while it runs: the
+    /// store already holds them, so only the index, the counts and the table follow. Our own
+    /// entries are already in the index; per record only its latest entry counts.
+    fn pick_up_outside_labels(&mut self) {
+        let entries = match self.read.label_log_after(self.label_log_seen) {
+            Ok(e) => e,
+            Err(e) => {
+                self.error("store", format!("reading the label log: {e}"));
+                return;
+            }
+        };
+        let mut latest: std::collections::BTreeMap<i64, Option<Label>> = Default::default();
+        for e in entries {
+            self.label_log_seen = self.label_log_seen.max(e.log_id);
+            latest.insert(e.record_seq, e.new_label);
+        }
+        let mut changed = Vec::new();
+        for (seq, label) in latest {
+            let Some(pos) = self.index.pos(seq) else {
+                continue;
+            };
+            if self.index.inputs_at(pos).label == label {
+                continue;
+            }
+            let (_, new) = self.index.set_label(pos, label, &self.t);
+            if self.verifier.is_some() && new.needs_verifier(&self.index.inputs_at(pos)) {
+                self.enqueue(pos, seq, None, false);
+            }
+            changed.push(pos);
+        }
+        if !changed.is_empty() {
+            tracing::info!("{} label(s) from another process picked up", changed.len());
+            if let Ok(mut rows) = self.rows_for(&changed) {
+                self.recent.append(&mut rows);
+            }
+        }
+    }
+
     fn undo_label(&mut self) {
         self.flush();
         match self.read.last_undoable_label() {
@@ -976,6 +1017,7 @@ impl Decider {
             let line = self.metrics_line();
             self.write(WriterMsg::Metrics(line));
             self.write_files();
+            self.pick_up_outside_labels();
         }
         self.rates = Rates {
             at: Instant::now(),

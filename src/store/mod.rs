@@ -833,15 +833,21 @@ impl RunStore {
     }
 
     pub fn label_log(&self) -> Result<Vec<LabelLogEntry>, StoreError> {
+        self.label_log_after(0)
+    }
+
+    /// Label-log entries after `log_id`, oldest first (a running engine reads what another
+    /// process, `cyberfilter relabel`, wrote since it last looked).
+    pub fn label_log_after(&self, log_id: i64) -> Result<Vec<LabelLogEntry>, StoreError> {
         let mut st = self
             .conn
-            .prepare(
+            .prepare_cached(
                 "SELECT log_id, record_seq, record_id, old_verdict, old_label, new_label, time,
-                    undoes FROM label_log ORDER BY log_id",
+                    undoes FROM label_log WHERE log_id > ?1 ORDER BY log_id",
             )
             .ctx(&self.path)?;
         let v = st
-            .query_map([], |r| {
+            .query_map([log_id], |r| {
                 let ov: String = r.get(3)?;
                 let ol: Option<String> = r.get(4)?;
                 let nl: Option<String> = r.get(5)?;
