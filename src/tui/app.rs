@@ -1378,13 +1378,23 @@ impl App {
                 );
             }
             EngineEvent::Drained(s) => {
+                let pending = s.pending;
                 self.on_stats(s);
                 if matches!(self.engine, EngineState::Running | EngineState::Paused) {
                     self.engine = EngineState::Finished;
-                    self.set_status(
-                        StatusKind::Info,
-                        "all input read and verified: keep curating, export, or q to quit",
-                    );
+                    // Drained with records pending: no verifier answered them (none runs, or
+                    // it failed); saying "verified" would hide them.
+                    let msg = if pending == 0 {
+                        "all input read and verified: keep curating, export, or q to quit"
+                            .to_string()
+                    } else {
+                        format!(
+                            "all input read; {} pending (no verifier answered them): label them, \
+                             export, or q to quit",
+                            ui::fmt_count(pending)
+                        )
+                    };
+                    self.set_status(StatusKind::Info, msg);
                 }
                 self.table_stale = true;
                 self.maybe_refresh(fx);

@@ -220,6 +220,21 @@ fn rules_pane(t: &Theme, d: &RecordDetail, f: &mut Frame, area: Rect) {
         return;
     }
     let sum: f32 = d.hits.iter().map(|h| h.contribution).sum();
+    // Borders, header and total take four lines; when rules do not fit, the last visible
+    // line says how many are hidden (largest contributions come first).
+    let fits = (area.height as usize).saturating_sub(4);
+    let mut rows = rows;
+    if rows.len() > fits && fits > 0 {
+        let hidden = rows.len() - (fits - 1);
+        rows.truncate(fits - 1);
+        rows.push(
+            Row::new(vec![Cell::from(format!(
+                "… {hidden} more rule{}",
+                if hidden == 1 { "" } else { "s" }
+            ))])
+            .style(t.dim),
+        );
+    }
     let table = Table::new(
         rows,
         [
