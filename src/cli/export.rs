@@ -3,8 +3,9 @@
 //! them. A short summary on stdout (`--json`: the full report).
 
 use super::{resolve_store, EXIT_FAILURE, EXIT_IOERR, EXIT_OK, EXIT_USAGE};
-use crate::engine::{ExportFormat, ExportLayout};
-use crate::store::export::{export_with, previous_export, ExportOptions};
+use crate::store::export::{
+    export_with, previous_export, ExportFormat, ExportLayout, ExportOptions,
+};
 use crate::store::StoreError;
 use std::path::PathBuf;
 

@@ -133,21 +133,8 @@ pub struct LabelAgreement {
     pub true_neg: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub enum ExportFormat {
-    #[default]
-    Jsonl,
-    Json,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub enum ExportLayout {
-    /// kept/removed/pending files per input.
-    #[default]
-    PerInput,
-    /// The Python pipeline's `{stem}_filtered_{ts}.json` / `{stem}_removed_{ts}.json`.
-    Upstream,
-}
+// The export's own types live with the export writer; commands carry them.
+pub use crate::store::export::{ExportFormat, ExportLayout};
 
 /// Commands into a running engine. Queries carry a reply channel.
 #[derive(Debug)]

@@ -8,14 +8,30 @@
 
 use super::{now_secs, paths::timestamp, RunStore, StoreError, StoredRecord};
 use crate::decide::{decide, Decision, Verdict};
-use crate::engine::types::{ExportFormat, ExportLayout};
 use crate::rules::Thresholds;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+
+/// One JSON value per line, or one JSON array per file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum ExportFormat {
+    #[default]
+    Jsonl,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum ExportLayout {
+    /// kept/removed/pending files per input.
+    #[default]
+    PerInput,
+    /// The Python pipeline's `{stem}_filtered_{ts}.json` / `{stem}_removed_{ts}.json`.
+    Upstream,
+}
 
 /// What an export wrote.
 #[derive(Debug, Clone, Default, Serialize)]

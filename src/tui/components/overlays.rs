@@ -1,7 +1,7 @@
 //! Overlays drawn over the dashboard: help, threshold tuning, export.
 
 use super::{block, centered};
-use crate::engine::types::{ExportFormat, ExportLayout};
+use crate::store::export::{ExportFormat, ExportLayout};
 use crate::tui::app::{
     precision_recall, App, ExportDialog, ExportField, Overlay, ThresholdField, ThresholdPanel,
 };
