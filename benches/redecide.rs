@@ -17,6 +17,7 @@ fn million_records(t: &Thresholds) -> Index {
             text_len: 10 + (x % 200) as usize,
             scored: x % 17 != 0,
             p_yes: (x % 3 == 0).then(|| (x % 101) as f32 / 100.0),
+            p_head: (x % 6 == 0).then(|| (x % 89) as f32 / 88.0),
             label: None,
         };
         ix.push(n as i64 + 1, SourceKind::Json, &inputs, t);

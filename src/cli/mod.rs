@@ -19,6 +19,7 @@
 //!   `run` over the same store resumes.
 
 pub mod bench;
+pub mod bench_head;
 pub mod eval;
 pub mod export;
 pub mod gen_nvd;

@@ -9,7 +9,7 @@ use super::types::*;
 use super::verifier::{BatchResult, Item, Job, VerifierThread};
 use super::writer::WriterMsg;
 use super::EngineError;
-use crate::decide::{Decision, DecisionInputs, Label, Verdict};
+use crate::decide::{DecidedBy, Decision, DecisionInputs, Label, Verdict};
 use crate::rules::{RuleSet, Thresholds, Tier};
 use crate::store::{
     Answer, FileRow, LabelChange, NewRecord, RunState, RunStore, StoredInputs, StoredRecord,
@@ -371,6 +371,7 @@ impl Decider {
             text_len: s.text_len,
             scored: s.record.scored,
             p_yes: None,
+            p_head: None,
             label: None,
         };
         let d = self.index.push(seq, s.record.source, &inputs, &self.t);
@@ -852,6 +853,11 @@ impl Decider {
             text_len: rec.text_len,
             scored: rec.scored,
             p_yes: row.p_yes,
+            p_head: self
+                .index
+                .pos(rec.seq)
+                .map(|p| self.index.inputs_at(p).p_head)
+                .unwrap_or(rec.p_head),
             label: row.label,
         };
         let why = why(
@@ -1010,6 +1016,17 @@ pub fn why(i: &DecisionInputs, d: &Decision, t: &Thresholds) -> String {
             format!("text {} chars < minimum {}", i.text_len, t.min_text_len)
         }
         Tier::Reject => format!("score {} < low {}", i.score, t.low),
+        Tier::Verify if d.decided_by == Some(DecidedBy::Head) => format!(
+            "P(head) {:.2} {} cut {} (P(yes) {:.2})",
+            i.p_head.unwrap_or_default(),
+            if d.verdict == Verdict::Kept {
+                "≥"
+            } else {
+                "<"
+            },
+            t.p_yes_cut,
+            i.p_yes.unwrap_or_default()
+        ),
         Tier::Verify => match (i.p_yes, d.verdict) {
             (Some(p), Verdict::Kept) => format!("P(yes) {p:.2} ≥ cut {}", t.p_yes_cut),
             (Some(p), _) => format!("P(yes) {p:.2} < cut {}", t.p_yes_cut),
