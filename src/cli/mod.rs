@@ -23,6 +23,7 @@ pub mod bench_head;
 pub mod eval;
 pub mod export;
 pub mod gen_nvd;
+pub mod head;
 pub mod model;
 pub mod pipeline;
 pub mod relabel;

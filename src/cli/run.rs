@@ -65,6 +65,8 @@ pub struct RunArgs {
     pub stats_interval_ms: Option<u64>,
     #[command(flatten)]
     pub http: HttpArgs,
+    #[command(flatten)]
+    pub head: super::head::HeadArgs,
 }
 
 /// Flags of `--verifier http` (an OpenAI-compatible server: mlx_lm.server, llama.cpp, vLLM).
@@ -211,6 +213,13 @@ pub fn run(args: &RunArgs) -> i32 {
     config.verifier_name = args.verifier.name().into();
     config.batch_size = args.batch_size;
     config.shared_cache = Some(paths::data_dir().join("llm-cache.sqlite"));
+    config.head = match args.head.options() {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("cyberfilter: {e}");
+            return EXIT_CONFIG;
+        }
+    };
     config.batch_wait = Duration::from_millis(args.batch_wait_ms);
     config.stats_interval = Duration::from_millis(
         args.stats_interval_ms
@@ -314,6 +323,14 @@ async fn watch(
                             None => eprintln!("{line}"),
                         }
                     }
+                    EngineEvent::Head(h) => match &bar {
+                        Some(b) => b.println(&h.message),
+                        None if mode == ProgressMode::Json => eprintln!(
+                            "{}",
+                            serde_json::json!({"event": "head", "message": h.message, "version": h.version, "cv_auc": h.cv_auc, "to_kept": h.to_kept, "to_removed": h.to_removed})
+                        ),
+                        None => eprintln!("{}", h.message),
+                    },
                     EngineEvent::Finished(s) => {
                         if let Some(b) = &bar {
                             b.finish_and_clear();

@@ -22,6 +22,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
+#[path = "decider_head.rs"]
+mod head_ops;
+
 /// Everything that reaches the decider, through one bounded channel.
 pub enum Msg {
     Reader(ReaderMsg),
@@ -47,6 +50,7 @@ pub struct Setup {
     pub startup_errors: Vec<String>,
     /// The run's rules, to show where they matched in an opened record.
     pub rules: Arc<RuleSet>,
+    pub head: super::head::HeadOptions,
 }
 
 /// Queued texts kept in memory up to this many bytes; beyond, the verifier reads them back.
@@ -114,7 +118,12 @@ pub struct Decider {
     stopping: Option<Instant>,
     drained_sent: bool,
     fatal: Option<EngineError>,
+    head: super::head::HeadState,
+    /// Features and P(head) of the answers being applied, written after them.
+    head_pending: HeadPending,
 }
+
+type HeadPending = (Vec<(i64, Option<f32>, Vec<f32>)>, Vec<(i64, Option<f32>)>);
 
 impl Decider {
     pub fn new(s: Setup) -> Result<Decider, EngineError> {
@@ -133,6 +142,12 @@ impl Decider {
             (None, None) => 1,
         };
         let now = Instant::now();
+        let (head, head_notes) = super::head::HeadState::new(
+            s.head,
+            s.verifier.as_ref().and_then(|v| v.info.features.clone()),
+            s.verifier.as_ref().map(|v| v.info.model.as_str()),
+            &read,
+        );
         let mut d = Decider {
             store_path: s.store_path,
             rules: s.rules,
@@ -168,7 +183,13 @@ impl Decider {
             stopping: None,
             drained_sent: false,
             fatal: None,
+            head,
+            head_pending: Default::default(),
         };
+        for note in head_notes {
+            d.head_note(note);
+        }
+        d.head_start();
         if !stale.is_empty() {
             d.write(WriterMsg::Decisions(stale));
         }
@@ -255,7 +276,8 @@ impl Decider {
                     break;
                 }
             } else if inputs_done
-                && (self.verifier.is_none() || (self.queue.is_empty() && self.in_flight == 0))
+                && (self.verifier.is_none()
+                    || (self.queue.is_empty() && self.in_flight == 0 && !self.head_busy()))
                 && !self.drained_sent
             {
                 self.drained_sent = true;
@@ -454,6 +476,10 @@ impl Decider {
         if self.flags.paused.load(Ordering::Relaxed) || self.stopping.is_some() {
             return;
         }
+        if self.queue.is_empty() && self.in_flight == 0 {
+            self.head_idle_work();
+            return;
+        }
         // One batch in the verifier, one waiting in its channel.
         while self.in_flight < 2 && !self.queue.is_empty() {
             let waited = self
@@ -514,8 +540,11 @@ impl Decider {
         }
     }
 
-    fn on_verified(&mut self, r: BatchResult) {
+    fn on_verified(&mut self, mut r: BatchResult) {
         self.in_flight = self.in_flight.saturating_sub(1);
+        // Seeds and weak labels are the head's, not records' answers.
+        let feats: HashMap<i64, Arc<[f32]>> = r.features.drain(..).collect();
+        self.head_take_idle(&mut r, &feats);
         let n = r.answers.len() + r.missing.len() + r.failed.len();
         self.in_flight_items = self.in_flight_items.saturating_sub(n);
         self.c.cache_hits += r.cache_hits;
@@ -539,7 +568,8 @@ impl Decider {
                 continue;
             };
             self.index.set_queued(pos, false);
-            let d = self.index.set_answer(pos, p, &self.t);
+            let p_head = self.head_on_answer(seq, p, feats.get(&seq));
+            let d = self.index.set_answer_head(pos, p, p_head, &self.t);
             answers.push(Answer {
                 seq,
                 p_yes: p,
@@ -551,6 +581,7 @@ impl Decider {
         if !answers.is_empty() {
             self.write(WriterMsg::Answers(answers));
         }
+        self.head_flush_answers();
         for seq in &r.failed {
             if let Some(pos) = self.index.pos(*seq) {
                 // Stays pending; a resume (or re-verify) asks again.
@@ -608,6 +639,8 @@ impl Decider {
             Command::Agreement { thresholds, reply } => {
                 let _ = reply.send(self.index.agreement(&thresholds));
             }
+            Command::RetrainHead => self.head_retrain("on demand"),
+            Command::SetHeadEnabled(on) => self.head_set_enabled(on),
         }
     }
 
@@ -675,6 +708,7 @@ impl Decider {
             Ok(Err(e)) => self.error("store", format!("label for {id} not saved: {e}")),
             Err(_) => {}
         }
+        self.head_on_label(seq);
         if self.verifier.is_some() && new.needs_verifier(&self.index.inputs_at(pos)) {
             self.enqueue(pos, seq, None, false);
         }

@@ -167,6 +167,65 @@ pub fn put_features(
     Ok(())
 }
 
+/// One text's stored features for `spec`.
+pub fn get_features(
+    conn: &Connection,
+    path: &Path,
+    spec: &str,
+    hash: &[u8; 32],
+) -> Result<Option<StoredFeatures>, StoreError> {
+    conn.prepare_cached("SELECT p_yes, vec FROM features WHERE content_hash = ?1 AND spec = ?2")
+        .ctx(path)?
+        .query_row(params![&hash[..], spec], |r| {
+            Ok(StoredFeatures {
+                content_hash: *hash,
+                p_yes: r.get::<_, Option<f64>>(0)?.map(|p| p as f32),
+                vec: decode_vec(&r.get::<_, Vec<u8>>(1)?),
+            })
+        })
+        .optional()
+        .ctx(path)
+}
+
+/// Features of stored records, by seq (the content hash is the record's).
+pub fn put_features_by_seq(
+    conn: &Connection,
+    path: &Path,
+    spec: &str,
+    rows: &[(i64, Option<f32>, Vec<f32>)],
+) -> Result<(), StoreError> {
+    let mut st = conn
+        .prepare_cached(
+            "INSERT OR REPLACE INTO features(content_hash, spec, p_yes, vec)
+             SELECT content_hash, ?2, ?3, ?4 FROM records WHERE seq = ?1",
+        )
+        .ctx(path)?;
+    for (seq, p, v) in rows {
+        st.execute(params![seq, spec, p.map(|p| p as f64), encode_vec(v)])
+            .ctx(path)?;
+    }
+    Ok(())
+}
+
+/// Weak labels on stored records, by seq: (seq, positive, group).
+pub fn put_weak_labels_by_seq(
+    conn: &Connection,
+    path: &Path,
+    rows: &[(i64, bool, String)],
+) -> Result<(), StoreError> {
+    let mut st = conn
+        .prepare_cached(
+            "INSERT OR REPLACE INTO head_labels(content_hash, source, positive, grp, text)
+             SELECT content_hash, 'weak', ?2, ?3, NULL FROM records WHERE seq = ?1",
+        )
+        .ctx(path)?;
+    for (seq, positive, group) in rows {
+        st.execute(params![seq, *positive as i64, group])
+            .ctx(path)?;
+    }
+    Ok(())
+}
+
 /// Every stored feature vector of `spec`, by content hash.
 pub fn load_features(
     conn: &Connection,

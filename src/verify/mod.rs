@@ -20,6 +20,12 @@ pub trait Verifier {
     /// stay pending. A NaN (or any non-finite value) in the answers means *that text* failed:
     /// its records stay pending and the error is counted, the other answers are kept.
     fn verify_batch(&mut self, texts: &[&str]) -> Result<Vec<f32>, VerifyError>;
+    /// Asks for pooled hidden states of `layer` with every answer (the verdict head); returns
+    /// false when this backend cannot give any.
+    fn set_feature_layer(&mut self, layer: Option<usize>) -> bool {
+        let _ = layer;
+        false
+    }
     /// The hidden-state features this backend can pool in the same pass as P(yes) (for the
     /// verdict head), or `None` when it has none (then the head is off).
     fn feature_spec(&self) -> Option<head::FeatureSpec> {

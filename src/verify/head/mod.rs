@@ -37,6 +37,19 @@ impl FeatureSpec {
     }
 }
 
+/// The head shipped for the default model (SmolLM2-135M-Instruct Q4_1 GGUF), trained by
+/// `scripts/train-default-head.sh` on weak labels over ../shared/realdata; its manifest sits
+/// beside it (`default/smollm2-135m.manifest.json`).
+pub const SHIPPED_DEFAULT: &str = include_str!("default/smollm2-135m.head.json");
+
+/// The shipped default head, when it reads exactly the features `run` makes (same model
+/// file, layer, pooling and text cut); another model starts without it.
+pub fn shipped_default_for(run: &FeatureSpec) -> Option<Head> {
+    let h = Head::from_json(SHIPPED_DEFAULT, "shipped default head").ok()?;
+    h.check_features(run).ok()?;
+    Some(h)
+}
+
 /// Where a training example's label came from (curator labels weigh most).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -497,6 +497,16 @@ impl Verifier for MlxVerifier {
         Ok(self.answer(texts)?.into_iter().map(|a| a.p_yes).collect())
     }
 
+    fn set_feature_layer(&mut self, layer: Option<usize>) -> bool {
+        match layer {
+            Some(l) if l == 0 || l > self.model.config.n_layers => false,
+            l => {
+                self.options.feature_layer = l;
+                true
+            }
+        }
+    }
+
     fn feature_spec(&self) -> Option<super::head::FeatureSpec> {
         let layer = self.options.feature_layer?;
         Some(super::head::FeatureSpec {
