@@ -466,7 +466,12 @@ impl Decider {
         if self.queue.is_empty() {
             self.oldest_since = Some(Instant::now());
         }
-        self.queue.push_back(Item { seq, text, force });
+        self.queue.push_back(Item {
+            seq,
+            text,
+            force,
+            idle: false,
+        });
     }
 
     /// Send a batch when the verifier is free: a full one, or a partial one whose oldest

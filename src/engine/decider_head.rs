@@ -312,11 +312,14 @@ impl Decider {
                 self.emit(EngineEvent::Redecided(flips));
             }
             Err(e) => {
-                // Nothing is lost: the head in force stays.
-                self.error(
-                    "head",
-                    format!("retrain ({reason}) failed, the head in force stays: {e}"),
-                );
+                // Nothing is lost: the head in force stays. Only a retrain asked for is an
+                // error; an automatic one with too few examples is a note.
+                let msg = format!("head retrain ({reason}) not done, the head in force stays: {e}");
+                if reason == "on demand" {
+                    self.error("head", msg);
+                } else {
+                    self.head_note(msg);
+                }
             }
         }
     }
@@ -433,7 +436,8 @@ impl Decider {
                 items.push(Item {
                     seq: -(i as i64) - 1,
                     text: Some((Arc::from(text.as_str()), hash)),
-                    force: true,
+                    force: false,
+                    idle: true,
                 });
             }
         } else if self.readers_left == 0 {
@@ -443,7 +447,8 @@ impl Decider {
                 items.push(Item {
                     seq,
                     text: None,
-                    force: true,
+                    force: false,
+                    idle: true,
                 });
             }
         }

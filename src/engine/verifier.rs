@@ -21,6 +21,9 @@ pub struct Item {
     pub text: Option<(Arc<str>, [u8; 32])>,
     /// Re-verify: ignore cached answers.
     pub force: bool,
+    /// The verdict head's own work (a seed text, a weak label): not counted as records'
+    /// answers, cache hits or LLM calls.
+    pub idle: bool,
 }
 
 pub struct Job {
@@ -44,6 +47,9 @@ pub struct BatchResult {
     pub latency: Duration,
     /// Pooled features of answered texts, per seq (verdict head; empty without features).
     pub features: Vec<(i64, Arc<[f32]>)>,
+    /// Idle (head) texts answered from the caches / asked to the model.
+    pub idle_hits: u64,
+    pub idle_asked: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -145,16 +151,28 @@ impl Caches {
         match &self.features {
             None => Some((p, None)),
             Some(spec) => {
-                let f = crate::store::features::get_features(
+                let in_store = crate::store::features::get_features(
                     self.store.conn(),
                     self.store.path(),
                     spec,
                     hash,
                 )
                 .ok()
-                .flatten()?;
-                Some((p, Some(Arc::from(f.vec))))
+                .flatten()
+                .map(|f| f.vec);
+                let f = in_store.or_else(|| {
+                    self.shared
+                        .as_ref()
+                        .and_then(|s| s.get_features(hash, spec).ok().flatten())
+                })?;
+                Some((p, Some(Arc::from(f))))
             }
+        }
+    }
+
+    fn put_features(&mut self, items: &[crate::store::features::StoredFeatures]) {
+        if let (Some(s), Some(spec)) = (self.shared.as_mut(), &self.features) {
+            let _ = s.put_features(spec, items);
         }
     }
 
@@ -196,6 +214,7 @@ fn serve(
         // Distinct texts to ask about, and the seqs waiting on each.
         let mut asked: Vec<(Arc<str>, [u8; 32])> = Vec::new();
         let mut waiting: HashMap<[u8; 32], (usize, Vec<i64>)> = HashMap::new();
+        let mut idle_texts = std::collections::HashSet::new();
         for item in job.items {
             let (text, hash) = match &item.text {
                 Some((t, h)) => (t.clone(), *h),
@@ -218,9 +237,16 @@ fn serve(
                     if let Some(f) = f {
                         r.features.push((item.seq, f));
                     }
-                    r.cache_hits += 1;
+                    if item.idle {
+                        r.idle_hits += 1;
+                    } else {
+                        r.cache_hits += 1;
+                    }
                     continue;
                 }
+            }
+            if item.idle {
+                idle_texts.insert(hash);
             }
             match waiting.get_mut(&hash) {
                 Some((_, seqs)) => seqs.push(item.seq),
@@ -230,7 +256,8 @@ fn serve(
                 }
             }
         }
-        r.model_batch = asked.len();
+        r.idle_asked = asked.iter().filter(|(_, h)| idle_texts.contains(h)).count();
+        r.model_batch = asked.len() - r.idle_asked;
         if !asked.is_empty() {
             let texts: Vec<&str> = asked.iter().map(|(t, _)| t.as_ref()).collect();
             BUSY.fetch_add(1, Ordering::SeqCst);
@@ -246,15 +273,22 @@ fn serve(
             match outcome {
                 Ok((ps, fs)) if ps.len() == asked.len() => {
                     if let Some(fs) = fs {
+                        let mut shared = Vec::new();
                         for (i, (_, hash)) in asked.iter().enumerate() {
                             if !ps[i].is_finite() || fs[i].is_empty() {
                                 continue;
                             }
+                            shared.push(crate::store::features::StoredFeatures {
+                                content_hash: *hash,
+                                p_yes: Some(ps[i]),
+                                vec: fs[i].clone(),
+                            });
                             let f: Arc<[f32]> = Arc::from(fs[i].as_slice());
                             for seq in &waiting[hash].1 {
                                 r.features.push((*seq, f.clone()));
                             }
                         }
+                        caches.put_features(&shared);
                     }
                     let mut fresh = Vec::with_capacity(asked.len());
                     let mut failed_texts = 0;
