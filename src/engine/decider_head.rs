@@ -67,22 +67,8 @@ impl Decider {
 
     /// P(head) for every record with features and an answer, then re-decide; returns flips.
     fn head_rescore(&mut self) -> (FlipPreview, usize) {
-        let mut values = Vec::new();
-        let seqs: Vec<i64> = self.head.feats.keys().copied().collect();
-        for seq in seqs {
-            let Some(pos) = self.index.pos(seq) else {
-                continue;
-            };
-            let i = self.index.inputs_at(pos);
-            if i.p_yes.is_none() {
-                continue;
-            }
-            let p = self.head.predict(&self.head.feats[&seq], i.p_yes);
-            if p != i.p_head {
-                self.index.set_p_head(pos, p);
-                values.push((seq, p));
-            }
-        }
+        let head = self.head.active.as_ref().filter(|_| self.head.enabled);
+        let values = eh::rescore_index(&mut self.index, &self.head.feats, head);
         let n = values.len();
         let version = self
             .head

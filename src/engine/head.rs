@@ -219,7 +219,7 @@ impl HeadState {
     /// P(head) of a record with these features and P(yes), when a head is in force.
     pub fn predict(&self, feats: &[u16], p_yes: Option<f32>) -> Option<f32> {
         let h = self.active.as_ref().filter(|_| self.enabled)?;
-        Some(h.predict(&unpack(feats), p_yes))
+        Some(h.predict_f16(feats, p_yes))
     }
 
     /// Training examples: curator labels on records with features, then seeds and weak
@@ -349,4 +349,29 @@ pub fn read_seed(
         ));
     }
     Ok(out)
+}
+
+/// P(head) for every record of `index` with features and an answer, under `head` (None: no
+/// head); returns the records whose P(head) changed. Follow with `Index::redecide`.
+pub fn rescore_index(
+    index: &mut crate::engine::index::Index,
+    feats: &HashMap<i64, Packed>,
+    head: Option<&Head>,
+) -> Vec<(i64, Option<f32>)> {
+    let mut changed = Vec::new();
+    for (&seq, f) in feats {
+        let Some(pos) = index.pos(seq) else {
+            continue;
+        };
+        let i = index.inputs_at(pos);
+        if i.p_yes.is_none() {
+            continue;
+        }
+        let p = head.map(|h| h.predict_f16(f, i.p_yes));
+        if p != i.p_head {
+            index.set_p_head(pos, p);
+            changed.push((seq, p));
+        }
+    }
+    changed
 }

@@ -248,6 +248,23 @@ impl Head {
         self.w.len()
     }
 
+    /// [`Self::predict`] on f16 features (as the engine keeps them), without allocating.
+    pub fn predict_f16(&self, pooled: &[u16], p_yes: Option<f32>) -> f32 {
+        let n = self.spec.dim.min(pooled.len());
+        let mut z = self.b as f64;
+        for j in 0..n {
+            let v = crate::store::features::f16_to_f32(pooled[j]);
+            z += self.w[j] as f64 * ((v - self.mean[j]) / self.scale[j]) as f64;
+        }
+        if self.use_p_yes {
+            if let Some(v) = p_yes_input(p_yes) {
+                let j = self.spec.dim;
+                z += self.w[j] as f64 * ((v - self.mean[j]) / self.scale[j]) as f64;
+            }
+        }
+        lr::sigmoid(self.platt_a as f64 * z + self.platt_c as f64) as f32
+    }
+
     /// The uncalibrated logit.
     pub fn logit(&self, pooled: &[f32], p_yes: Option<f32>) -> f64 {
         let mut x = Vec::with_capacity(self.w.len());
