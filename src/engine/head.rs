@@ -320,7 +320,7 @@ pub fn read_seed(
     let mut consume = |item: Item| -> ControlFlow<()> {
         match item {
             Item::Record(rec) if !rec.text.trim().is_empty() => match rec.label {
-                Some(l) => out.push((rec.text, positive.iter().any(|p| *p == l), group.clone())),
+                Some(l) => out.push((rec.text, positive.contains(&l), group.clone())),
                 None => unlabelled += 1,
             },
             Item::Error(e) => errors.push(e.to_string()),

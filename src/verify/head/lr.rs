@@ -9,11 +9,7 @@ pub struct Design<'a> {
 
 impl Design<'_> {
     pub fn n(&self) -> usize {
-        if self.d == 0 {
-            0
-        } else {
-            self.x.len() / self.d
-        }
+        self.x.len().checked_div(self.d).unwrap_or(0)
     }
     fn row(&self, i: usize) -> &[f32] {
         &self.x[i * self.d..(i + 1) * self.d]

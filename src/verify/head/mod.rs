@@ -252,8 +252,8 @@ impl Head {
     pub fn predict_f16(&self, pooled: &[u16], p_yes: Option<f32>) -> f32 {
         let n = self.spec.dim.min(pooled.len());
         let mut z = self.b as f64;
-        for j in 0..n {
-            let v = crate::store::features::f16_to_f32(pooled[j]);
+        for (j, &h) in pooled.iter().enumerate().take(n) {
+            let v = crate::store::features::f16_to_f32(h);
             z += self.w[j] as f64 * ((v - self.mean[j]) / self.scale[j]) as f64;
         }
         if self.use_p_yes {
@@ -270,8 +270,7 @@ impl Head {
         let mut x = Vec::with_capacity(self.w.len());
         raw_inputs(pooled, p_yes, self.use_p_yes, &mut x);
         let mut z = self.b as f64;
-        for j in 0..self.w.len().min(x.len()) {
-            let v = x[j];
+        for (j, &v) in x.iter().enumerate().take(self.w.len()) {
             if v.is_finite() {
                 z += self.w[j] as f64 * ((v - self.mean[j]) / self.scale[j]) as f64;
             }

@@ -57,6 +57,9 @@ impl From<LoadError> for VerifyError {
     }
 }
 
+/// An answer (when the pass went to the LM head) and the pooled hidden states of one text.
+pub type PooledAnswer = (Option<Answer>, Vec<f32>);
+
 /// Knobs of the MLX verifier.
 #[derive(Debug, Clone)]
 pub struct MlxOptions {
@@ -382,7 +385,7 @@ impl MlxVerifier {
         texts: &[&str],
         layers: &[usize],
         logits: bool,
-    ) -> Result<Vec<(Option<Answer>, Vec<f32>)>, VerifyError> {
+    ) -> Result<Vec<PooledAnswer>, VerifyError> {
         let n = self.model.config.n_layers;
         if layers.is_empty() || layers.iter().any(|&l| l == 0 || l > n) {
             return Err(VerifyError::Failed(format!(
