@@ -114,6 +114,10 @@ pub struct VerifierArgs {
     /// Python with mlx-lm for the baseline.
     #[arg(long, value_name = "PATH")]
     pub python: Option<PathBuf>,
+    /// Also measure passes that stop after this layer (features for the verdict head only:
+    /// no later layers, no LM head, no P(yes)), beside the full passes.
+    #[arg(long, value_name = "L")]
+    pub stop_at_layer: Option<usize>,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -395,6 +399,35 @@ fn run_verifier(args: &VerifierArgs) -> i32 {
             return EXIT_VERIFIER;
         }
     };
+    if let Some(layer) = args.stop_at_layer {
+        let n_layers = verifier.config().n_layers;
+        for &batch in &args.batch_sizes {
+            verifier.options_mut().max_batch = batch.max(1);
+            let started = std::time::Instant::now();
+            for chunk in refs.chunks(batch.max(1)) {
+                if let Err(e) = verifier.answer_pooled(chunk, &[layer], false) {
+                    eprintln!("cyberfilter bench verifier: --stop-at-layer {layer}: {e}");
+                    return EXIT_VERIFIER;
+                }
+            }
+            let s = started.elapsed().as_secs_f64().max(1e-9);
+            let full = report.rows.iter().find(|r| r.batch == batch.max(1));
+            if c.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"stop_at_layer": layer, "layers": n_layers, "batch": batch,
+                        "records_per_s": refs.len() as f64 / s,
+                        "full_pass_records_per_s": full.map(|r| r.records_per_s)})
+                );
+            } else {
+                println!(
+                    "stop after layer {layer} of {n_layers} (features only, no LM head): batch {batch}: {:.3} records/s ({:.2}x the full pass)",
+                    refs.len() as f64 / s,
+                    full.map_or(f64::NAN, |r| refs.len() as f64 / s / r.records_per_s)
+                );
+            }
+        }
+    }
     drop(verifier); // free the model's memory before Python loads its copy
     let python = args
         .python

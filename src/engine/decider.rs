@@ -820,7 +820,8 @@ impl Decider {
         let i = self.index.inputs_at(pos);
         let d = self.index.decision_at(pos);
         let band = (self.t.high - self.t.low).abs().max(1e-3);
-        match (d.tier, i.p_yes) {
+        // The probability that decides the record: P(head) when a head scored it.
+        match (d.tier, i.p_head.or(i.p_yes)) {
             (Tier::Verify, Some(p)) => (p - self.t.p_yes_cut).abs(),
             _ => {
                 (i.score - self.t.low)
