@@ -1,5 +1,5 @@
-//! The decision: a pure function of stored inputs (rule score, LLM probability if any,
-//! thresholds, the curator's label). Because it is pure and cheap, moving a threshold
+//! The decision: a pure function of stored inputs (rule score, LLM probability and verdict-head
+//! probability if any, thresholds, the curator's label). Because it is pure and cheap, moving a threshold
 //! re-decides every stored record without reading any input again.
 
 use crate::rules::{tier_for, Thresholds, Tier};
@@ -54,6 +54,8 @@ impl Verdict {
 pub enum DecidedBy {
     Rule,
     Llm,
+    /// The verdict head (a classifier on the model's hidden states), when one is trained.
+    Head,
     Human,
 }
 
@@ -62,6 +64,7 @@ impl DecidedBy {
         match self {
             DecidedBy::Rule => "rule",
             DecidedBy::Llm => "llm",
+            DecidedBy::Head => "head",
             DecidedBy::Human => "human",
         }
     }
@@ -75,6 +78,8 @@ pub struct DecisionInputs {
     pub text_len: usize,
     pub scored: bool,
     pub p_yes: Option<f32>,
+    /// P(head) from the active verdict head, when one exists and the record has features.
+    pub p_head: Option<f32>,
     pub label: Option<Label>,
 }
 
@@ -100,6 +105,15 @@ pub fn decide(i: &DecisionInputs, t: &Thresholds) -> Decision {
         (Some(Label::Reject), _, _) => (Verdict::Removed, Some(DecidedBy::Human)),
         (None, Tier::Keep, _) => (Verdict::Kept, Some(DecidedBy::Rule)),
         (None, Tier::Reject, _) => (Verdict::Removed, Some(DecidedBy::Rule)),
+        (None, Tier::Verify, Some(_)) if i.p_head.is_some() => {
+            let p = i.p_head.unwrap_or_default();
+            let v = if p >= t.p_yes_cut {
+                Verdict::Kept
+            } else {
+                Verdict::Removed
+            };
+            (v, Some(DecidedBy::Head))
+        }
         (None, Tier::Verify, Some(p)) if p >= t.p_yes_cut => (Verdict::Kept, Some(DecidedBy::Llm)),
         (None, Tier::Verify, Some(_)) => (Verdict::Removed, Some(DecidedBy::Llm)),
         (None, Tier::Verify, None) => (Verdict::Pending, None),
@@ -124,6 +138,17 @@ pub fn why(i: &DecisionInputs, d: &Decision, t: &Thresholds) -> String {
             format!("text {} chars < minimum {}", i.text_len, t.min_text_len)
         }
         Tier::Reject => format!("score {} < low {}", i.score, t.low),
+        Tier::Verify if d.decided_by == Some(DecidedBy::Head) => format!(
+            "P(head) {:.2} {} cut {} (P(yes) {:.2})",
+            i.p_head.unwrap_or_default(),
+            if d.verdict == Verdict::Kept {
+                "≥"
+            } else {
+                "<"
+            },
+            t.p_yes_cut,
+            i.p_yes.unwrap_or_default()
+        ),
         Tier::Verify => match (i.p_yes, d.verdict) {
             (Some(p), Verdict::Kept) => format!("P(yes) {p:.2} ≥ cut {}", t.p_yes_cut),
             (Some(p), _) => format!("P(yes) {p:.2} < cut {}", t.p_yes_cut),
@@ -145,6 +170,7 @@ mod tests {
             text_len: 100,
             scored: true,
             p_yes,
+            p_head: None,
             label,
         }
     }
@@ -195,6 +221,27 @@ mod tests {
             decide(&inputs(t.low - 1.0, Some(1.0), None), &t).verdict,
             Verdict::Removed
         );
+    }
+
+    #[test]
+    fn the_head_decides_the_verify_tier_when_it_has_a_probability() {
+        let t = Thresholds::default();
+        let mid = (t.low + t.high) / 2.0;
+        let mut i = inputs(mid, Some(0.1), None);
+        i.p_head = Some(0.9);
+        let d = decide(&i, &t);
+        assert_eq!(
+            (d.verdict, d.decided_by),
+            (Verdict::Kept, Some(DecidedBy::Head))
+        );
+        i.p_head = Some(t.p_yes_cut - 0.01);
+        i.p_yes = Some(0.99);
+        assert_eq!(decide(&i, &t).verdict, Verdict::Removed);
+        // Outside the band, and under a label, the head changes nothing.
+        i.score = t.high + 1.0;
+        assert_eq!(decide(&i, &t).decided_by, Some(DecidedBy::Rule));
+        i.label = Some(Label::Keep);
+        assert_eq!(decide(&i, &t).decided_by, Some(DecidedBy::Human));
     }
 
     #[test]

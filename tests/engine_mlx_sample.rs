@@ -24,6 +24,8 @@ fn run(store: &Path, data_dir: &Path) -> serde_json::Value {
         .arg(store)
         .args(["--verifier", "mlx", "--progress", "none"])
         .args(["--max-text-tokens", &MAX_TEXT_TOKENS.to_string()])
+        // The answer cache is under test here, not the verdict head's weak labels.
+        .args(["--head-weak", "0"])
         .env("CYBERFILTER_DATA_DIR", data_dir)
         .output()
         .unwrap();

@@ -194,6 +194,7 @@ fn redeciding_a_million_records() {
             text_len: 10 + (x % 200) as usize,
             scored: x % 17 != 0,
             p_yes: (x % 3 == 0).then(|| (x % 101) as f32 / 100.0),
+            p_head: None,
             label: None,
         };
         ix.push(n as i64 + 1, SourceKind::Json, &i, &t1);

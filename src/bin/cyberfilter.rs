@@ -45,6 +45,9 @@ enum Command {
     /// Measure the verifier: throughput against the Python baseline, accuracy on labels.
     #[command(subcommand)]
     Bench(cli::bench::BenchCommand),
+    /// The verdict head of a run store: show its metrics, or retrain it and re-decide.
+    #[command(subcommand)]
+    Head(cli::head::HeadCommand),
 }
 
 #[derive(Subcommand)]
@@ -69,6 +72,7 @@ fn main() {
         Command::Docs(d) => cli::write_docs(Cli::command(), d),
         Command::Model(c) => cli::model::run(c),
         Command::Bench(c) => cli::bench::run(c),
+        Command::Head(c) => cli::head::run(c),
     };
     cyberfilter::engine::verifier::exit_process(code);
 }

@@ -114,6 +114,10 @@ pub struct VerifierArgs {
     /// Python with mlx-lm for the baseline.
     #[arg(long, value_name = "PATH")]
     pub python: Option<PathBuf>,
+    /// Also measure passes that stop after this layer (features for the verdict head only:
+    /// no later layers, no LM head, no P(yes)), beside the full passes.
+    #[arg(long, value_name = "L")]
+    pub stop_at_layer: Option<usize>,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -129,6 +133,8 @@ pub struct AccuracyArgs {
     /// The P(yes) cut reported beside the best one (default: `p_yes_cut` of the default rules).
     #[arg(long, value_name = "P")]
     pub cut: Option<f32>,
+    #[command(flatten)]
+    pub head: super::bench_head::HeadBenchArgs,
 }
 
 /// The Python pipeline's figures, as its script prints them.
@@ -393,6 +399,35 @@ fn run_verifier(args: &VerifierArgs) -> i32 {
             return EXIT_VERIFIER;
         }
     };
+    if let Some(layer) = args.stop_at_layer {
+        let n_layers = verifier.config().n_layers;
+        for &batch in &args.batch_sizes {
+            verifier.options_mut().max_batch = batch.max(1);
+            let started = std::time::Instant::now();
+            for chunk in refs.chunks(batch.max(1)) {
+                if let Err(e) = verifier.answer_pooled(chunk, &[layer], false) {
+                    eprintln!("cyberfilter bench verifier: --stop-at-layer {layer}: {e}");
+                    return EXIT_VERIFIER;
+                }
+            }
+            let s = started.elapsed().as_secs_f64().max(1e-9);
+            let full = report.rows.iter().find(|r| r.batch == batch.max(1));
+            if c.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"stop_at_layer": layer, "layers": n_layers, "batch": batch,
+                        "records_per_s": refs.len() as f64 / s,
+                        "full_pass_records_per_s": full.map(|r| r.records_per_s)})
+                );
+            } else {
+                println!(
+                    "stop after layer {layer} of {n_layers} (features only, no LM head): batch {batch}: {:.3} records/s ({:.2}x the full pass)",
+                    refs.len() as f64 / s,
+                    full.map_or(f64::NAN, |r| refs.len() as f64 / s / r.records_per_s)
+                );
+            }
+        }
+    }
     drop(verifier); // free the model's memory before Python loads its copy
     let python = args
         .python
@@ -604,12 +639,33 @@ fn run_accuracy(args: &AccuracyArgs) -> i32 {
         Err(code) => return code,
     };
     let started = std::time::Instant::now();
-    let scores = match verifier.verify_batch(&labelled) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("cyberfilter bench accuracy: {e}");
-            return EXIT_VERIFIER;
+    let hb = &args.head;
+    let feats = if hb.layers.is_empty() {
+        None
+    } else {
+        match super::bench_head::featurize(
+            &mut verifier,
+            &labelled,
+            &hb.layers,
+            hb.features_cache.as_deref(),
+            "accuracy",
+        ) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                eprintln!("cyberfilter bench accuracy: {e}");
+                return EXIT_VERIFIER;
+            }
         }
+    };
+    let scores = match &feats {
+        Some(f) => f.iter().map(|f| f.p_yes).collect(),
+        None => match verifier.verify_batch(&labelled) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("cyberfilter bench accuracy: {e}");
+                return EXIT_VERIFIER;
+            }
+        },
     };
     let best = best_f1_cut(&scores, &positive);
     let report = AccuracyReport {
@@ -629,19 +685,109 @@ fn run_accuracy(args: &AccuracyArgs) -> i32 {
         p_yes_negative_mean: mean(scores.iter().zip(&positive).filter(|p| !*p.1).map(|p| *p.0)),
         seconds: started.elapsed().as_secs_f64(),
     };
+    let mut head_rows = None;
+    if let Some(feats) = &feats {
+        match run_head_bench(args, &mut verifier, &labelled, &positive, feats, cut) {
+            Ok(r) => head_rows = Some(r),
+            Err(e) => {
+                eprintln!("cyberfilter bench accuracy: {e}");
+                return EXIT_DATAERR;
+            }
+        }
+    }
     if c.json {
-        println!(
-            "{}",
-            serde_json::to_string(&report).expect("report serialises")
-        );
+        let mut v = serde_json::to_value(&report).expect("report serialises");
+        if let Some(rows) = &head_rows {
+            v["heads"] = serde_json::to_value(rows).expect("rows serialise");
+        }
+        println!("{v}");
     } else {
         print!("{}", render_accuracy(&report));
+        if let Some(rows) = &head_rows {
+            print!("{}", super::bench_head::render(rows));
+        }
     }
     if texts.errors > 0 {
         EXIT_DATAERR
     } else {
         EXIT_OK
     }
+}
+
+/// The heads of `bench accuracy --layers`: cross-validated on the input, or trained on
+/// `--train` and tested on the input.
+fn run_head_bench(
+    args: &AccuracyArgs,
+    verifier: &mut MlxVerifier,
+    labelled: &[&str],
+    positive: &[bool],
+    feats: &[super::bench_head::Featurized],
+    cut: f32,
+) -> Result<Vec<super::bench_head::HeadRow>, String> {
+    use super::bench_head::{featurize, Labelled};
+    let hb = &args.head;
+    let input = Labelled {
+        texts: labelled.to_vec(),
+        positive: positive.to_vec(),
+    };
+    let mut extra = serde_json::Value::Null;
+    let train_texts = match &hb.train {
+        Some(path) => {
+            let t = read_texts(path, Some(&args.label_field), usize::MAX, false, "accuracy")
+                .map_err(|code| format!("--train {}: unreadable (exit {code})", path.display()))?;
+            let sidecar = path.with_extension("sources.json");
+            extra = std::fs::read_to_string(&sidecar)
+                .ok()
+                .and_then(|s| serde_json::from_str(&s).ok())
+                .unwrap_or_else(|| serde_json::json!({ "file": path.display().to_string() }));
+            Some(t)
+        }
+        None => None,
+    };
+    let mut train = None;
+    if let Some(t) = &train_texts {
+        let (mut texts, mut pos) = (Vec::new(), Vec::new());
+        for (text, label) in t.texts.iter().zip(&t.labels) {
+            if let Some(l) = label {
+                texts.push(text.as_str());
+                pos.push(args.positive.iter().any(|p| p == l));
+            }
+        }
+        train = Some(Labelled {
+            texts,
+            positive: pos,
+        });
+    }
+    let train_feats = match &train {
+        Some(t) => Some(featurize(
+            verifier,
+            &t.texts,
+            &hb.layers,
+            hb.features_cache.as_deref(),
+            "accuracy",
+        )?),
+        None => None,
+    };
+    let out = super::bench_head::run(
+        verifier,
+        hb,
+        &input,
+        train.as_ref(),
+        feats,
+        train_feats.as_deref(),
+        cut,
+        extra,
+    )?;
+    if let Some((path, h)) = &out.saved {
+        eprintln!(
+            "cyberfilter bench accuracy: head {} ({} examples, CV AUC {}) written to {}",
+            h.version,
+            h.metrics.examples,
+            h.metrics.cv_auc.map_or("-".into(), |a| format!("{a:.3}")),
+            path.display()
+        );
+    }
+    Ok(out.rows)
 }
 
 fn prf_line(name: &str, p: &Prf) -> String {

@@ -23,9 +23,11 @@
 //!   `run` over the same store resumes.
 
 pub mod bench;
+pub mod bench_head;
 pub mod eval;
 pub mod export;
 pub mod gen_nvd;
+pub mod head;
 pub mod model;
 pub mod pipeline;
 pub mod relabel;

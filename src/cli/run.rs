@@ -184,6 +184,14 @@ async fn watch(
                             None => eprintln!("{line}"),
                         }
                     }
+                    EngineEvent::Head(h) => match &bar {
+                        Some(b) => b.println(&h.message),
+                        None if mode == ProgressMode::Json => eprintln!(
+                            "{}",
+                            serde_json::json!({"event": "head", "message": h.message, "version": h.version, "cv_auc": h.cv_auc, "to_kept": h.to_kept, "to_removed": h.to_removed})
+                        ),
+                        None => eprintln!("{}", h.message),
+                    },
                     EngineEvent::Finished(s) => {
                         if let Some(b) = &bar {
                             b.finish_and_clear();

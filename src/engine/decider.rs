@@ -22,6 +22,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
+#[path = "decider_head.rs"]
+mod head_ops;
+
 /// Everything that reaches the decider, through one bounded channel.
 pub enum Msg {
     Reader(ReaderMsg),
@@ -47,6 +50,7 @@ pub struct Setup {
     pub startup_errors: Vec<String>,
     /// The run's rules, to show where they matched in an opened record.
     pub rules: Arc<RuleSet>,
+    pub head: super::head::HeadOptions,
 }
 
 /// Queued texts kept in memory up to this many bytes; beyond, the verifier reads them back.
@@ -116,7 +120,12 @@ pub struct Decider {
     stopping: Option<Instant>,
     drained_sent: bool,
     fatal: Option<EngineError>,
+    head: super::head::HeadState,
+    /// Features and P(head) of the answers being applied, written after them.
+    head_pending: HeadPending,
 }
+
+type HeadPending = (Vec<(i64, Option<f32>, Vec<f32>)>, Vec<(i64, Option<f32>)>);
 
 impl Decider {
     pub fn new(s: Setup) -> Result<Decider, EngineError> {
@@ -135,6 +144,12 @@ impl Decider {
             (None, None) => 1,
         };
         let now = Instant::now();
+        let (head, head_notes) = super::head::HeadState::new(
+            s.head,
+            s.verifier.as_ref().and_then(|v| v.info.features.clone()),
+            s.verifier.as_ref().map(|v| v.info.model.as_str()),
+            &read,
+        );
         let mut d = Decider {
             store_path: s.store_path,
             rules: s.rules,
@@ -171,7 +186,13 @@ impl Decider {
             stopping: None,
             drained_sent: false,
             fatal: None,
+            head,
+            head_pending: Default::default(),
         };
+        for note in head_notes {
+            d.head_note(note);
+        }
+        d.head_start();
         if !stale.is_empty() {
             d.write(WriterMsg::Decisions(stale));
         }
@@ -258,7 +279,8 @@ impl Decider {
                     break;
                 }
             } else if inputs_done
-                && (self.verifier.is_none() || (self.queue.is_empty() && self.in_flight == 0))
+                && (self.verifier.is_none()
+                    || (self.queue.is_empty() && self.in_flight == 0 && !self.head_busy()))
                 && !self.drained_sent
             {
                 self.drained_sent = true;
@@ -374,6 +396,7 @@ impl Decider {
             text_len: s.text_len,
             scored: s.record.scored,
             p_yes: None,
+            p_head: None,
             label: None,
         };
         let d = self.index.push(seq, s.record.source, &inputs, &self.t);
@@ -446,7 +469,12 @@ impl Decider {
         if self.queue.is_empty() {
             self.oldest_since = Some(Instant::now());
         }
-        self.queue.push_back(Item { seq, text, force });
+        self.queue.push_back(Item {
+            seq,
+            text,
+            force,
+            idle: false,
+        });
     }
 
     /// Send a batch when the verifier is free: a full one, or a partial one whose oldest
@@ -454,6 +482,10 @@ impl Decider {
     fn dispatch(&mut self) {
         let Some(v) = &self.verifier else { return };
         if self.flags.paused.load(Ordering::Relaxed) || self.stopping.is_some() {
+            return;
+        }
+        if self.queue.is_empty() && self.in_flight == 0 {
+            self.head_idle_work();
             return;
         }
         // One batch in the verifier, one waiting in its channel.
@@ -516,8 +548,11 @@ impl Decider {
         }
     }
 
-    fn on_verified(&mut self, r: BatchResult) {
+    fn on_verified(&mut self, mut r: BatchResult) {
         self.in_flight = self.in_flight.saturating_sub(1);
+        // Seeds and weak labels are the head's, not records' answers.
+        let feats: HashMap<i64, Arc<[f32]>> = r.features.drain(..).collect();
+        self.head_take_idle(&mut r, &feats);
         let n = r.answers.len() + r.missing.len() + r.failed.len();
         self.in_flight_items = self.in_flight_items.saturating_sub(n);
         self.c.cache_hits += r.cache_hits;
@@ -541,7 +576,8 @@ impl Decider {
                 continue;
             };
             self.index.set_queued(pos, false);
-            let d = self.index.set_answer(pos, p, &self.t);
+            let p_head = self.head_on_answer(seq, p, feats.get(&seq));
+            let d = self.index.set_answer_head(pos, p, p_head, &self.t);
             answers.push(Answer {
                 seq,
                 p_yes: p,
@@ -553,6 +589,7 @@ impl Decider {
         if !answers.is_empty() {
             self.write(WriterMsg::Answers(answers));
         }
+        self.head_flush_answers();
         for seq in &r.failed {
             if let Some(pos) = self.index.pos(*seq) {
                 // Stays pending; a resume (or re-verify) asks again.
@@ -610,6 +647,8 @@ impl Decider {
             Command::Agreement { thresholds, reply } => {
                 let _ = reply.send(self.index.agreement(&thresholds));
             }
+            Command::RetrainHead => self.head_retrain("on demand"),
+            Command::SetHeadEnabled(on) => self.head_set_enabled(on),
         }
     }
 
@@ -683,6 +722,7 @@ impl Decider {
             Ok(Err(e)) => self.error("store", format!("label for {id} not saved: {e}")),
             Err(_) => {}
         }
+        self.head_on_label(seq);
         if self.verifier.is_some() && new.needs_verifier(&self.index.inputs_at(pos)) {
             self.enqueue(pos, seq, None, false);
         }
@@ -827,7 +867,8 @@ impl Decider {
         let i = self.index.inputs_at(pos);
         let d = self.index.decision_at(pos);
         let band = (self.t.high - self.t.low).abs().max(1e-3);
-        match (d.tier, i.p_yes) {
+        // The probability that decides the record: P(head) when a head scored it.
+        match (d.tier, i.p_head.or(i.p_yes)) {
             (Tier::Verify, Some(p)) => (p - self.t.p_yes_cut).abs(),
             _ => {
                 (i.score - self.t.low)
@@ -899,6 +940,11 @@ impl Decider {
             text_len: rec.text_len,
             scored: rec.scored,
             p_yes: row.p_yes,
+            p_head: self
+                .index
+                .pos(rec.seq)
+                .map(|p| self.index.inputs_at(p).p_head)
+                .unwrap_or(rec.p_head),
             label: row.label,
         };
         let why = crate::decide::why(

@@ -12,11 +12,13 @@ struct Entry {
     score: f32,
     /// NaN when there is no LLM answer.
     p_yes: f32,
+    /// NaN when no verdict head scored this record.
+    p_head: f32,
     text_len: u32,
     /// bit 0: scored; bits 1-2: label (0 none, 1 keep, 2 reject); bit 3: queued for the
     /// verifier; bits 4-7: source kind.
     bits: u8,
-    /// bits 0-1: tier; bits 2-3: verdict; bits 4-5: decided_by (0 none).
+    /// bits 0-1: tier; bits 2-3: verdict; bits 4-6: decided_by (0 none).
     decision: u8,
 }
 
@@ -38,6 +40,7 @@ fn pack_decision(d: &Decision) -> u8 {
         Some(DecidedBy::Rule) => 1,
         Some(DecidedBy::Llm) => 2,
         Some(DecidedBy::Human) => 3,
+        Some(DecidedBy::Head) => 4,
     };
     tier | (verdict << 2) | (by << 4)
 }
@@ -54,11 +57,12 @@ fn unpack_decision(b: u8) -> Decision {
             1 => Verdict::Removed,
             _ => Verdict::Pending,
         },
-        decided_by: match (b >> 4) & 3 {
+        decided_by: match (b >> 4) & 7 {
             0 => None,
             1 => Some(DecidedBy::Rule),
             2 => Some(DecidedBy::Llm),
-            _ => Some(DecidedBy::Human),
+            3 => Some(DecidedBy::Human),
+            _ => Some(DecidedBy::Head),
         },
     }
 }
@@ -148,6 +152,7 @@ impl Index {
         self.entries.push(Entry {
             score: inputs.score,
             p_yes: inputs.p_yes.unwrap_or(f32::NAN),
+            p_head: inputs.p_head.unwrap_or(f32::NAN),
             text_len: inputs.text_len.min(u32::MAX as usize) as u32,
             bits: (inputs.scored as u8) | (label << 1) | (source_code(source) << 4),
             decision: pack_decision(&d),
@@ -179,6 +184,7 @@ impl Index {
             } else {
                 Some(e.p_yes)
             },
+            p_head: (!e.p_head.is_nan()).then_some(e.p_head),
             label: match (e.bits >> 1) & 3 {
                 1 => Some(Label::Keep),
                 2 => Some(Label::Reject),
@@ -219,6 +225,7 @@ impl Index {
         let d = decide(inputs, t);
         let e = &mut self.entries[pos];
         e.p_yes = inputs.p_yes.unwrap_or(f32::NAN);
+        e.p_head = inputs.p_head.unwrap_or(f32::NAN);
         let label = match inputs.label {
             None => 0,
             Some(Label::Keep) => 1,
@@ -242,10 +249,31 @@ impl Index {
         self.update(pos, &i, t).1
     }
 
+    /// Set P(yes) and P(head) together (a verifier answer with features); returns the new
+    /// decision.
+    pub fn set_answer_head(
+        &mut self,
+        pos: usize,
+        p_yes: f32,
+        p_head: Option<f32>,
+        t: &Thresholds,
+    ) -> Decision {
+        let mut i = self.inputs_at(pos);
+        i.p_yes = Some(p_yes);
+        i.p_head = p_head;
+        self.update(pos, &i, t).1
+    }
+
+    /// Replace P(head) of records without deciding (a retrain; then [`Self::redecide`]).
+    pub fn set_p_head(&mut self, pos: usize, p_head: Option<f32>) {
+        self.entries[pos].p_head = p_head.unwrap_or(f32::NAN);
+    }
+
     /// Forget the LLM answer (re-verify); returns the new decision.
     pub fn clear_answer(&mut self, pos: usize, t: &Thresholds) -> Decision {
         let mut i = self.inputs_at(pos);
         i.p_yes = None;
+        i.p_head = None;
         self.update(pos, &i, t).1
     }
 
@@ -374,6 +402,7 @@ mod tests {
                     Some(DecidedBy::Rule),
                     Some(DecidedBy::Llm),
                     Some(DecidedBy::Human),
+                    Some(DecidedBy::Head),
                 ] {
                     let d = Decision {
                         tier,
@@ -401,6 +430,7 @@ mod tests {
                 text_len: 100,
                 scored: true,
                 p_yes: None,
+                p_head: None,
                 label: None,
             };
             ix.push(n as i64 + 1, SourceKind::Json, &i, &t);

@@ -28,7 +28,7 @@ pub mod exit {
 }
 
 /// The engine's flags, flattened into both binaries: same names, defaults and variables.
-#[derive(Debug, Clone, Default, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "Engine")]
 pub struct EngineArgs {
     /// The run store to use; an existing store is resumed. Default: a new store in the data dir.
@@ -113,6 +113,9 @@ pub struct EngineArgs {
     /// tokens like the MLX verifier does (without it, at 1024 characters).
     #[arg(long, value_name = "FILE", env = "CYBERFILTER_HTTP_TOKENIZER")]
     pub http_tokenizer: Option<PathBuf>,
+    /// The learned verdict head (`--head`, `--head-seed`, …).
+    #[command(flatten)]
+    pub head: crate::cli::head::HeadArgs,
 }
 
 /// The config file's `[engine]` table: the same settings as the flags, flag names with `_`.
@@ -186,6 +189,8 @@ pub struct EngineSettings {
     pub batch_size: Option<usize>,
     pub batch_wait: Duration,
     pub http: HttpOptions,
+    /// The verdict head's flags (flags and environment only).
+    pub head: crate::cli::head::HeadArgs,
     /// (setting, value as printed, origin), in `--print-config` order.
     pub origins: Vec<(&'static str, String, Origin)>,
 }
@@ -408,6 +413,7 @@ impl EngineSettings {
             batch_size,
             batch_wait: Duration::from_millis(batch_wait_ms),
             http,
+            head: args.head.clone(),
             origins: l.origins,
         })
     }
@@ -685,6 +691,10 @@ pub fn prepare(s: &EngineSettings, req: &LaunchRequest) -> Result<Prepared, Laun
     config.batch_size = s.batch_size;
     config.batch_wait = s.batch_wait;
     config.shared_cache = Some(s.paths.shared_cache());
+    config.head = s
+        .head
+        .options()
+        .map_err(|e| LaunchError::new(exit::CONFIG, e))?;
     config.exit_when_done = req.exit_when_done;
     config.stats_interval = req.stats_interval;
     Ok(Prepared {

@@ -13,6 +13,7 @@
 //! ingest back: records stay `pending` until it answers.
 
 mod decider;
+pub mod head;
 pub mod index;
 pub mod launch;
 pub mod source;
@@ -83,6 +84,8 @@ pub struct EngineConfig {
     /// The answer cache shared between runs (`cyberfilter run` uses the data dir's
     /// `llm-cache.sqlite`); `None`: only the store's own cache.
     pub shared_cache: Option<PathBuf>,
+    /// The verdict head (`--head`, `--head-seed`, ...).
+    pub head: head::HeadOptions,
 }
 
 impl EngineConfig {
@@ -106,6 +109,7 @@ impl EngineConfig {
             exit_when_done: true,
             readers: 0,
             shared_cache: None,
+            head: head::HeadOptions::default(),
         }
     }
 }
@@ -245,6 +249,7 @@ pub fn start(config: EngineConfig) -> Result<EngineHandle, EngineError> {
                 factory,
                 config.store.clone(),
                 config.shared_cache.clone(),
+                (config.head.mode == head::HeadMode::Auto).then_some(config.head.layer),
                 Box::new(move |r| tx.send(decider::Msg::Verified(r)).is_ok()),
             ) {
                 Ok(v) => Some(v),
@@ -320,6 +325,7 @@ pub fn start(config: EngineConfig) -> Result<EngineHandle, EngineError> {
         events: events_tx,
         startup_errors,
         rules: config.rules.clone(),
+        head: config.head.clone(),
     })?;
     let join = std::thread::Builder::new()
         .name("cyberfilter-decider".into())

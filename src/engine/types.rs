@@ -176,6 +176,10 @@ pub enum Command {
         thresholds: Thresholds,
         reply: oneshot::Sender<LabelAgreement>,
     },
+    /// Retrain the verdict head now and re-decide the verify band from stored features.
+    RetrainHead,
+    /// Switch the verdict head on or off (off: the verify band is decided by P(yes)).
+    SetHeadEnabled(bool),
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -225,8 +229,10 @@ pub enum EngineEvent {
     Files(Vec<FileProgress>),
     /// Newly decided or re-decided rows, in chunks.
     Verdicts(Vec<RecordRow>),
-    /// After `SetThresholds`: how many verdicts flipped each way.
+    /// After `SetThresholds` (or a head retrain): how many verdicts flipped each way.
     Redecided(FlipPreview),
+    /// The verdict head: trained, turned on/off, or why it is off.
+    Head(HeadEvent),
     Error {
         file: String,
         message: String,
@@ -241,4 +247,18 @@ pub enum EngineEvent {
     /// everything. The engine keeps answering commands (relabel, thresholds, export) until
     /// `Stop` (it stops by itself instead when `EngineConfig::exit_when_done` is set).
     Drained(StatsSnapshot),
+}
+
+/// What the verdict head did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeadEvent {
+    /// One line for a status bar or a log.
+    pub message: String,
+    /// Version, examples and CV AUC of the head in force (None: zero-shot P(yes) decides).
+    pub version: Option<String>,
+    pub examples: usize,
+    pub cv_auc: Option<f64>,
+    /// Flips of the last retrain, each way.
+    pub to_kept: u64,
+    pub to_removed: u64,
 }

@@ -4,6 +4,7 @@
 
 use crate::store::cache::SharedCache;
 use crate::store::RunStore;
+use crate::verify::head::FeatureSpec;
 use crate::verify::{Verifier, VerifierFactory, VerifyError};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -20,6 +21,9 @@ pub struct Item {
     pub text: Option<(Arc<str>, [u8; 32])>,
     /// Re-verify: ignore cached answers.
     pub force: bool,
+    /// The verdict head's own work (a seed text, a weak label): not counted as records'
+    /// answers, cache hits or LLM calls.
+    pub idle: bool,
 }
 
 pub struct Job {
@@ -41,6 +45,11 @@ pub struct BatchResult {
     pub model_batch: usize,
     pub batch_size: usize,
     pub latency: Duration,
+    /// Pooled features of answered texts, per seq (verdict head; empty without features).
+    pub features: Vec<(i64, Arc<[f32]>)>,
+    /// Idle (head) texts answered from the caches / asked to the model.
+    pub idle_hits: u64,
+    pub idle_asked: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -48,6 +57,8 @@ pub struct VerifierInfo {
     pub model: String,
     pub prompt_version: String,
     pub preferred_batch: usize,
+    /// The features the backend pools with every answer (verdict head), when asked for.
+    pub features: Option<FeatureSpec>,
 }
 
 pub struct VerifierThread {
@@ -61,6 +72,7 @@ pub fn spawn(
     factory: VerifierFactory,
     store: PathBuf,
     shared_cache: Option<PathBuf>,
+    feature_layer: Option<usize>,
     report: Box<dyn Fn(BatchResult) -> bool + Send>,
 ) -> Result<VerifierThread, VerifyError> {
     let (ready_tx, ready_rx) = sync_channel::<Result<VerifierInfo, VerifyError>>(1);
@@ -75,10 +87,16 @@ pub fn spawn(
                     return;
                 }
             };
+            let features = if v.set_feature_layer(feature_layer) {
+                v.feature_spec()
+            } else {
+                None
+            };
             let info = VerifierInfo {
                 model: v.model_id(),
                 prompt_version: v.prompt_version(),
                 preferred_batch: v.preferred_batch().max(1),
+                features,
             };
             let store = match RunStore::open_read(&store) {
                 Ok(s) => s,
@@ -95,6 +113,7 @@ pub fn spawn(
                 recent: HashMap::new(),
                 model: info.model.clone(),
                 prompt: info.prompt_version.clone(),
+                features: info.features.as_ref().map(FeatureSpec::key),
             };
             let _ = ready_tx.send(Ok(info));
             serve(v.as_mut(), caches, jobs_rx, report);
@@ -117,12 +136,46 @@ struct Caches {
     recent: HashMap<[u8; 32], f32>,
     model: String,
     prompt: String,
+    /// Key of the features asked for: an answer counts as known only with its features.
+    features: Option<String>,
 }
 
 /// This run's answers kept in memory at most (the store has them all).
 const RECENT_MAX: usize = 100_000;
 
 impl Caches {
+    /// A known answer, with its stored features when the head wants them (`None` when the
+    /// features are missing: the model is asked again).
+    fn get_with_features(&self, hash: &[u8; 32]) -> Option<(f32, Option<Arc<[f32]>>)> {
+        let p = self.get(hash)?;
+        match &self.features {
+            None => Some((p, None)),
+            Some(spec) => {
+                let in_store = crate::store::features::get_features(
+                    self.store.conn(),
+                    self.store.path(),
+                    spec,
+                    hash,
+                )
+                .ok()
+                .flatten()
+                .map(|f| f.vec);
+                let f = in_store.or_else(|| {
+                    self.shared
+                        .as_ref()
+                        .and_then(|s| s.get_features(hash, spec).ok().flatten())
+                })?;
+                Some((p, Some(Arc::from(f))))
+            }
+        }
+    }
+
+    fn put_features(&mut self, items: &[crate::store::features::StoredFeatures]) {
+        if let (Some(s), Some(spec)) = (self.shared.as_mut(), &self.features) {
+            let _ = s.put_features(spec, items);
+        }
+    }
+
     fn get(&self, hash: &[u8; 32]) -> Option<f32> {
         if let Some(p) = self.recent.get(hash) {
             return Some(*p);
@@ -161,6 +214,7 @@ fn serve(
         // Distinct texts to ask about, and the seqs waiting on each.
         let mut asked: Vec<(Arc<str>, [u8; 32])> = Vec::new();
         let mut waiting: HashMap<[u8; 32], (usize, Vec<i64>)> = HashMap::new();
+        let mut idle_texts = std::collections::HashSet::new();
         for item in job.items {
             let (text, hash) = match &item.text {
                 Some((t, h)) => (t.clone(), *h),
@@ -178,11 +232,21 @@ fn serve(
                 },
             };
             if !item.force {
-                if let Some(p) = caches.get(&hash) {
+                if let Some((p, f)) = caches.get_with_features(&hash) {
                     r.answers.push((item.seq, p));
-                    r.cache_hits += 1;
+                    if let Some(f) = f {
+                        r.features.push((item.seq, f));
+                    }
+                    if item.idle {
+                        r.idle_hits += 1;
+                    } else {
+                        r.cache_hits += 1;
+                    }
                     continue;
                 }
+            }
+            if item.idle {
+                idle_texts.insert(hash);
             }
             match waiting.get_mut(&hash) {
                 Some((_, seqs)) => seqs.push(item.seq),
@@ -192,14 +256,40 @@ fn serve(
                 }
             }
         }
-        r.model_batch = asked.len();
+        r.idle_asked = asked.iter().filter(|(_, h)| idle_texts.contains(h)).count();
+        r.model_batch = asked.len() - r.idle_asked;
         if !asked.is_empty() {
             let texts: Vec<&str> = asked.iter().map(|(t, _)| t.as_ref()).collect();
             BUSY.fetch_add(1, Ordering::SeqCst);
-            let outcome = v.verify_batch(&texts);
+            let outcome = if caches.features.is_some() {
+                v.verify_batch_features(&texts).map(|rows| {
+                    let (ps, fs): (Vec<f32>, Vec<Vec<f32>>) = rows.into_iter().unzip();
+                    (ps, Some(fs))
+                })
+            } else {
+                v.verify_batch(&texts).map(|ps| (ps, None))
+            };
             BUSY.fetch_sub(1, Ordering::SeqCst);
             match outcome {
-                Ok(ps) if ps.len() == asked.len() => {
+                Ok((ps, fs)) if ps.len() == asked.len() => {
+                    if let Some(fs) = fs {
+                        let mut shared = Vec::new();
+                        for (i, (_, hash)) in asked.iter().enumerate() {
+                            if !ps[i].is_finite() || fs[i].is_empty() {
+                                continue;
+                            }
+                            shared.push(crate::store::features::StoredFeatures {
+                                content_hash: *hash,
+                                p_yes: Some(ps[i]),
+                                vec: fs[i].clone(),
+                            });
+                            let f: Arc<[f32]> = Arc::from(fs[i].as_slice());
+                            for seq in &waiting[hash].1 {
+                                r.features.push((*seq, f.clone()));
+                            }
+                        }
+                        caches.put_features(&shared);
+                    }
                     let mut fresh = Vec::with_capacity(asked.len());
                     let mut failed_texts = 0;
                     for (i, (_, hash)) in asked.iter().enumerate() {
@@ -226,7 +316,7 @@ fn serve(
                         ));
                     }
                 }
-                Ok(ps) => {
+                Ok((ps, _)) => {
                     r.error = Some(format!(
                         "verifier returned {} answers for {} texts",
                         ps.len(),

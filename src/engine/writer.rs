@@ -4,6 +4,7 @@
 
 use crate::decide::Decision;
 use crate::rules::Thresholds;
+use crate::store::features as sf;
 use crate::store::{
     Answer, FileRow, LabelChange, NewRecord, RunState, RunStore, SqlContext, StoreError,
 };
@@ -31,6 +32,28 @@ pub enum WriterMsg {
     State(RunState),
     /// Commit everything so far, then answer.
     Flush(Sender<()>),
+    /// Verdict head: features of answered records (by seq), of seed texts, weak labels,
+    /// P(head) values, a trained head with its flips, the head switched on/off.
+    HeadFeatures {
+        spec: String,
+        rows: Vec<(i64, Option<f32>, Vec<f32>)>,
+    },
+    HeadSeeds {
+        spec: String,
+        rows: Vec<crate::store::features::StoredFeatures>,
+        labels: Vec<crate::store::features::HeadLabel>,
+    },
+    HeadWeak(Vec<(i64, bool, String)>),
+    PHead {
+        version: Option<String>,
+        values: Vec<(i64, Option<f32>)>,
+    },
+    HeadTrained {
+        head: Box<crate::verify::head::Head>,
+        flips: crate::store::features::Flips,
+        reason: String,
+    },
+    HeadActive(Option<String>),
 }
 
 struct Batch {
@@ -168,6 +191,21 @@ fn apply(store: &RunStore, msg: WriterMsg) -> Result<(), StoreError> {
         WriterMsg::Thresholds(t) => store.set_thresholds(&t),
         WriterMsg::Metrics(line) => RunStore::add_metrics(conn, path, &line),
         WriterMsg::State(s) => store.set_state(s),
+        WriterMsg::HeadFeatures { spec, rows } => sf::put_features_by_seq(conn, path, &spec, &rows),
+        WriterMsg::HeadSeeds { spec, rows, labels } => {
+            sf::put_features(conn, path, &spec, &rows)?;
+            sf::put_head_labels(conn, path, &labels)
+        }
+        WriterMsg::HeadWeak(rows) => sf::put_weak_labels_by_seq(conn, path, &rows),
+        WriterMsg::PHead { version, values } => {
+            sf::set_p_head(conn, path, version.as_deref(), &values)
+        }
+        WriterMsg::HeadTrained {
+            head,
+            flips,
+            reason,
+        } => sf::put_head(conn, path, &head, flips, &reason),
+        WriterMsg::HeadActive(v) => sf::set_active(conn, path, v.as_deref()),
         WriterMsg::Label(..) | WriterMsg::Flush(_) => unreachable!("handled by the loop"),
     }
 }

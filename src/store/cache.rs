@@ -35,10 +35,40 @@ impl SharedCache {
             ) WITHOUT ROWID;",
         )
         .ctx(path)?;
+        // Pooled features for the verdict head, like the run stores keep them.
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS features (
+                content_hash BLOB NOT NULL,
+                spec TEXT NOT NULL,
+                p_yes REAL,
+                vec BLOB NOT NULL,
+                PRIMARY KEY (content_hash, spec)
+            );",
+        )
+        .ctx(path)?;
         Ok(SharedCache {
             conn,
             path: path.to_path_buf(),
         })
+    }
+
+    /// Stored features of a text for `spec`.
+    pub fn get_features(
+        &self,
+        hash: &[u8; 32],
+        spec: &str,
+    ) -> Result<Option<Vec<f32>>, StoreError> {
+        Ok(super::features::get_features(&self.conn, &self.path, spec, hash)?.map(|f| f.vec))
+    }
+
+    pub fn put_features(
+        &mut self,
+        spec: &str,
+        items: &[super::features::StoredFeatures],
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction().ctx(&self.path)?;
+        super::features::put_features(&tx, &self.path, spec, items)?;
+        tx.commit().ctx(&self.path)
     }
 
     pub fn get(

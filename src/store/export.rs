@@ -121,6 +121,7 @@ pub fn cyberfilter_object(rec: &StoredRecord, d: &Decision, t: &Thresholds) -> V
         "score": rec.score,
         "rules": rec.hits.iter().map(|h| h.rule.as_str()).collect::<Vec<_>>(),
         "p_yes": rec.p_yes,
+        "p_head": rec.p_head,
         "model": rec.model,
         "verdict": d.verdict.as_str(),
         "decided_by": d.decided_by.map(|x| x.as_str()),
@@ -425,6 +426,10 @@ fn upstream_entry(original: Value, rec: &StoredRecord, d: &Decision, cf: Value) 
             let reason = match d.decided_by {
                 Some(crate::decide::DecidedBy::Human) => "Curator label: reject".to_string(),
                 Some(crate::decide::DecidedBy::Llm) => "LLM determined not relevant".to_string(),
+                Some(crate::decide::DecidedBy::Head) => format!(
+                    "Verdict head determined not relevant: P(head) {}",
+                    rec.p_head.unwrap_or_default()
+                ),
                 _ => format!("Failed rule-based pre-filter: score {}", rec.score),
             };
             extra.push(("filtered_reason", Value::String(reason)));

@@ -8,6 +8,7 @@
 
 pub mod cache;
 pub mod export;
+pub mod features;
 pub mod lock;
 pub mod paths;
 
@@ -294,6 +295,7 @@ pub fn parse_verdict(s: &str) -> Option<Verdict> {
 pub fn parse_decided_by(s: &str) -> Option<DecidedBy> {
     match s {
         "rule" => Some(DecidedBy::Rule),
+        "head" => Some(DecidedBy::Head),
         "llm" => Some(DecidedBy::Llm),
         "human" => Some(DecidedBy::Human),
         _ => None,
@@ -333,6 +335,7 @@ impl RunStore {
             .ctx(path)?;
         conn.execute_batch(SCHEMA).ctx(path)?;
         add_missing_columns(&conn).ctx(path)?;
+        features::ensure(&conn, path)?;
         let store = RunStore {
             conn,
             path: path.to_path_buf(),
@@ -365,6 +368,14 @@ impl RunStore {
         .ctx(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .ctx(path)?;
+        // A store written before the verdict head gets its columns from a short write
+        // connection (best effort: an unwritable old store then fails on the first query).
+        if features::needs_upgrade(&conn) {
+            if let Ok(rw) = Connection::open(path) {
+                let _ = rw.busy_timeout(std::time::Duration::from_secs(10));
+                let _ = features::ensure(&rw, path);
+            }
+        }
         let store = RunStore {
             conn,
             path: path.to_path_buf(),
@@ -592,7 +603,7 @@ impl RunStore {
             .conn
             .prepare(
                 "SELECT seq, file_id, idx, source, score, text_len, scored, p_yes, label, verdict,
-                    tier FROM records ORDER BY seq",
+                    tier, p_head FROM records ORDER BY seq",
             )
             .ctx(&self.path)?;
         let v = st
@@ -609,6 +620,7 @@ impl RunStore {
                         text_len: r.get::<_, i64>(5)? as usize,
                         scored: r.get::<_, i64>(6)? != 0,
                         p_yes: r.get::<_, Option<f64>>(7)?.map(|p| p as f32),
+                        p_head: r.get::<_, Option<f64>>(11)?.map(|p| p as f32),
                         label: label.as_deref().and_then(Label::parse),
                     },
                     verdict: parse_verdict(&r.get::<_, String>(9)?),
@@ -1042,6 +1054,9 @@ pub struct StoredRecord {
     pub prompt_version: Option<String>,
     pub label: Option<Label>,
     pub label_time: Option<u64>,
+    /// P(head) of the verdict head in force, when it scored this record.
+    #[serde(default)]
+    pub p_head: Option<f32>,
 }
 
 impl StoredRecord {
@@ -1051,6 +1066,7 @@ impl StoredRecord {
             text_len: self.text_len,
             scored: self.scored,
             p_yes: self.p_yes,
+            p_head: self.p_head,
             label: self.label,
         }
     }
@@ -1058,7 +1074,7 @@ impl StoredRecord {
 
 pub(crate) const RECORD_COLUMNS: &str = "r.seq, f.path, r.idx, r.id, r.source, r.kind, r.offset,
     r.text, r.text_len, r.scored, r.score, r.rules, r.p_yes, r.model, r.prompt_version, r.label,
-    r.label_time, r.len, r.outer_offset";
+    r.label_time, r.len, r.outer_offset, r.p_head";
 
 /// Matched rules, one per line: `rule \t category \t count \t contribution` (compact: the
 /// rules column is written for every record).
@@ -1123,6 +1139,7 @@ pub(crate) fn record_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredR
         prompt_version: r.get(14)?,
         label: label.as_deref().and_then(Label::parse),
         label_time: r.get::<_, Option<i64>>(16)?.map(|t| t as u64),
+        p_head: r.get::<_, Option<f64>>(19)?.map(|p| p as f32),
     })
 }
 
@@ -1226,6 +1243,7 @@ mod tests {
             text_len: 40,
             scored: true,
             p_yes: None,
+            p_head: None,
             label: None,
         };
         NewRecord {

@@ -1361,6 +1361,7 @@ impl App {
                 self.maybe_refresh(fx);
                 self.request_agreement(fx);
             }
+            EngineEvent::Head(h) => self.set_status(StatusKind::Info, h.message),
             EngineEvent::Error { file, message } => {
                 if self.errors.len() == ERRORS_KEPT {
                     self.errors.pop_front();

@@ -4,6 +4,7 @@
 //! created *on the thread that will own it* (MLX is not thread-safe), from a factory sent there.
 
 pub mod backend;
+pub mod head;
 pub mod http;
 pub mod mlx;
 
@@ -19,6 +20,29 @@ pub trait Verifier {
     /// stay pending. A NaN (or any non-finite value) in the answers means *that text* failed:
     /// its records stay pending and the error is counted, the other answers are kept.
     fn verify_batch(&mut self, texts: &[&str]) -> Result<Vec<f32>, VerifyError>;
+    /// Asks for pooled hidden states of `layer` with every answer (the verdict head); returns
+    /// false when this backend cannot give any.
+    fn set_feature_layer(&mut self, layer: Option<usize>) -> bool {
+        let _ = layer;
+        false
+    }
+    /// The hidden-state features this backend can pool in the same pass as P(yes) (for the
+    /// verdict head), or `None` when it has none (then the head is off).
+    fn feature_spec(&self) -> Option<head::FeatureSpec> {
+        None
+    }
+    /// [`Self::verify_batch`] that also returns each text's pooled features
+    /// ([`Self::feature_spec`]); a backend without features returns empty vectors.
+    fn verify_batch_features(
+        &mut self,
+        texts: &[&str],
+    ) -> Result<Vec<(f32, Vec<f32>)>, VerifyError> {
+        Ok(self
+            .verify_batch(texts)?
+            .into_iter()
+            .map(|p| (p, Vec::new()))
+            .collect())
+    }
     /// Why the texts answered NaN by the last `verify_batch` failed, when the backend knows
     /// (for the error the engine reports).
     fn failure_reason(&mut self) -> Option<String> {

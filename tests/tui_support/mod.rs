@@ -161,6 +161,7 @@ impl FakeState {
             text_len: r.text.chars().count(),
             scored: true,
             p_yes: r.p_yes,
+            p_head: None,
             label: r.label,
         }
     }
@@ -420,7 +421,7 @@ impl FakeEngine {
                                 // The test verifier answers everything pending before the step.
                                 let t = s.thresholds;
                                 for r in s.records.iter_mut().take(from) {
-                                    let i = DecisionInputs { score: r.score, text_len: r.text.chars().count(), scored: true, p_yes: r.p_yes, label: r.label };
+                                    let i = DecisionInputs { score: r.score, text_len: r.text.chars().count(), scored: true, p_yes: r.p_yes, p_head: None, label: r.label };
                                     if decide(&i, &t).needs_verifier(&i) {
                                         r.p_yes = Some(test_verifier(&r.id));
                                     }
@@ -496,6 +497,7 @@ fn handle(st: &Arc<Mutex<FakeState>>, c: Command) -> Vec<EngineEvent> {
             vec![EngineEvent::Stats(s.stats())]
         }
         Command::Stop => vec![EngineEvent::Finished(s.stats())],
+        Command::RetrainHead | Command::SetHeadEnabled(_) => vec![],
         Command::SetThresholds(t) => {
             let flips = s.flips(&t);
             let before: Vec<RecordRow> = s.visible().iter().map(|r| s.row(r)).collect();

@@ -57,6 +57,9 @@ impl From<LoadError> for VerifyError {
     }
 }
 
+/// An answer (when the pass went to the LM head) and the pooled hidden states of one text.
+pub type PooledAnswer = (Option<Answer>, Vec<f32>);
+
 /// Knobs of the MLX verifier.
 #[derive(Debug, Clone)]
 pub struct MlxOptions {
@@ -72,6 +75,9 @@ pub struct MlxOptions {
     pub max_pad_fraction: f64,
     /// Keep Q4/Q8 weights packed (fast on Metal); the CPU runs dense f32 about 14x faster.
     pub keep_quantized: bool,
+    /// Layer whose mean-pooled hidden states of the record's tokens are returned with every
+    /// answer for the verdict head (`None`: no features).
+    pub feature_layer: Option<usize>,
 }
 
 impl Default for MlxOptions {
@@ -86,6 +92,7 @@ impl Default for MlxOptions {
             },
             max_pad_fraction: 0.25,
             keep_quantized: cfg!(target_os = "macos"),
+            feature_layer: None,
         }
     }
 }
@@ -311,6 +318,10 @@ impl MlxVerifier {
         &self.model.config
     }
 
+    pub fn options(&self) -> &MlxOptions {
+        &self.options
+    }
+
     pub fn options_mut(&mut self) -> &mut MlxOptions {
         &mut self.options
     }
@@ -358,6 +369,69 @@ impl MlxVerifier {
             let answers = self.forward(&batch)?;
             for (i, a) in group.into_iter().zip(answers) {
                 out[i] = Some(a);
+            }
+        }
+        self.stats.calls += 1;
+        self.stats.busy += started.elapsed();
+        Ok(out.into_iter().flatten().collect())
+    }
+
+    /// [`Self::answer`] that also mean-pools the hidden states of each record's own tokens (not
+    /// the instruction head, not the suffix, not padding) at `layers` (1-based; the last layer
+    /// after the final norm), concatenated per text in that order. With `logits == false` the
+    /// pass stops after the deepest of `layers` and no answer comes back.
+    pub fn answer_pooled(
+        &mut self,
+        texts: &[&str],
+        layers: &[usize],
+        logits: bool,
+    ) -> Result<Vec<PooledAnswer>, VerifyError> {
+        let n = self.model.config.n_layers;
+        if layers.is_empty() || layers.iter().any(|&l| l == 0 || l > n) {
+            return Err(VerifyError::Failed(format!(
+                "pooled layers {layers:?}: this model has layers 1..={n}"
+            )));
+        }
+        let started = Instant::now();
+        let prompts: Vec<Vec<u32>> = texts
+            .iter()
+            .map(|t| self.prompt_tokens(t))
+            .collect::<Result<_, _>>()?;
+        let lengths = scoring::lengths_after_head(&prompts, self.prompt.prefix.len());
+        let (pre, suf) = (self.prompt.prefix.len(), self.prompt.suffix.len());
+        let mut out: Vec<Option<(Option<Answer>, Vec<f32>)>> = vec![None; texts.len()];
+        let fail = |e| VerifyError::Failed(format!("MLX forward pass: {e}"));
+        for group in scoring::buckets(&lengths, self.batch_limits()) {
+            let batch: Vec<&[u32]> = group.iter().map(|&i| prompts[i].as_slice()).collect();
+            if self.head.is_none() && !self.prompt.prefix.is_empty() {
+                self.head = Some(
+                    scoring::PromptHead::build(&self.model, &self.prompt.prefix).map_err(fail)?,
+                );
+            }
+            let request = scoring::PoolRequest {
+                layers: layers.to_vec(),
+                spans: batch
+                    .iter()
+                    .map(|p| (pre, p.len().saturating_sub(suf).max(pre)))
+                    .collect(),
+                logits,
+            };
+            let (answers, pooled) = scoring::score_batch_pooled(
+                &self.model,
+                &self.answers,
+                &batch,
+                self.pad_id,
+                self.head.as_ref(),
+                &request,
+            )
+            .map_err(fail)?;
+            let longest = batch.iter().map(|s| s.len()).max().unwrap_or(0);
+            self.stats.forward_batches += 1;
+            self.stats.records += batch.len() as u64;
+            self.stats.prompt_tokens += batch.iter().map(|s| s.len() as u64).sum::<u64>();
+            self.stats.padded_tokens += (longest * batch.len()) as u64;
+            for (k, (i, f)) in group.into_iter().zip(pooled).enumerate() {
+                out[i] = Some((answers.as_ref().map(|a| a[k]), f));
             }
         }
         self.stats.calls += 1;
@@ -424,6 +498,45 @@ impl Verifier for MlxVerifier {
 
     fn verify_batch(&mut self, texts: &[&str]) -> Result<Vec<f32>, VerifyError> {
         Ok(self.answer(texts)?.into_iter().map(|a| a.p_yes).collect())
+    }
+
+    fn set_feature_layer(&mut self, layer: Option<usize>) -> bool {
+        match layer {
+            Some(l) if l == 0 || l > self.model.config.n_layers => false,
+            l => {
+                self.options.feature_layer = l;
+                true
+            }
+        }
+    }
+
+    fn feature_spec(&self) -> Option<super::head::FeatureSpec> {
+        let layer = self.options.feature_layer?;
+        Some(super::head::FeatureSpec {
+            model: self.model_id.clone(),
+            layer,
+            pooling: "mean".into(),
+            max_text_tokens: self.options.max_text_tokens,
+            dim: self.model.config.dim as usize,
+        })
+    }
+
+    fn verify_batch_features(
+        &mut self,
+        texts: &[&str],
+    ) -> Result<Vec<(f32, Vec<f32>)>, VerifyError> {
+        let Some(layer) = self.options.feature_layer else {
+            return Ok(self
+                .verify_batch(texts)?
+                .into_iter()
+                .map(|p| (p, Vec::new()))
+                .collect());
+        };
+        Ok(self
+            .answer_pooled(texts, &[layer], true)?
+            .into_iter()
+            .map(|(a, f)| (a.map_or(f32::NAN, |a| a.p_yes), f))
+            .collect())
     }
 }
 

@@ -207,14 +207,58 @@ impl Model {
         last: &[i32],
         prefix: Option<&SharedPrefix>,
     ) -> Result<Array, Exception> {
+        let (logits, _) = self.forward_pooled(tokens, last, prefix, None)?;
+        logits.ok_or_else(|| Exception::custom("forward pass stopped before the LM head"))
+    }
+
+    /// [`Self::logits_at`] that also mean-pools hidden states over each row's span
+    /// ([`Pooling`]): one `(B, dim)` array per requested layer, in the order asked. With
+    /// `pool.logits == false` the pass stops after the deepest requested layer (no later
+    /// layers, no LM head) and returns no logits.
+    pub fn forward_pooled(
+        &self,
+        tokens: &Array,
+        last: &[i32],
+        prefix: Option<&SharedPrefix>,
+        pool: Option<&Pooling>,
+    ) -> Result<(Option<Array>, Vec<Array>), Exception> {
         let (b, l) = (tokens.shape()[0], tokens.shape()[1]);
         let c = &self.config;
+        let n = self.layers.len();
         let past = prefix.map_or(0, |p| p.len);
         let mask = causal_mask(l as usize, past as usize);
+        let depth = match pool {
+            Some(p) if !p.logits => p.layers.iter().copied().max().unwrap_or(n).min(n),
+            _ => n,
+        };
+        let weights = pool.map(|p| p.weights(b, l)).transpose()?;
+        let mut pooled: Vec<Option<Array>> = vec![None; pool.map_or(0, |p| p.layers.len())];
         let mut h = self.embed.take_axis(tokens, 0)?; // (B, L, dim)
-        for (i, layer) in self.layers.iter().enumerate() {
+        for (i, layer) in self.layers.iter().enumerate().take(depth) {
             let past_kv = prefix.map(|p| &p.kv[i]);
             h = self.layer_forward(layer, &h, past_kv, &mask)?.0;
+            if let (Some(p), Some(w)) = (pool, &weights) {
+                for (slot, &want) in p.layers.iter().enumerate() {
+                    if want == i + 1 {
+                        // The last layer is read after the final norm, as the LM head reads it.
+                        let x = if want == n {
+                            fast::rms_norm(&h, Some(&self.norm), c.rms_eps)?
+                        } else {
+                            h.clone()
+                        };
+                        // (B, 1, L) x (B, L, dim) -> (B, 1, dim)
+                        let m = w.matmul(&x)?.reshape(&[b, c.dim])?;
+                        pooled[slot] = Some(m.as_dtype(Dtype::Float32)?);
+                    }
+                }
+            }
+        }
+        let pooled: Vec<Array> = pooled
+            .into_iter()
+            .map(|p| p.ok_or_else(|| Exception::custom("a pooled layer is out of range")))
+            .collect::<Result<_, _>>()?;
+        if depth < n {
+            return Ok((None, pooled));
         }
         let rows: Vec<i32> = last
             .iter()
@@ -225,7 +269,10 @@ impl Model {
             .reshape(&[b * l, c.dim])?
             .take_axis(Array::from_slice(&rows, &[b]), 0)?; // (B, dim)
         let last = fast::rms_norm(&last, Some(&self.norm), c.rms_eps)?;
-        self.head.apply(&last)?.as_dtype(Dtype::Float32)
+        Ok((
+            Some(self.head.apply(&last)?.as_dtype(Dtype::Float32)?),
+            pooled,
+        ))
     }
 
     /// One decoder layer over `h` `(B, L, dim)` whose positions start after `past` (keys and
@@ -291,6 +338,40 @@ impl Model {
         let x = fast::rms_norm(&h, Some(&layer.ffn_norm), c.rms_eps)?;
         let gated = silu_mul(&layer.gate.apply(&x)?, &layer.up.apply(&x)?)?;
         Ok((h.add(layer.down.apply(&gated)?)?, k, v))
+    }
+}
+
+/// Which hidden states a forward pass mean-pools, and over which positions of each row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pooling {
+    /// 1-based layer numbers whose output is pooled; the last layer (`n_layers`) is read after
+    /// the final norm.
+    pub layers: Vec<usize>,
+    /// Per row, the half-open span `[start, end)` of positions averaged (the record's own
+    /// tokens in the row as computed; an empty span pools to zeros).
+    pub spans: Vec<(usize, usize)>,
+    /// Run the whole model and return the logits too; `false` stops after the deepest layer.
+    pub logits: bool,
+}
+
+impl Pooling {
+    /// `(B, 1, L)` averaging weights: `1/len` inside each row's span, 0 elsewhere.
+    fn weights(&self, b: i32, l: i32) -> Result<Array, Exception> {
+        if self.spans.len() != b as usize {
+            return Err(Exception::custom(format!(
+                "pooling has {} spans for {b} rows",
+                self.spans.len()
+            )));
+        }
+        let mut w = vec![0.0f32; (b * l) as usize];
+        for (row, &(start, end)) in self.spans.iter().enumerate() {
+            let end = end.min(l as usize);
+            if end > start {
+                let v = 1.0 / (end - start) as f32;
+                w[row * l as usize + start..row * l as usize + end].fill(v);
+            }
+        }
+        Ok(Array::from_slice(&w, &[b, 1, l]))
     }
 }
 

@@ -3,7 +3,7 @@
 use mlx_rs::error::Exception;
 use mlx_rs::Array;
 
-use super::model::{log_softmax_last, Model, SharedPrefix};
+use super::model::{log_softmax_last, Model, Pooling, SharedPrefix};
 use super::prompt::AnswerTokens;
 
 /// The answer of the model for one prompt.
@@ -151,18 +151,40 @@ impl PromptHead {
     }
 }
 
+/// What to pool besides the answer: layers, and each row's record span in whole-prompt
+/// positions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolRequest {
+    pub layers: Vec<usize>,
+    pub spans: Vec<(usize, usize)>,
+    pub logits: bool,
+}
+
 /// Last-position logits `(B, vocab)` of one batch: after the cached prompt head when every
-/// row starts with it, else the head the batch shares once, then the rows.
-fn batch_logits(
+/// row starts with it, else the head the batch shares once, then the rows. With `pool`, also
+/// the pooled hidden states (spans shifted by what the cached or shared head took off).
+fn batch_forward(
     model: &Model,
     batch: &[&[u32]],
     pad_id: u32,
     head: Option<&PromptHead>,
-) -> Result<Array, Exception> {
+    pool: Option<&PoolRequest>,
+) -> Result<(Option<Array>, Vec<Array>), Exception> {
+    let pooling = |cut: usize| {
+        pool.map(|p| Pooling {
+            layers: p.layers.clone(),
+            spans: p
+                .spans
+                .iter()
+                .map(|&(a, b)| (a.saturating_sub(cut), b.saturating_sub(cut)))
+                .collect(),
+            logits: p.logits,
+        })
+    };
     if let Some(head) = head.filter(|h| h.fits(batch)) {
         let rest: Vec<&[u32]> = batch.iter().map(|s| &s[head.len()..]).collect();
         let (tokens, last) = right_pad(&rest, pad_id);
-        return model.logits_at(&tokens, &last, Some(&head.kv));
+        return model.forward_pooled(&tokens, &last, Some(&head.kv), pooling(head.len()).as_ref());
     }
     let shared = shared_prefix_len(batch);
     let prefix = if shared > 0 {
@@ -172,7 +194,18 @@ fn batch_logits(
     };
     let rest: Vec<&[u32]> = batch.iter().map(|s| &s[shared..]).collect();
     let (tokens, last) = right_pad(&rest, pad_id);
-    model.logits_at(&tokens, &last, prefix.as_ref())
+    model.forward_pooled(&tokens, &last, prefix.as_ref(), pooling(shared).as_ref())
+}
+
+fn batch_logits(
+    model: &Model,
+    batch: &[&[u32]],
+    pad_id: u32,
+    head: Option<&PromptHead>,
+) -> Result<Array, Exception> {
+    batch_forward(model, batch, pad_id, head, None)?
+        .0
+        .ok_or_else(|| Exception::custom("forward pass returned no logits"))
 }
 
 /// One prefill over a batch; the answers come back in the batch's order.
@@ -194,7 +227,42 @@ pub fn score_batch_after(
     head: Option<&PromptHead>,
 ) -> Result<Vec<Answer>, Exception> {
     let logits = batch_logits(model, batch, pad_id, head)?;
-    let logp = log_softmax_last(&logits)?;
+    answers_from_logits(answers, &logits)
+}
+
+/// Answers (when `pool.logits`) and, per row, the pooled vectors of every requested layer
+/// concatenated in the order asked (`layers.len() * dim` floats).
+pub type PooledRows = (Option<Vec<Answer>>, Vec<Vec<f32>>);
+
+/// [`score_batch_after`] that also pools the hidden states `pool` asks for, in the same pass.
+pub fn score_batch_pooled(
+    model: &Model,
+    answers: &AnswerTokens,
+    batch: &[&[u32]],
+    pad_id: u32,
+    head: Option<&PromptHead>,
+    pool: &PoolRequest,
+) -> Result<PooledRows, Exception> {
+    let (logits, pooled) = batch_forward(model, batch, pad_id, head, Some(pool))?;
+    let answers = logits
+        .map(|l| answers_from_logits(answers, &l))
+        .transpose()?;
+    let dim = model.config.dim as usize;
+    let mut rows = vec![Vec::with_capacity(dim * pooled.len()); batch.len()];
+    for p in &pooled {
+        p.eval()?;
+        let values = p
+            .try_as_slice::<f32>()
+            .map_err(|e| Exception::custom(format!("reading pooled states: {e}")))?;
+        for (row, chunk) in rows.iter_mut().zip(values.chunks(dim)) {
+            row.extend_from_slice(chunk);
+        }
+    }
+    Ok((answers, rows))
+}
+
+fn answers_from_logits(answers: &AnswerTokens, logits: &Array) -> Result<Vec<Answer>, Exception> {
+    let logp = log_softmax_last(logits)?;
     let cols: Vec<i32> = answers
         .yes
         .iter()
