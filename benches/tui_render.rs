@@ -20,6 +20,7 @@ fn row(i: u64) -> RecordRow {
     RecordRow {
         seq: i as i64,
         id: format!("CVE-2024-{:05}", i),
+        name: String::new(),
         source: SourceKind::ALL[(i % 7) as usize],
         kind: "cve".into(),
         file: "sample_data/nvdcve-2.0-2024.json".into(),

@@ -126,6 +126,19 @@ pub struct Record {
     pub label: Option<String>,
 }
 
+/// What the workbench shows a curator as a record's name. Natural ids (CVE-2024-1, CAPEC-66)
+/// say what a record is; a STIX id is an opaque UUID, so STIX objects show their first text line
+/// instead, which the reader writes as the ATT&CK id and the object's name (`T1059.001
+/// PowerShell`).
+pub fn display_name(source: SourceKind, id: &str, text: &str) -> String {
+    if source == SourceKind::Stix {
+        if let Some(line) = text.lines().next().map(str::trim).filter(|l| !l.is_empty()) {
+            return line.chars().take(80).collect();
+        }
+    }
+    id.to_string()
+}
+
 impl Record {
     /// Stable content hash of the extracted text (the verifier cache key and resume check).
     pub fn content_hash(&self) -> [u8; 32] {

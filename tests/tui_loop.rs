@@ -68,6 +68,7 @@ fn row(i: u64) -> RecordRow {
     RecordRow {
         seq: i as i64,
         id: format!("CVE-2024-{i:06}"),
+        name: String::new(),
         source: SourceKind::Cve5,
         kind: "cve".into(),
         file: "feed.jsonl".into(),

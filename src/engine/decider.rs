@@ -413,6 +413,7 @@ impl Decider {
             self.recent.push(RecordRow {
                 seq,
                 id: s.record.id.clone(),
+                name: crate::record::display_name(s.record.source, &s.record.id, &s.record.text),
                 source: s.record.source,
                 kind: s.record.kind.clone(),
                 file: s.record.locator.file.display().to_string(),
@@ -850,6 +851,7 @@ impl Decider {
         RecordRow {
             seq: r.seq,
             id: r.id.clone(),
+            name: crate::record::display_name(r.source, &r.id, &r.text),
             source: r.source,
             kind: r.kind.clone(),
             file: r.file.clone(),

@@ -16,6 +16,10 @@ pub struct RecordRow {
     /// Store row id: the arrival order.
     pub seq: i64,
     pub id: String,
+    /// What the table shows: the id, or for STIX objects their ATT&CK id and name
+    /// ([`crate::record::display_name`]).
+    #[serde(default)]
+    pub name: String,
     pub source: SourceKind,
     pub kind: String,
     pub file: String,

@@ -1618,6 +1618,7 @@ mod typeahead_tests {
         RecordRow {
             seq: i as i64,
             id: format!("r{i}"),
+            name: String::new(),
             source: SourceKind::Json,
             kind: "x".into(),
             file: "f".into(),

@@ -77,7 +77,11 @@ pub fn sample_records(n: usize) -> Vec<FakeRecord> {
                 SourceKind::Capec => format!("CAPEC-{}", 100 + i),
                 _ => format!("CVE-2024-{:05}", 1000 + i * 7),
             };
-            let mut text = format!("{id}: ");
+            // STIX objects start with their ATT&CK id and name, as the reader writes them.
+            let mut text = match source {
+                SourceKind::Stix => format!("T{} Sample technique {i}\n", 1000 + i),
+                _ => format!("{id}: "),
+            };
             let mut hits: Vec<RuleHit> = Vec::new();
             let mut matches = Vec::new();
             let k = 1 + next() % 3;
@@ -171,6 +175,7 @@ impl FakeState {
         RecordRow {
             seq: r.seq,
             id: r.id.clone(),
+            name: cyberfilter::record::display_name(r.source, &r.id, &r.text),
             source: r.source,
             kind: r.kind.clone(),
             file: r.file.clone(),

@@ -161,7 +161,12 @@ fn record_row<'a>(app: &App, r: &'a RecordRow, wide: bool) -> Row<'a> {
         _ => t.dim,
     };
     let mut cells = vec![
-        Cell::from(r.id.as_str()).style(t.base),
+        Cell::from(if r.name.is_empty() {
+            r.id.as_str()
+        } else {
+            r.name.as_str()
+        })
+        .style(t.base),
         Cell::from(r.source.as_str()).style(t.dim),
     ];
     if wide {
