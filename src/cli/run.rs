@@ -190,7 +190,7 @@ async fn watch(
                             "{}",
                             serde_json::json!({"event": "head", "message": h.message, "version": h.version, "cv_auc": h.cv_auc, "to_kept": h.to_kept, "to_removed": h.to_removed})
                         ),
-                        None => eprintln!("{}", h.message),
+                        None => eprintln!("cyberfilter: {}", h.message),
                     },
                     EngineEvent::Finished(s) => {
                         if let Some(b) = &bar {

@@ -41,9 +41,9 @@ impl StoreLock {
             .read(true)
             .write(true)
             .open(&path)
-            .map_err(|source| StoreError::Io {
-                path: path.display().to_string(),
-                source,
+            .map_err(|e| StoreError::Invalid {
+                path: store.display().to_string(),
+                what: format!("cannot create the store here ({}: {e})", path.display()),
             })?;
         if !try_lock(&file) {
             let holder = std::fs::read_to_string(&path).unwrap_or_default();
