@@ -3,8 +3,8 @@
 
 use super::http::{self, HttpOptions};
 use super::mlx;
+use super::test_hash::HashVerifier;
 use super::{Verifier, VerifierFactory, VerifyError};
-use crate::engine::verifier::HashVerifier;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
