@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::mlx::prompt::{self, PromptStyle, NO_SPELLINGS, YES_SPELLINGS};
+use super::prompt::{self, PromptStyle, NO_SPELLINGS, YES_SPELLINGS};
 use super::{Verifier, VerifierFactory, VerifyError};
 
 /// Where `--http-url` points unless told otherwise (llama.cpp's default port).

@@ -7,6 +7,7 @@ pub mod backend;
 pub mod head;
 pub mod http;
 pub mod mlx;
+pub mod prompt;
 pub mod test_hash;
 
 /// A backend that answers "is this text security-relevant?" with P(yes) for a batch of texts.

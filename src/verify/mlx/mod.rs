@@ -18,7 +18,8 @@ pub mod cpu_kernels;
 pub mod gguf;
 pub mod hf;
 pub mod model;
-pub mod prompt;
+// The prompt is shared with the HTTP backend; it lives in `verify::prompt`.
+pub use super::prompt;
 pub mod scoring;
 pub mod tokenizer;
 pub mod weights;

@@ -77,8 +77,8 @@ impl PromptParts {
             .ok_or("the chat template dropped the user message")?;
         let specials = special_tokens(tokenizer);
         Ok(Self {
-            prefix: super::tokenizer::encode(tokenizer, head)?,
-            suffix: super::tokenizer::encode(tokenizer, tail)?,
+            prefix: super::mlx::tokenizer::encode(tokenizer, head)?,
+            suffix: super::mlx::tokenizer::encode(tokenizer, tail)?,
             specials,
         })
     }
@@ -98,7 +98,7 @@ impl PromptParts {
     ) -> Result<Vec<u32>, String> {
         // Trimmed, so the record's first and last tokens do not depend on stray whitespace
         // merging with the delimiter lines.
-        let mut body = super::tokenizer::encode(tokenizer, self.defuse(text).trim())?;
+        let mut body = super::mlx::tokenizer::encode(tokenizer, self.defuse(text).trim())?;
         body.truncate(max_text_tokens);
         let mut ids = Vec::with_capacity(self.prefix.len() + body.len() + self.suffix.len());
         ids.extend_from_slice(&self.prefix);
@@ -210,7 +210,7 @@ impl AnswerTokens {
         let collect = |words: &[&str]| -> Result<Vec<u32>, String> {
             let mut ids = BTreeSet::new();
             for w in words {
-                let enc = super::tokenizer::encode(tokenizer, w)?;
+                let enc = super::mlx::tokenizer::encode(tokenizer, w)?;
                 if let [id] = enc.as_slice() {
                     ids.insert(*id);
                 }
