@@ -6,6 +6,36 @@ use super::{SqlContext, StoreError};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::{Path, PathBuf};
 
+/// The answer table, the same in the shared cache and in every run store.
+pub(crate) const ANSWERS_TABLE: &str = "CREATE TABLE IF NOT EXISTS llm_cache (
+    content_hash BLOB NOT NULL,
+    model TEXT NOT NULL,
+    prompt_version TEXT NOT NULL,
+    p_yes REAL NOT NULL,
+    PRIMARY KEY (content_hash, model, prompt_version)
+);";
+
+/// One cached answer (the one lookup both the shared cache and a run store use).
+pub(crate) fn lookup(
+    conn: &Connection,
+    path: &Path,
+    hash: &[u8; 32],
+    model: &str,
+    prompt_version: &str,
+) -> Result<Option<f32>, StoreError> {
+    conn.prepare_cached(
+        "SELECT p_yes FROM llm_cache
+         WHERE content_hash = ?1 AND model = ?2 AND prompt_version = ?3",
+    )
+    .ctx(path)?
+    .query_row(params![&hash[..], model, prompt_version], |r| {
+        r.get::<_, f64>(0)
+    })
+    .optional()
+    .ctx(path)
+    .map(|p| p.map(|p| p as f32))
+}
+
 pub struct SharedCache {
     conn: Connection,
     path: PathBuf,
@@ -25,16 +55,7 @@ impl SharedCache {
             .ctx(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .ctx(path)?;
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS llm_cache (
-                content_hash BLOB NOT NULL,
-                model TEXT NOT NULL,
-                prompt_version TEXT NOT NULL,
-                p_yes REAL NOT NULL,
-                PRIMARY KEY (content_hash, model, prompt_version)
-            ) WITHOUT ROWID;",
-        )
-        .ctx(path)?;
+        conn.execute_batch(ANSWERS_TABLE).ctx(path)?;
         // Pooled features for the verdict head, like the run stores keep them.
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS features (
@@ -77,16 +98,7 @@ impl SharedCache {
         model: &str,
         prompt: &str,
     ) -> Result<Option<f32>, StoreError> {
-        self.conn
-            .prepare_cached(
-                "SELECT p_yes FROM llm_cache
-                 WHERE content_hash = ?1 AND model = ?2 AND prompt_version = ?3",
-            )
-            .ctx(&self.path)?
-            .query_row(params![&hash[..], model, prompt], |r| r.get::<_, f64>(0))
-            .optional()
-            .ctx(&self.path)
-            .map(|p| p.map(|p| p as f32))
+        lookup(&self.conn, &self.path, hash, model, prompt)
     }
 
     /// Store a batch of answers in one transaction.

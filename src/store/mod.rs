@@ -241,13 +241,6 @@ CREATE TABLE IF NOT EXISTS label_log (
     time INTEGER NOT NULL,
     undoes INTEGER
 );
-CREATE TABLE IF NOT EXISTS llm_cache (
-    content_hash BLOB NOT NULL,
-    model TEXT NOT NULL,
-    prompt_version TEXT NOT NULL,
-    p_yes REAL NOT NULL,
-    PRIMARY KEY (content_hash, model, prompt_version)
-);
 CREATE TABLE IF NOT EXISTS metrics (
     metric_id INTEGER PRIMARY KEY,
     line TEXT NOT NULL
@@ -334,6 +327,7 @@ impl RunStore {
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .ctx(path)?;
         conn.execute_batch(SCHEMA).ctx(path)?;
+        conn.execute_batch(cache::ANSWERS_TABLE).ctx(path)?;
         add_missing_columns(&conn).ctx(path)?;
         features::ensure(&conn, path)?;
         let store = RunStore {
@@ -909,18 +903,7 @@ impl RunStore {
         model: &str,
         prompt_version: &str,
     ) -> Result<Option<f32>, StoreError> {
-        self.conn
-            .prepare_cached(
-                "SELECT p_yes FROM llm_cache
-                 WHERE content_hash = ?1 AND model = ?2 AND prompt_version = ?3",
-            )
-            .ctx(&self.path)?
-            .query_row(params![&hash[..], model, prompt_version], |r| {
-                r.get::<_, f64>(0)
-            })
-            .optional()
-            .ctx(&self.path)
-            .map(|p| p.map(|p| p as f32))
+        cache::lookup(&self.conn, &self.path, hash, model, prompt_version)
     }
 
     /// Cached LLM answers for one model and prompt version.
