@@ -10,7 +10,7 @@ use super::verifier::{BatchResult, Item, Job, VerifierThread};
 use super::writer::WriterMsg;
 use super::EngineError;
 use crate::decide::{Decision, DecisionInputs, Label};
-use crate::rules::{RuleSet, Thresholds, Tier};
+use crate::rules::{RuleSet, Thresholds};
 use crate::store::{
     Answer, FileRow, LabelChange, NewRecord, RunState, RunStore, StoredInputs, StoredRecord,
 };
@@ -866,19 +866,11 @@ impl Decider {
     }
 
     fn uncertainty(&self, pos: usize) -> f32 {
-        let i = self.index.inputs_at(pos);
-        let d = self.index.decision_at(pos);
-        let band = (self.t.high - self.t.low).abs().max(1e-3);
-        // The probability that decides the record: P(head) when a head scored it.
-        match (d.tier, i.p_head.or(i.p_yes)) {
-            (Tier::Verify, Some(p)) => (p - self.t.p_yes_cut).abs(),
-            _ => {
-                (i.score - self.t.low)
-                    .abs()
-                    .min((i.score - self.t.high).abs())
-                    / band
-            }
-        }
+        super::query::uncertainty(
+            &self.index.inputs_at(pos),
+            &self.index.decision_at(pos),
+            &self.t,
+        )
     }
 
     fn query(&mut self, f: &RecordFilter, sort: SortBy, offset: u64, limit: u64) -> RecordPage {
@@ -894,35 +886,28 @@ impl Decider {
         };
         let mut hits: Vec<usize> = (0..self.index.len())
             .filter(|&p| {
-                let d = self.index.decision_at(p);
-                let i = self.index.inputs_at(p);
-                f.verdict.is_none_or(|v| v == d.verdict)
-                    && f.tier.is_none_or(|t| t == d.tier)
-                    && f.decided_by.is_none_or(|b| Some(b) == d.decided_by)
-                    && f.source.is_none_or(|s| s == self.index.source_at(p))
-                    && f.labelled.is_none_or(|l| l == i.label.is_some())
-                    && search
-                        .as_ref()
-                        .is_none_or(|s| s.contains(&self.index.seq_at(p)))
+                super::query::matches(
+                    f,
+                    &self.index.decision_at(p),
+                    self.index.source_at(p),
+                    self.index.inputs_at(p).label.is_some(),
+                ) && search
+                    .as_ref()
+                    .is_none_or(|s| s.contains(&self.index.seq_at(p)))
             })
             .collect();
-        match sort {
-            SortBy::Arrival => {}
-            SortBy::Score => hits.sort_by(|a, b| {
-                self.index
-                    .inputs_at(*b)
-                    .score
-                    .total_cmp(&self.index.inputs_at(*a).score)
-            }),
-            SortBy::Uncertainty => {
-                hits.sort_by(|a, b| self.uncertainty(*a).total_cmp(&self.uncertainty(*b)))
-            }
+        super::query::sort(
+            &mut hits,
+            sort,
+            |&p| self.index.inputs_at(p).score,
+            |&p| self.uncertainty(p),
+        );
+        let range = super::query::page(hits.len(), offset, limit);
+        let rows = self.rows_for(&hits[range]).unwrap_or_default();
+        RecordPage {
+            rows,
+            total: hits.len() as u64,
         }
-        let total = hits.len() as u64;
-        let start = (offset as usize).min(hits.len());
-        let end = start.saturating_add(limit as usize).min(hits.len());
-        let rows = self.rows_for(&hits[start..end]).unwrap_or_default();
-        RecordPage { rows, total }
     }
 
     fn detail(&mut self, id: &str) -> Option<RecordDetail> {

@@ -6,7 +6,8 @@
 #![allow(dead_code)]
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use cyberfilter::decide::{decide, DecidedBy, DecisionInputs, Label, Verdict};
+use cyberfilter::decide::{decide, DecisionInputs, Label, Verdict};
+use cyberfilter::engine::query;
 use cyberfilter::engine::types::*;
 use cyberfilter::record::SourceKind;
 use cyberfilter::rules::{RuleHit, Thresholds, Tier};
@@ -223,14 +224,12 @@ impl FakeState {
     }
 
     fn uncertainty(&self, r: &FakeRecord) -> f32 {
-        let t = &self.thresholds;
-        let row = self.row(r);
-        match (row.tier, r.p_yes) {
-            (Tier::Verify, Some(p)) => (p - t.p_yes_cut).abs(),
-            _ => (r.score - t.low).abs().min((r.score - t.high).abs()) / (t.high - t.low).max(0.1),
-        }
+        let i = self.inputs(r);
+        query::uncertainty(&i, &decide(&i, &self.thresholds), &self.thresholds)
     }
 
+    /// The engine's own filter, order and paging (`engine::query`); only the text search is
+    /// the fake's (the engine asks the store).
     fn query(
         &mut self,
         filter: &RecordFilter,
@@ -244,35 +243,19 @@ impl FakeState {
             .iter()
             .map(|r| (r, self.row(r)))
             .filter(|(r, row)| {
-                filter.verdict.is_none_or(|v| row.verdict == v)
-                    && filter.tier.is_none_or(|t| row.tier == t)
-                    && filter.source.is_none_or(|s| row.source == s)
-                    && filter.decided_by.is_none_or(|d| row.decided_by == Some(d))
-                    && filter.labelled.is_none_or(|l| row.label.is_some() == l)
+                let d = decide(&self.inputs(r), &self.thresholds);
+                query::matches(filter, &d, row.source, row.label.is_some())
                     && filter.search.as_ref().is_none_or(|s| {
                         let s = s.to_lowercase();
                         r.id.to_lowercase().contains(&s) || r.text.to_lowercase().contains(&s)
                     })
             })
             .collect();
-        match sort {
-            SortBy::Arrival => rows.sort_by_key(|(r, _)| r.seq),
-            SortBy::Score => {
-                rows.sort_by(|a, b| b.0.score.total_cmp(&a.0.score).then(a.0.seq.cmp(&b.0.seq)))
-            }
-            SortBy::Uncertainty => rows.sort_by(|a, b| {
-                self.uncertainty(a.0)
-                    .total_cmp(&self.uncertainty(b.0))
-                    .then(a.0.seq.cmp(&b.0.seq))
-            }),
-        }
+        rows.sort_by_key(|(r, _)| r.seq);
+        query::sort(&mut rows, sort, |a| a.0.score, |a| self.uncertainty(a.0));
+        let range = query::page(rows.len(), offset, limit);
         let total = rows.len() as u64;
-        let rows = rows
-            .into_iter()
-            .skip(offset as usize)
-            .take(limit as usize)
-            .map(|(_, row)| row)
-            .collect();
+        let rows = rows.drain(range).map(|(_, row)| row).collect();
         RecordPage { rows, total }
     }
 
@@ -280,28 +263,9 @@ impl FakeState {
         let r = self.visible().iter().find(|r| r.id == id)?;
         let row = self.row(r);
         let t = &self.thresholds;
-        let why = match (row.decided_by, row.tier) {
-            (Some(DecidedBy::Human), _) => format!(
-                "labelled {} by the curator",
-                row.label.map_or("", |l| l.as_str())
-            ),
-            (_, Tier::Keep) => format!("score {:.1} ≥ high {}", r.score, t.high),
-            (_, Tier::Reject) => format!("score {:.1} < low {}", r.score, t.low),
-            (Some(DecidedBy::Llm), _) => format!(
-                "score {:.1} in [{}, {}): P(yes) {:.2} {} cut {:.2}",
-                r.score,
-                t.low,
-                t.high,
-                r.p_yes.unwrap_or(0.0),
-                if r.p_yes.unwrap_or(0.0) >= t.p_yes_cut {
-                    "≥"
-                } else {
-                    "<"
-                },
-                t.p_yes_cut
-            ),
-            _ => "waiting for the verifier".into(),
-        };
+        // The engine's own explanation, so the record view cannot drift from it.
+        let i = self.inputs(r);
+        let why = cyberfilter::decide::why(&i, &decide(&i, t), t);
         let original = serde_json::to_string_pretty(&serde_json::json!({
             "id": r.id,
             "descriptions": [{"lang": "en", "value": r.text}],
