@@ -3,6 +3,7 @@
 //! command and sends aggregated events. It never blocks on the verifier.
 
 use super::index::Index;
+use super::metrics::{Counters, LlmWindow, Rates};
 use super::source::{Flags, ReaderMsg};
 use super::stats::rss_bytes;
 use super::types::*;
@@ -59,32 +60,8 @@ const QUEUE_TEXT_BYTES: usize = 16 * 1024 * 1024;
 /// batch: its records stay pending in the store and are asked again on resume, so nothing is
 /// lost, and a curator pressing `q` during a long CPU forward pass is not kept waiting.
 const STOP_GRACE: Duration = Duration::from_secs(3);
-/// LLM records/s is measured over this window: the model answers in bursts (a batch every few
-/// seconds on a CPU), and a per-tick rate would swing between zero and hundreds.
-const LLM_RATE_WINDOW: Duration = Duration::from_secs(10);
 /// Newly decided rows sent per stats interval (a live sample; the table queries the store).
 const VERDICT_ROWS_PER_TICK: usize = 256;
-
-#[derive(Default)]
-struct Counters {
-    records_session: u64,
-    errors: u64,
-    llm_calls: u64,
-    llm_records: u64,
-    cache_hits: u64,
-    verifier_errors: u64,
-    batches: u64,
-    fill_sum: f64,
-    last_fill: f64,
-    last_latency_ms: f64,
-    verifier_ms: f64,
-}
-
-struct Rates {
-    at: Instant,
-    records: u64,
-    bytes: u64,
-}
 
 pub struct Decider {
     store_path: PathBuf,
@@ -111,8 +88,7 @@ pub struct Decider {
     c: Counters,
     started: Instant,
     rates: Rates,
-    /// (when, records the model had answered) at each tick of the last [`LLM_RATE_WINDOW`].
-    llm_window: VecDeque<(Instant, u64)>,
+    llm_window: LlmWindow,
     last_metrics: Instant,
     /// The label log read up to here; later entries come from another process.
     label_log_seen: i64,
@@ -174,12 +150,8 @@ impl Decider {
             events: s.events,
             c: Counters::default(),
             started: now,
-            rates: Rates {
-                at: now,
-                records: 0,
-                bytes: 0,
-            },
-            llm_window: VecDeque::new(),
+            rates: Rates::new(now),
+            llm_window: LlmWindow::default(),
             last_metrics: now,
             label_log_seen: 0,
             recent: Vec::new(),
@@ -560,11 +532,10 @@ impl Decider {
         if r.model_batch > 0 {
             self.c.llm_calls += 1;
             self.c.llm_records += r.model_batch as u64;
-            self.c.batches += 1;
-            self.c.last_fill = r.model_batch as f64 / r.batch_size.max(1) as f64;
-            self.c.fill_sum += self.c.last_fill;
-            self.c.last_latency_ms = r.latency.as_secs_f64() * 1000.0;
-            self.c.verifier_ms += self.c.last_latency_ms;
+            self.c.batch(
+                r.model_batch as f64 / r.batch_size.max(1) as f64,
+                r.latency.as_secs_f64() * 1000.0,
+            );
         }
         let (model, prompt) = self
             .verifier
@@ -979,14 +950,14 @@ impl Decider {
     fn snapshot(&self) -> StatsSnapshot {
         let c = self.index.counts();
         let now = Instant::now();
-        let dt = now.duration_since(self.rates.at).as_secs_f64().max(1e-3);
         let bytes: u64 = self.files.values().map(|f| f.bytes_done).sum();
+        let (records_per_sec, mb_per_sec) = self.rates.per_sec(now, self.c.records_session, bytes);
         StatsSnapshot {
             elapsed: self.started.elapsed(),
             records_read: self.c.records_session,
             bytes_read: bytes,
-            records_per_sec: (self.c.records_session - self.rates.records) as f64 / dt,
-            mb_per_sec: bytes.saturating_sub(self.rates.bytes) as f64 / dt / 1e6,
+            records_per_sec,
+            mb_per_sec,
             keep: c.keep,
             verify: c.verify,
             reject: c.reject,
@@ -997,13 +968,7 @@ impl Decider {
             verifier_queue: (self.queue.len() + self.in_flight_items) as u64,
             batch_fill: self.c.last_fill,
             batch_latency_ms: self.c.last_latency_ms,
-            llm_records_per_sec: match self.llm_window.front() {
-                Some(&(at, answered)) => {
-                    (self.c.llm_records - answered) as f64
-                        / now.duration_since(at).as_secs_f64().max(1e-3)
-                }
-                None => 0.0,
-            },
+            llm_records_per_sec: self.llm_window.rate(now, self.c.llm_records),
             llm_calls: self.c.llm_calls,
             cache_hits: self.c.cache_hits,
             verifier_errors: self.c.verifier_errors,
@@ -1015,35 +980,12 @@ impl Decider {
     }
 
     fn metrics_line(&self) -> String {
-        let s = self.snapshot();
-        serde_json::json!({
-            "elapsed_s": s.elapsed.as_secs_f64(),
-            "records": s.records_read,
-            "records_per_sec": s.records_per_sec,
-            "mb_per_sec": s.mb_per_sec,
-            "batch_fill": s.batch_fill,
-            "batch_fill_mean": if self.c.batches > 0 { self.c.fill_sum / self.c.batches as f64 } else { 0.0 },
-            "batch_latency_ms": s.batch_latency_ms,
-            "verifier_ms_total": self.c.verifier_ms,
-            "llm_calls": s.llm_calls,
-            "cache_hits": s.cache_hits,
-            "verifier_queue": s.verifier_queue,
-            "rss_bytes": s.rss_bytes,
-            "errors": s.errors,
-        })
-        .to_string()
+        super::metrics::metrics_line(&self.snapshot(), &self.c)
     }
 
     fn tick(&mut self) {
         let now = Instant::now();
-        self.llm_window.push_back((now, self.c.llm_records));
-        while self
-            .llm_window
-            .front()
-            .is_some_and(|&(at, _)| now.duration_since(at) > LLM_RATE_WINDOW)
-        {
-            self.llm_window.pop_front();
-        }
+        self.llm_window.push(now, self.c.llm_records);
         let snap = self.snapshot();
         if self.last_metrics.elapsed() >= Duration::from_secs(1) {
             self.last_metrics = Instant::now();
@@ -1052,11 +994,8 @@ impl Decider {
             self.write_files();
             self.pick_up_outside_labels();
         }
-        self.rates = Rates {
-            at: Instant::now(),
-            records: self.c.records_session,
-            bytes: snap.bytes_read,
-        };
+        self.rates
+            .mark(Instant::now(), self.c.records_session, snap.bytes_read);
         let files = self
             .file_order
             .iter()

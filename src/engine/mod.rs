@@ -16,6 +16,7 @@ mod decider;
 pub mod head;
 pub mod index;
 pub mod launch;
+pub mod metrics;
 pub mod query;
 pub mod source;
 pub mod stats;
