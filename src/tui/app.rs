@@ -6,7 +6,7 @@
 use super::action::Action;
 use super::keymap::{Keymap, Mode};
 use super::theme::Theme;
-use super::ui;
+use super::{format, layout};
 use crate::decide::{DecidedBy, Label, Verdict};
 use crate::engine::types::{
     Command, EngineEvent, ExportFormat, ExportLayout, FileProgress, FlipPreview, LabelAgreement,
@@ -436,7 +436,7 @@ impl App {
 
     /// Rows the table shows at the current size.
     pub fn table_capacity(&self) -> u64 {
-        ui::table_capacity(self.width, self.height, self.search.is_some()) as u64
+        layout::table_capacity(self.width, self.height, self.search.is_some()) as u64
     }
 
     pub fn status_text(&self) -> Option<&Status> {
@@ -1373,7 +1373,7 @@ impl App {
                     StatusKind::Info,
                     format!(
                         "exported {} records to {}",
-                        ui::fmt_count(records),
+                        format::fmt_count(records),
                         out.display()
                     ),
                 );
@@ -1392,7 +1392,7 @@ impl App {
                         format!(
                             "all input read; {} pending (no verifier answered them): label them, \
                              export, or q to quit",
-                            ui::fmt_count(pending)
+                            format::fmt_count(pending)
                         )
                     };
                     self.set_status(StatusKind::Info, msg);

@@ -2,7 +2,8 @@
 //!
 //! - [`app`]: all UI state and the one `update` function (keys, engine events, replies in;
 //!   effects out).
-//! - [`ui`] and [`components`]: the pure `draw(&App, &mut Frame)`.
+//! - [`ui`] and [`components`]: the pure `draw(&App, &mut Frame)`; [`layout`] (where parts
+//!   go) and [`format`] (how numbers read), shared by the app and the components.
 //! - [`runtime`]: the main loop that owns the `App`, the input thread, the engine channels,
 //!   terminal setup/restore and the panic hook.
 //! - [`keymap`], [`theme`], [`config`]: TOML-driven bindings, themes and the `[tui]` config.
@@ -11,7 +12,9 @@ pub mod action;
 pub mod app;
 pub mod components;
 pub mod config;
+pub mod format;
 pub mod keymap;
+pub mod layout;
 pub mod runtime;
 pub mod theme;
 pub mod ui;

@@ -3,8 +3,8 @@
 use super::{bar, block, head, tail};
 use crate::tui::action::Action;
 use crate::tui::app::{precision_recall, App, EngineState, StatusKind};
+use crate::tui::format::{fmt_bytes, fmt_count, fmt_duration, fmt_prob, fmt_rate};
 use crate::tui::keymap::Mode;
-use crate::tui::ui::{fmt_bytes, fmt_count, fmt_duration, fmt_prob, fmt_rate};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};

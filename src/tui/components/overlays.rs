@@ -5,8 +5,9 @@ use crate::store::export::{ExportFormat, ExportLayout};
 use crate::tui::app::{
     precision_recall, App, ExportDialog, ExportField, Overlay, ThresholdField, ThresholdPanel,
 };
+use crate::tui::format::{fmt_count, fmt_prob};
 use crate::tui::keymap::Mode;
-use crate::tui::ui::{fmt_count, fmt_prob, is_wide};
+use crate::tui::layout::is_wide;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Modifier;
 use ratatui::symbols::Marker;

@@ -5,8 +5,9 @@
 use super::{block, head};
 use crate::engine::types::{RecordDetail, TextMatch};
 use crate::tui::app::{App, Pane, RecordView};
+use crate::tui::format::fmt_count;
+use crate::tui::layout::is_wide;
 use crate::tui::theme::Theme;
-use crate::tui::ui::{fmt_count, is_wide};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Table, Wrap};

@@ -3,7 +3,8 @@
 use super::{block, head};
 use crate::engine::types::{RecordRow, SortBy};
 use crate::tui::app::App;
-use crate::tui::ui::{fmt_count, is_wide};
+use crate::tui::format::fmt_count;
+use crate::tui::layout::is_wide;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Table};
