@@ -10,10 +10,6 @@ use common::{json, venv_python_or_skip};
 use cyberfilter::verify::mlx::default_model_path;
 use serde_json::Value;
 
-fn model_missing() -> bool {
-    smollm2_or_skip().is_none()
-}
-
 /// A few labelled records in the arXiv sample's shape: two about security, two not.
 fn labelled_input() -> tempfile::NamedTempFile {
     let rows = [
@@ -54,7 +50,7 @@ fn num(v: &Value, key: &str) -> f64 {
 
 #[test]
 fn bench_verifier_reports_each_batch_size_and_the_sgemm_peak() {
-    if model_missing() {
+    if smollm2_or_skip().is_none() {
         return;
     }
     let input = labelled_input();
@@ -102,7 +98,7 @@ fn bench_verifier_reports_each_batch_size_and_the_sgemm_peak() {
 
 #[test]
 fn bench_accuracy_reports_auc_and_the_cuts() {
-    if model_missing() {
+    if smollm2_or_skip().is_none() {
         return;
     }
     let input = labelled_input();
@@ -153,7 +149,7 @@ fn bench_accuracy_names_the_file_without_labels() {
         .unwrap();
     assert!(!out.status.success());
     let stderr = stderr(&out);
-    if model_missing() {
+    if smollm2_or_skip().is_none() {
         // Then it fails on the model, naming it.
         assert!(stderr.contains("model"), "{stderr}");
         return;
@@ -164,7 +160,7 @@ fn bench_accuracy_names_the_file_without_labels() {
 
 #[test]
 fn bench_verifier_on_the_verify_tier_gives_the_baseline_the_same_records() {
-    if model_missing() {
+    if smollm2_or_skip().is_none() {
         return;
     }
     let Some(python) = venv_python_or_skip() else {

@@ -5,19 +5,10 @@
 
 mod common;
 
-use common::{root, skip, CYBERFILTER_TUI};
+use common::{existing_or_skip, CYBERFILTER_TUI};
+use common::{root, skip, tmux, tmux_capture as capture, tmux_or_skip, TmuxSession};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn tmux(args: &[&str]) -> String {
-    let out = Command::new("tmux").args(args).output().expect("run tmux");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn capture(session: &str) -> String {
-    tmux(&["capture-pane", "-p", "-t", session])
-}
 
 fn wait_for(session: &str, what: &str, timeout: Duration) -> Option<String> {
     let start = Instant::now();
@@ -29,16 +20,6 @@ fn wait_for(session: &str, what: &str, timeout: Duration) -> Option<String> {
         std::thread::sleep(Duration::from_millis(100));
     }
     None
-}
-
-struct TmuxSession(String);
-
-impl Drop for TmuxSession {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["kill-session", "-t", &self.0])
-            .output();
-    }
 }
 
 fn binary() -> PathBuf {
@@ -55,11 +36,10 @@ fn start(name: &str, extra_env: &str) -> Option<TmuxSession> {
 /// Starts the binary with `args` (after `--store STATE/run.cfstore`) and its config, logs and
 /// data under `state`.
 fn start_in(name: &str, extra_env: &str, state: &Path, args: &str) -> Option<TmuxSession> {
-    if Command::new("tmux").arg("-V").output().is_err() {
-        skip("tmux is not installed");
+    if !tmux_or_skip() {
         return None;
     }
-    common::existing_or_skip(root().join("sample_data"), "the TUI test runs on it")?;
+    existing_or_skip(root().join("sample_data"), "the TUI test runs on it")?;
     let session = TmuxSession(format!("cf-e2e-{name}-{}", std::process::id()));
     let cmd = format!(
         "cd {dir} && XDG_STATE_HOME={state} XDG_CONFIG_HOME={state} XDG_DATA_HOME={state} {extra_env} {bin} --store {state}/run.cfstore {args}; echo EXIT=$?; stty -a | tr ' ;' '\\n\\n' | grep -E '^-?(icanon|echo)$'",

@@ -122,6 +122,39 @@ pub fn json_lines(o: &Output) -> Vec<Value> {
         .collect()
 }
 
+// ---------------------------------------------------------------- a real terminal (tmux)
+
+/// Whether tmux runs here; when not, the skip note.
+pub fn tmux_or_skip() -> bool {
+    let ok = Command::new("tmux").arg("-V").output().is_ok();
+    if !ok {
+        skip("tmux is not installed");
+    }
+    ok
+}
+
+/// `tmux ARGS`, its stdout.
+pub fn tmux(args: &[&str]) -> String {
+    let out = Command::new("tmux").args(args).output().expect("run tmux");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// What the pane of tmux session `name` shows now.
+pub fn tmux_capture(name: &str) -> String {
+    tmux(&["capture-pane", "-p", "-t", name])
+}
+
+/// A tmux session by name, killed when dropped (also when the test panics).
+pub struct TmuxSession(pub String);
+
+impl Drop for TmuxSession {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.0])
+            .output();
+    }
+}
+
 // ---------------------------------------------------------------- fixtures
 
 /// A records-table row: record `seq` with `id`, a CVE 5 record of `feed.jsonl` with score 0 and
