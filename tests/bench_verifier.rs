@@ -1,24 +1,14 @@
 //! `cyberfilter bench verifier` and `bench accuracy` through the real binary on the real default
 //! model (SmolLM2, fetched by scripts/setup.sh); they skip with a note when it is missing.
 
-use std::io::Write;
-use std::process::Command;
+mod common;
 
+use std::io::Write;
+
+use common::{cyberfilter, cyberfilter_cmd, realdata_path, smollm2_or_skip, stderr, stdout};
+use common::{json, venv_python_or_skip};
 use cyberfilter::verify::mlx::default_model_path;
 use serde_json::Value;
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_cyberfilter"))
-}
-
-fn model_missing() -> bool {
-    let path = default_model_path();
-    if path.exists() {
-        return false;
-    }
-    eprintln!("SKIP: {} missing; run ./scripts/setup.sh", path.display());
-    true
-}
 
 /// A few labelled records in the arXiv sample's shape: two about security, two not.
 fn labelled_input() -> tempfile::NamedTempFile {
@@ -41,15 +31,15 @@ fn labelled_input() -> tempfile::NamedTempFile {
 }
 
 fn run_json(args: &[&str]) -> Value {
-    let out = bin().args(args).output().expect("run cyberfilter");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let out = cyberfilter(args);
     assert!(
         out.status.success(),
-        "{args:?} failed: {}\n{stdout}\n{}",
+        "{args:?} failed: {}\n{}\n{}",
         out.status,
-        String::from_utf8_lossy(&out.stderr)
+        stdout(&out),
+        stderr(&out)
     );
-    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+    json(&out)
 }
 
 fn num(v: &Value, key: &str) -> f64 {
@@ -60,7 +50,7 @@ fn num(v: &Value, key: &str) -> f64 {
 
 #[test]
 fn bench_verifier_reports_each_batch_size_and_the_sgemm_peak() {
-    if model_missing() {
+    if smollm2_or_skip().is_none() {
         return;
     }
     let input = labelled_input();
@@ -108,7 +98,7 @@ fn bench_verifier_reports_each_batch_size_and_the_sgemm_peak() {
 
 #[test]
 fn bench_accuracy_reports_auc_and_the_cuts() {
-    if model_missing() {
+    if smollm2_or_skip().is_none() {
         return;
     }
     let input = labelled_input();
@@ -152,14 +142,14 @@ fn bench_accuracy_names_the_file_without_labels() {
     )
     .unwrap();
     f.flush().unwrap();
-    let out = bin()
+    let out = cyberfilter_cmd()
         .args(["bench", "accuracy", "--input", f.path().to_str().unwrap()])
         .env("CYBERFILTER_MODEL", default_model_path())
         .output()
         .unwrap();
     assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if model_missing() {
+    let stderr = stderr(&out);
+    if smollm2_or_skip().is_none() {
         // Then it fails on the model, naming it.
         assert!(stderr.contains("model"), "{stderr}");
         return;
@@ -170,24 +160,19 @@ fn bench_accuracy_names_the_file_without_labels() {
 
 #[test]
 fn bench_verifier_on_the_verify_tier_gives_the_baseline_the_same_records() {
-    if model_missing() {
+    if smollm2_or_skip().is_none() {
         return;
     }
-    let python = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python");
-    if !std::path::Path::new(python).exists() {
-        eprintln!("SKIP: {python} missing; run ./scripts/setup.sh");
+    let Some(python) = venv_python_or_skip() else {
         return;
-    }
+    };
     // CAPEC: most patterns are kept by the rules outright; a few land in the verify tier.
-    let capec = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/realdata/capec/capec_v3.9.xml"
-    );
+    let capec = realdata_path("capec/capec_v3.9.xml");
     let v = run_json(&[
         "bench",
         "verifier",
         "--input",
-        capec,
+        capec.to_str().unwrap(),
         "--verify-tier",
         "--records",
         "2",
@@ -196,7 +181,7 @@ fn bench_verifier_on_the_verify_tier_gives_the_baseline_the_same_records() {
         "--max-text-tokens",
         "64",
         "--python",
-        python,
+        python.to_str().unwrap(),
         "--json",
     ]);
     let rows = v["rows"].as_array().unwrap();

@@ -1,32 +1,10 @@
 //! The real `cyberfilter` binary: scan output lines and summary, exit codes, `rules check`
 //! listing every error, `eval` on a labelled file, and `gen-nvd` feeding `scan`.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_cyberfilter"))
-}
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn run(args: &[&str]) -> Output {
-    bin().args(args).output().expect("run cyberfilter")
-}
-
-fn lines(out: &Output) -> Vec<serde_json::Value> {
-    String::from_utf8(out.stdout.clone())
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
-        .collect()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use common::{cyberfilter as run, json, json_lines as lines, root, stderr};
+use std::path::Path;
 
 #[test]
 fn scan_prints_one_json_line_per_record_and_a_summary() {
@@ -225,7 +203,7 @@ fn eval_reports_prf_confusion_and_sweep() {
         "security",
         "--json",
     ]);
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = json(&out);
     let n = v["records"].as_u64().unwrap();
     let confusion: u64 = v["confusion"]
         .as_array()

@@ -1,25 +1,14 @@
 //! The small tools around a run store, through the real binary: `show` explains a record,
 //! `relabel` names what it changed, completions and man pages come from the clap definitions.
 
+mod common;
+
+use common::{cyberfilter as cf, root, stderr, stdout};
 use serde_json::Value;
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
-const BIN: &str = env!("CARGO_BIN_EXE_cyberfilter");
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn cf(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().unwrap()
-}
-
 fn text(o: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
+    (stdout(o), stderr(o))
 }
 
 #[test]

@@ -5,72 +5,33 @@
 //!
 //! Run: `CYBERFILTER_BENCH_MB=1024 cargo test --release --test engine_bench -- --ignored --nocapture`
 
+mod common;
+
+use common::{cyberfilter_cmd, json, realdata, replicate_nvd_page};
 use cyberfilter::ingest::{read_file, IngestOptions};
 use cyberfilter::rules::RuleSet;
-use std::io::Write;
 use std::ops::ControlFlow;
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Instant;
-
-const PAGE0: &str = "../shared/realdata/nvd/nvd-api2.0-page0-startIndex0-2000cves_reaphsoft.json";
-const BIN: &str = env!("CARGO_BIN_EXE_cyberfilter");
-
-fn build_file(path: &Path, mb: u64) -> u64 {
-    let page = Path::new(env!("CARGO_MANIFEST_DIR")).join(PAGE0);
-    let raw = std::fs::read_to_string(&page).unwrap();
-    let v: serde_json::Value = serde_json::from_str(&raw).unwrap();
-    let elems: Vec<String> = v["vulnerabilities"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| serde_json::to_string(e).unwrap())
-        .collect();
-    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    write!(
-        f,
-        "{{\"resultsPerPage\":2000,\"format\":\"NVD_CVE\",\"version\":\"2.0\",\"vulnerabilities\":["
-    )
-    .unwrap();
-    let target = mb << 20;
-    let (mut written, mut n) = (0u64, 0u64);
-    'outer: loop {
-        for e in &elems {
-            if written >= target {
-                break 'outer;
-            }
-            if n > 0 {
-                f.write_all(b",").unwrap();
-            }
-            f.write_all(e.as_bytes()).unwrap();
-            written += e.len() as u64 + 1;
-            n += 1;
-        }
-    }
-    write!(f, "]}}").unwrap();
-    f.flush().unwrap();
-    n
-}
 
 #[test]
 #[ignore = "benchmark; run in release with --ignored --nocapture"]
 fn whole_run_throughput_and_memory() {
-    if !Path::new(env!("CARGO_MANIFEST_DIR")).join(PAGE0).exists() {
-        eprintln!("SKIPPED: {PAGE0} not found");
+    let Some(page) = realdata("nvd/nvd-api2.0-page0-startIndex0-2000cves_reaphsoft.json") else {
         return;
-    }
+    };
     let mb: u64 = std::env::var("CYBERFILTER_BENCH_MB")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1024);
     let dir = tempfile::tempdir().unwrap();
     let big = dir.path().join("nvd-big.json");
-    let n = build_file(&big, mb);
+    let n = replicate_nvd_page(&page, &big, mb, false);
     let size = std::fs::metadata(&big).unwrap().len();
     println!("input: {n} records, {:.0} MB", size as f64 / 1e6);
 
     // Baseline: read and score only.
-    let has_scan = Command::new(BIN)
+    let has_scan = cyberfilter_cmd()
         .args(["scan", "--help"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -79,7 +40,7 @@ fn whole_run_throughput_and_memory() {
         .unwrap_or(false);
     let t = Instant::now();
     let baseline = if has_scan {
-        let st = Command::new(BIN)
+        let st = cyberfilter_cmd()
             .arg("scan")
             .arg(&big)
             .stdout(Stdio::null())
@@ -104,7 +65,7 @@ fn whole_run_throughput_and_memory() {
 
     let store = dir.path().join("bench.cfrun");
     let t = Instant::now();
-    let out = Command::new(BIN)
+    let out = cyberfilter_cmd()
         .arg("run")
         .arg(&big)
         .arg("--store")
@@ -116,7 +77,7 @@ fn whole_run_throughput_and_memory() {
         .unwrap();
     let run_s = t.elapsed().as_secs_f64();
     assert!(out.status.success());
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let summary = json(&out);
     assert_eq!(summary["records_read"].as_u64(), Some(n));
     let peak = summary["peak_rss_bytes"].as_u64().unwrap();
     let store_mb = std::fs::metadata(&store).unwrap().len() as f64 / 1e6;

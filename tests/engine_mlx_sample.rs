@@ -4,20 +4,20 @@
 //! store but the same data dir, asks the model nothing: every answer comes from the cache.
 //! Skips with a note when the model is missing (`./scripts/setup.sh` fetches it).
 
+mod common;
+
+use common::{cyberfilter_cmd, json, root, smollm2_or_skip, stderr};
 use cyberfilter::store::RunStore;
-use cyberfilter::verify::mlx::{default_model_path, MlxOptions, MlxVerifier};
+use cyberfilter::verify::mlx::{MlxOptions, MlxVerifier};
 use cyberfilter::verify::Verifier;
 use std::path::Path;
-use std::process::Command;
-
-const BIN: &str = env!("CARGO_BIN_EXE_cyberfilter");
 /// Short texts keep the CPU forward passes of a debug test run to seconds; the cut is part of
 /// the prompt version, so these answers never stand in for full-length ones.
 const MAX_TEXT_TOKENS: usize = 48;
 
 fn run(store: &Path, data_dir: &Path) -> serde_json::Value {
-    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample_data");
-    let out = Command::new(BIN)
+    let sample = root().join("sample_data");
+    let out = cyberfilter_cmd()
         .arg("run")
         .arg(&sample)
         .arg("--store")
@@ -29,12 +29,8 @@ fn run(store: &Path, data_dir: &Path) -> serde_json::Value {
         .env("CYBERFILTER_DATA_DIR", data_dir)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "run failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    assert!(out.status.success(), "run failed: {}", stderr(&out));
+    json(&out)
 }
 
 /// (id, text, p_yes, model) of every verify-tier record, in arrival order.
@@ -54,14 +50,9 @@ fn verified(store: &Path) -> Vec<(String, String, Option<f64>, Option<String>)> 
 
 #[test]
 fn sample_data_gets_real_probabilities_and_a_rerun_asks_the_model_nothing() {
-    let model = default_model_path();
-    if !model.exists() {
-        eprintln!(
-            "SKIPPED: {} missing; run ./scripts/setup.sh",
-            model.display()
-        );
+    let Some(model) = smollm2_or_skip() else {
         return;
-    }
+    };
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
 

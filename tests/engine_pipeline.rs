@@ -5,11 +5,10 @@ mod engine_support;
 
 use cyberfilter::decide::{decide, Label, Verdict};
 use cyberfilter::engine::{self, Command, EngineEvent, RecordFilter, SortBy};
-use cyberfilter::rules::{RuleSet, Tier};
+use cyberfilter::rules::Tier;
 use cyberfilter::store::RunStore;
 use engine_support::*;
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 #[test]
@@ -17,18 +16,8 @@ fn every_record_is_stored_once_and_identical_texts_are_asked_once() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("run.cfrun");
     // Texts repeat across files (unique = false): the cache must answer the repeats.
-    let src = MemorySource::new(3, 400, false);
-    let all: Vec<String> = src.files.iter().flat_map(|f| f.1.clone()).collect();
-    let t = spread_thresholds(&RuleSet::default_rules(), &all);
-    let seen = Arc::new(Mutex::new(Seen::default()));
-    let mut c = config(&store, src);
-    c.thresholds = Some(t);
-    c.verifier = Some(RecordingVerifier::factory(
-        seen.clone(),
-        Duration::ZERO,
-        None,
-        16,
-    ));
+    let (mut c, t) = spread_config(&store, MemorySource::new(3, 400, false));
+    let seen = recording(&mut c, 16);
     c.verifier_name = "recording".into();
     let stats = run_to_end(c);
     assert_eq!(stats.records_read, 1200);
@@ -67,14 +56,8 @@ fn every_record_is_stored_once_and_identical_texts_are_asked_once() {
     drop(seen);
 
     // The same store again: every file is done, nothing is read or asked again.
-    let seen2 = Arc::new(Mutex::new(Seen::default()));
     let mut c = config(&store, MemorySource::new(3, 400, false));
-    c.verifier = Some(RecordingVerifier::factory(
-        seen2.clone(),
-        Duration::ZERO,
-        None,
-        16,
-    ));
+    let seen2 = recording(&mut c, 16);
     let stats = run_to_end(c);
     assert_eq!(stats.records_read, 0);
     assert!(seen2.lock().unwrap().texts.is_empty());
@@ -92,11 +75,7 @@ fn every_record_is_stored_once_and_identical_texts_are_asked_once() {
 fn without_a_verifier_verify_tier_records_stay_pending_and_a_later_verifier_answers_them() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("run.cfrun");
-    let src = MemorySource::new(2, 300, true);
-    let all: Vec<String> = src.files.iter().flat_map(|f| f.1.clone()).collect();
-    let t = spread_thresholds(&RuleSet::default_rules(), &all);
-    let mut c = config(&store, src);
-    c.thresholds = Some(t);
+    let (c, _) = spread_config(&store, MemorySource::new(2, 300, true));
     let stats = run_to_end(c);
     assert_eq!(stats.records_read, 600);
     assert!(stats.pending > 0);
@@ -108,14 +87,8 @@ fn without_a_verifier_verify_tier_records_stay_pending_and_a_later_verifier_answ
     );
 
     // Resume with a verifier: nothing is read again, the pending ones are asked.
-    let seen = Arc::new(Mutex::new(Seen::default()));
     let mut c = config(&store, MemorySource::new(2, 300, true));
-    c.verifier = Some(RecordingVerifier::factory(
-        seen.clone(),
-        Duration::ZERO,
-        None,
-        8,
-    ));
+    let seen = recording(&mut c, 8);
     let stats2 = run_to_end(c);
     assert_eq!(stats2.records_read, 0);
     assert_eq!(stats2.pending, 0);
@@ -126,11 +99,7 @@ fn without_a_verifier_verify_tier_records_stay_pending_and_a_later_verifier_answ
 fn commands_relabel_undo_query_and_detail() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("run.cfrun");
-    let src = MemorySource::new(1, 200, true);
-    let all: Vec<String> = src.files.iter().flat_map(|f| f.1.clone()).collect();
-    let t = spread_thresholds(&RuleSet::default_rules(), &all);
-    let mut c = config(&store, src);
-    c.thresholds = Some(t);
+    let (mut c, _) = spread_config(&store, MemorySource::new(1, 200, true));
     c.exit_when_done = false;
     let mut h = engine::start(c).unwrap();
     events_until(&mut h, Duration::from_secs(30), |e| {
@@ -138,20 +107,15 @@ fn commands_relabel_undo_query_and_detail() {
     });
 
     // Find a kept record and reject it by hand.
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    h.commands
-        .blocking_send(Command::Query {
-            filter: RecordFilter {
-                verdict: Some(Verdict::Kept),
-                ..Default::default()
-            },
-            sort: SortBy::Score,
-            offset: 0,
-            limit: 5,
-            reply: tx,
-        })
-        .unwrap();
-    let page = rx.blocking_recv().unwrap();
+    let page = query(
+        &h,
+        RecordFilter {
+            verdict: Some(Verdict::Kept),
+            ..Default::default()
+        },
+        SortBy::Score,
+        5,
+    );
     assert!(page.total > 0 && !page.rows.is_empty());
     assert!(page.rows.windows(2).all(|w| w[0].score >= w[1].score));
     let target = page.rows[0].id.clone();
@@ -161,14 +125,7 @@ fn commands_relabel_undo_query_and_detail() {
             label: Some(Label::Reject),
         })
         .unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    h.commands
-        .blocking_send(Command::GetRecord {
-            id: target.clone(),
-            reply: tx,
-        })
-        .unwrap();
-    let d = rx.blocking_recv().unwrap().expect("record found");
+    let d = get_record(&h, &target).expect("record found");
     assert_eq!(d.row.verdict, Verdict::Removed);
     assert_eq!(d.row.label, Some(Label::Reject));
     assert!(d.why.contains("curator"), "{}", d.why);
@@ -184,49 +141,32 @@ fn commands_relabel_undo_query_and_detail() {
     }
 
     // Labelled-only query, then undo.
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    h.commands
-        .blocking_send(Command::Query {
-            filter: RecordFilter {
-                labelled: Some(true),
-                ..Default::default()
-            },
-            sort: SortBy::Arrival,
-            offset: 0,
-            limit: 10,
-            reply: tx,
-        })
-        .unwrap();
-    let page = rx.blocking_recv().unwrap();
+    let page = query(
+        &h,
+        RecordFilter {
+            labelled: Some(true),
+            ..Default::default()
+        },
+        SortBy::Arrival,
+        10,
+    );
     assert_eq!(page.total, 1);
     assert_eq!(page.rows[0].id, target);
     h.commands.blocking_send(Command::UndoLabel).unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    h.commands
-        .blocking_send(Command::GetRecord {
-            id: target.clone(),
-            reply: tx,
-        })
-        .unwrap();
-    let d = rx.blocking_recv().unwrap().unwrap();
+    let d = get_record(&h, &target).unwrap();
     assert_eq!(d.row.verdict, Verdict::Kept);
     assert_eq!(d.row.label, None);
 
     // Search is case-insensitive over id and text.
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    h.commands
-        .blocking_send(Command::Query {
-            filter: RecordFilter {
-                search: Some("BAKE SALE".into()),
-                ..Default::default()
-            },
-            sort: SortBy::Arrival,
-            offset: 0,
-            limit: 1000,
-            reply: tx,
-        })
-        .unwrap();
-    let page = rx.blocking_recv().unwrap();
+    let page = query(
+        &h,
+        RecordFilter {
+            search: Some("BAKE SALE".into()),
+            ..Default::default()
+        },
+        SortBy::Arrival,
+        1000,
+    );
     assert!(page.total > 0);
     assert!(page
         .rows
@@ -252,21 +192,11 @@ fn commands_relabel_undo_query_and_detail() {
 fn a_new_run_over_the_same_texts_takes_answers_from_the_shared_cache() {
     let dir = tempfile::tempdir().unwrap();
     let shared = dir.path().join("llm-cache.sqlite");
-    let src = MemorySource::new(1, 300, true);
-    let all: Vec<String> = src.files.iter().flat_map(|f| f.1.clone()).collect();
-    let t = spread_thresholds(&RuleSet::default_rules(), &all);
     let mut asked = Vec::new();
     for name in ["first.cfrun", "second.cfrun"] {
-        let seen = Arc::new(Mutex::new(Seen::default()));
-        let mut c = config(&dir.path().join(name), MemorySource::new(1, 300, true));
-        c.thresholds = Some(t);
+        let (mut c, _) = spread_config(&dir.path().join(name), MemorySource::new(1, 300, true));
         c.shared_cache = Some(shared.clone());
-        c.verifier = Some(RecordingVerifier::factory(
-            seen.clone(),
-            Duration::ZERO,
-            None,
-            8,
-        ));
+        let seen = recording(&mut c, 8);
         let stats = run_to_end(c);
         assert_eq!(stats.pending, 0);
         asked.push((
@@ -289,18 +219,9 @@ fn pause_holds_ingest_and_reverify_asks_again() {
     let store = dir.path().join("run.cfrun");
     let mut src = MemorySource::new(1, 400, true);
     src.delay = Duration::from_millis(2);
-    let all: Vec<String> = src.files.iter().flat_map(|f| f.1.clone()).collect();
-    let t = spread_thresholds(&RuleSet::default_rules(), &all);
-    let seen = Arc::new(Mutex::new(Seen::default()));
-    let mut c = config(&store, src);
-    c.thresholds = Some(t);
+    let (mut c, _) = spread_config(&store, src);
     c.exit_when_done = false;
-    c.verifier = Some(RecordingVerifier::factory(
-        seen.clone(),
-        Duration::ZERO,
-        None,
-        8,
-    ));
+    let seen = recording(&mut c, 8);
     let mut h = engine::start(c).unwrap();
     events_until(
         &mut h,
@@ -334,20 +255,17 @@ fn pause_holds_ingest_and_reverify_asks_again() {
     );
 
     // Re-verify one answered record: the verifier is asked about exactly that text again.
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    h.commands
-        .blocking_send(Command::Query {
-            filter: RecordFilter {
-                tier: Some(Tier::Verify),
-                ..Default::default()
-            },
-            sort: SortBy::Arrival,
-            offset: 0,
-            limit: 1,
-            reply: tx,
-        })
-        .unwrap();
-    let row = rx.blocking_recv().unwrap().rows.remove(0);
+    let row = query(
+        &h,
+        RecordFilter {
+            tier: Some(Tier::Verify),
+            ..Default::default()
+        },
+        SortBy::Arrival,
+        1,
+    )
+    .rows
+    .remove(0);
     assert!(row.p_yes.is_some());
     seen.lock().unwrap().texts.clear();
     h.commands
@@ -356,14 +274,7 @@ fn pause_holds_ingest_and_reverify_asks_again() {
     events_until(&mut h, Duration::from_secs(30), |e| {
         matches!(e, EngineEvent::Drained(_))
     });
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    h.commands
-        .blocking_send(Command::GetRecord {
-            id: row.id.clone(),
-            reply: tx,
-        })
-        .unwrap();
-    let d = rx.blocking_recv().unwrap().unwrap();
+    let d = get_record(&h, &row.id).unwrap();
     assert_eq!(seen.lock().unwrap().texts, vec![d.text.clone()]);
     assert_eq!(
         d.row.p_yes, row.p_yes,

@@ -23,7 +23,7 @@ fn threshold_change_redecides_like_brute_force_and_queues_only_newly_needing_rec
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("run.cfrun");
     let src = MemorySource::new(2, 400, true);
-    let all: Vec<String> = src.files.iter().flat_map(|f| f.1.clone()).collect();
+    let all = src.texts();
     let rules = RuleSet::default_rules();
     let t1 = spread_thresholds(&rules, &all);
     let mut scores: Vec<f32> = all.iter().map(|t| rules.score(t).score).collect();
@@ -37,16 +37,10 @@ fn threshold_change_redecides_like_brute_force_and_queues_only_newly_needing_rec
     };
     assert!(t2.low < t1.low && t2.high > t1.high, "{t1:?} {t2:?}");
 
-    let seen = Arc::new(Mutex::new(Seen::default()));
     let mut c = config(&store, src);
     c.thresholds = Some(t1);
     c.exit_when_done = false;
-    c.verifier = Some(RecordingVerifier::factory(
-        seen.clone(),
-        Duration::ZERO,
-        None,
-        8,
-    ));
+    let seen = recording(&mut c, 8);
     let mut h = engine::start(c).unwrap();
     events_until(&mut h, Duration::from_secs(60), drained);
     let asked_before: HashSet<String> = seen.lock().unwrap().texts.drain(..).collect();

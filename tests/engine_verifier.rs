@@ -5,7 +5,7 @@ mod engine_support;
 
 use cyberfilter::decide::{decide, Verdict};
 use cyberfilter::engine::{self, EngineError, EngineEvent};
-use cyberfilter::rules::{RuleSet, Tier};
+use cyberfilter::rules::Tier;
 use cyberfilter::store::RunStore;
 use cyberfilter::verify::VerifyError;
 use engine_support::*;
@@ -16,12 +16,8 @@ use std::time::Duration;
 fn slow_failing_verifier_neither_stalls_ingest_nor_loses_records() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("run.cfrun");
-    let src = MemorySource::new(3, 300, true);
-    let all: Vec<String> = src.files.iter().flat_map(|f| f.1.clone()).collect();
-    let t = spread_thresholds(&RuleSet::default_rules(), &all);
+    let (mut c, t) = spread_config(&store, MemorySource::new(3, 300, true));
     let seen = Arc::new(Mutex::new(Seen::default()));
-    let mut c = config(&store, src);
-    c.thresholds = Some(t);
     c.exit_when_done = false;
     c.channel_capacity = 32;
     // 150 ms per batch of 4, every third batch fails: hundreds of verify-tier records
@@ -114,11 +110,7 @@ fn unreachable_verifier_fails_start_or_leaves_records_pending() {
         Ok(_) => panic!("start must fail when the verifier is required"),
     }
 
-    let src = MemorySource::new(1, 200, true);
-    let all: Vec<String> = src.files.iter().flat_map(|f| f.1.clone()).collect();
-    let t = spread_thresholds(&RuleSet::default_rules(), &all);
-    let mut c = config(&store, src);
-    c.thresholds = Some(t);
+    let (mut c, _) = spread_config(&store, MemorySource::new(1, 200, true));
     c.verifier = Some(down());
     c.require_verifier = false;
     let mut h = engine::start(c).unwrap();
@@ -177,11 +169,7 @@ impl cyberfilter::verify::Verifier for PartlyFailingVerifier {
 fn a_failed_record_stays_pending_while_the_rest_of_its_batch_is_decided() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("run.cfrun");
-    let src = MemorySource::new(1, 300, true);
-    let all: Vec<String> = src.files.iter().flat_map(|f| f.1.clone()).collect();
-    let t = spread_thresholds(&RuleSet::default_rules(), &all);
-    let mut c = config(&store, src);
-    c.thresholds = Some(t);
+    let (mut c, t) = spread_config(&store, MemorySource::new(1, 300, true));
     c.verifier = Some(Box::new(|| {
         Ok(Box::new(PartlyFailingVerifier) as Box<dyn cyberfilter::verify::Verifier>)
     }));

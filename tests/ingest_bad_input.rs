@@ -1,17 +1,17 @@
 //! Bad input: every case gets a typed error that names the file and the place, and the good
 //! records around it (and the other files of the folder) are still read.
 
+mod common;
 mod ingest_support;
 
+use common::root;
 use cyberfilter::ingest::{discover, IngestError, IngestOptions};
 use ingest_support::{read, read_with};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 fn corpus(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/bad_input")
-        .join(name)
+    root().join("tests/bad_input").join(name)
 }
 
 fn ids(recs: &[cyberfilter::Record]) -> Vec<&str> {

@@ -1,11 +1,13 @@
 //! The readers on the real feeds in `../shared/realdata`: exact counts, field-by-field text of
 //! known records, locator round trips, gzip, JSON Lines and `xml_data` wrappers.
 
+mod common;
 mod ingest_support;
 
+use common::realdata;
 use cyberfilter::ingest::{discover, read_original, IngestOptions};
 use cyberfilter::{Record, SourceKind};
-use ingest_support::{count, find, read, read_with, realdata};
+use ingest_support::{count, find, read, read_with};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -15,7 +17,7 @@ fn lines(r: &Record) -> Vec<&str> {
 
 #[test]
 fn nvd_api2_page0_counts_and_known_record() {
-    let Some(rd) = realdata() else { return };
+    let Some(rd) = realdata("") else { return };
     let got = read(&rd.join("nvd/nvd-api2.0-page0-startIndex0-2000cves_reaphsoft.json"));
     assert!(got.errors.is_empty(), "{:?}", got.errors);
     assert_eq!(got.records.len(), 2000);
@@ -43,7 +45,7 @@ fn nvd_api2_page0_counts_and_known_record() {
 
 #[test]
 fn nvd_api2_other_files_and_cwe_cvss_fields() {
-    let Some(rd) = realdata() else { return };
+    let Some(rd) = realdata("") else { return };
     for (name, n) in [
         ("nvd-api2.0-recent-2025-07-01-94cves_vulnwatch.json", 94),
         ("nvd-api2.0-search-47cves_nvdlib.json", 47),
@@ -73,7 +75,7 @@ fn nvd_api2_other_files_and_cwe_cvss_fields() {
 
 #[test]
 fn nvd_legacy_feeds() {
-    let Some(rd) = realdata() else { return };
+    let Some(rd) = realdata("") else { return };
     for (name, n, rejected) in [
         ("nvdcve-1.1-recent-2019-09-26_jeromeli.json", 463, 2),
         ("nvdcve-1.1-recent-2024-06-21_researchersec.json", 1185, 0),
@@ -102,7 +104,7 @@ fn nvd_legacy_feeds() {
 
 #[test]
 fn cve5_folder_of_605_files() {
-    let Some(rd) = realdata() else { return };
+    let Some(rd) = realdata("") else { return };
     let files = discover(&[rd.join("cve5")]).unwrap();
     assert_eq!(files.len(), 605, "the .txt path list is not a feed");
     let mut sorted = files.clone();
@@ -152,7 +154,7 @@ fn cve5_folder_of_605_files() {
 
 #[test]
 fn enterprise_attack_bundle() {
-    let Some(rd) = realdata() else { return };
+    let Some(rd) = realdata("") else { return };
     let got = read(&rd.join("attack/enterprise-attack-v18.1-from-mitre-cti.json"));
     assert!(got.errors.is_empty(), "{:?}", got.errors);
     let recs = &got.records;
@@ -191,7 +193,7 @@ fn enterprise_attack_bundle() {
 
 #[test]
 fn mobile_attack_stix21_bundle() {
-    let Some(rd) = realdata() else { return };
+    let Some(rd) = realdata("") else { return };
     let got = read(&rd.join("attack/mobile-attack-17.1.json"));
     assert!(got.errors.is_empty(), "{:?}", got.errors);
     assert_eq!(got.records.len(), 2_148);
@@ -204,7 +206,7 @@ fn mobile_attack_stix21_bundle() {
 
 #[test]
 fn capec_catalogue() {
-    let Some(rd) = realdata() else { return };
+    let Some(rd) = realdata("") else { return };
     let got = read(&rd.join("capec/capec_v3.9.xml"));
     assert!(got.errors.is_empty(), "{:?}", got.errors);
     let recs = &got.records;
@@ -236,7 +238,7 @@ fn capec_catalogue() {
 
 #[test]
 fn cwe_catalogue() {
-    let Some(rd) = realdata() else { return };
+    let Some(rd) = realdata("") else { return };
     let got = read(&rd.join("cwe/cwec_v4.14.xml"));
     assert!(got.errors.is_empty(), "{:?}", got.errors);
     let recs = &got.records;
@@ -270,7 +272,7 @@ fn cwe_catalogue() {
 
 #[test]
 fn jsonl_feeds_with_ids_and_labels() {
-    let Some(rd) = realdata() else { return };
+    let Some(rd) = realdata("") else { return };
     let got = read(&rd.join("nonsecurity/debian-bookworm-changelog-entries.jsonl"));
     assert!(got.errors.is_empty(), "{:?}", got.errors);
     assert_eq!(got.records.len(), 2_540);
@@ -314,7 +316,7 @@ fn reread(dir: &Path, name: &str, bytes: &[u8]) -> Vec<Record> {
 
 #[test]
 fn locators_read_back_the_original_record() {
-    let Some(rd) = realdata() else { return };
+    let Some(rd) = realdata("") else { return };
     let tmp = tempfile::tempdir().unwrap();
     let cases: [(&str, Option<(&str, &str)>); 6] = [
         (
@@ -381,7 +383,7 @@ fn gzip(src: &Path, dst: &Path) {
 
 #[test]
 fn gzip_reads_the_same_as_plain() {
-    let Some(rd) = realdata() else { return };
+    let Some(rd) = realdata("") else { return };
     let tmp = tempfile::tempdir().unwrap();
     for rel in [
         "nvd/nvd-api2.0-search-47cves_nvdlib.json",
@@ -412,7 +414,7 @@ fn gzip_reads_the_same_as_plain() {
 
 #[test]
 fn jsonl_of_cve5_records_equals_the_files() {
-    let Some(rd) = realdata() else { return };
+    let Some(rd) = realdata("") else { return };
     let files = discover(&[rd.join("cve5")]).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let jsonl = tmp.path().join("cve5-records");
@@ -454,7 +456,7 @@ fn jsonl_of_cve5_records_equals_the_files() {
 
 #[test]
 fn capec_catalogue_inside_xml_data_string() {
-    let Some(rd) = realdata() else { return };
+    let Some(rd) = realdata("") else { return };
     let xml = std::fs::read_to_string(rd.join("capec/capec_v3.9.xml")).unwrap();
     let doc = serde_json::json!({ "xml_data": xml }).to_string();
     let tmp = tempfile::tempdir().unwrap();

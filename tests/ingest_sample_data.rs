@@ -1,17 +1,18 @@
 //! The committed `sample_data/` reads cleanly, with the counts its SOURCES.md promises
 //! (so these checks run in CI even where `../shared/realdata` is absent).
 
+mod common;
 mod ingest_support;
 
+use common::root;
 use cyberfilter::ingest::discover;
 use cyberfilter::SourceKind;
 use ingest_support::{count, find, read};
 use std::collections::BTreeMap;
-use std::path::Path;
 
 #[test]
 fn every_sample_file_reads_without_errors() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample_data");
+    let root = root().join("sample_data");
     let files = discover(&[root]).unwrap();
     let mut per_source: BTreeMap<SourceKind, usize> = BTreeMap::new();
     let mut all = Vec::new();
@@ -65,7 +66,7 @@ fn every_sample_file_reads_without_errors() {
 
 #[test]
 fn nvd_items_read_the_same_outside_their_wrapper() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample_data/nvd");
+    let root = root().join("sample_data/nvd");
     let tmp = tempfile::tempdir().unwrap();
     for (name, key) in [
         ("nvd-api2.0-page0-sample.json", "vulnerabilities"),

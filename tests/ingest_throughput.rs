@@ -3,14 +3,12 @@
 //! then prints the peak RSS of the process.
 //! Run: `cargo test --release --test ingest_throughput -- --ignored --nocapture`
 
-use cyberfilter::ingest::{read_file, IngestOptions};
-use std::io::Write;
-use std::ops::ControlFlow;
-use std::path::Path;
-use std::time::Instant;
+mod common;
 
-const PAGE0: &str = "../shared/realdata/nvd/nvd-api2.0-page0-startIndex0-2000cves_reaphsoft.json";
-const SAMPLE: &str = "sample_data/nvd/nvd-api2.0-page0-sample.json";
+use common::{realdata_path, replicate_nvd_page, root};
+use cyberfilter::ingest::{read_file, IngestOptions};
+use std::ops::ControlFlow;
+use std::time::Instant;
 
 /// CPU time of this thread: a per-core figure that other processes on the machine disturb less
 /// than wall time does.
@@ -33,19 +31,13 @@ fn peak_rss_kb() -> Option<u64> {
 #[test]
 #[ignore = "timing check; run in release with --ignored --nocapture"]
 fn nvd_read_and_extract_throughput() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let page = [root.join(PAGE0), root.join(SAMPLE)]
-        .into_iter()
-        .find(|p| p.exists())
-        .expect("an NVD page to replicate");
-    let raw = std::fs::read_to_string(&page).unwrap();
-    let v: serde_json::Value = serde_json::from_str(&raw).unwrap();
-    let elems: Vec<String> = v["vulnerabilities"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| serde_json::to_string(e).unwrap())
-        .collect();
+    let page = [
+        realdata_path("nvd/nvd-api2.0-page0-startIndex0-2000cves_reaphsoft.json"),
+        root().join("sample_data/nvd/nvd-api2.0-page0-sample.json"),
+    ]
+    .into_iter()
+    .find(|p| p.exists())
+    .expect("an NVD page to replicate");
     let dir = tempfile::tempdir().unwrap();
     // INGEST_SHAPE=jsonl writes one NVD item per line instead of an API page.
     let jsonl = std::env::var("INGEST_SHAPE").is_ok_and(|s| s == "jsonl");
@@ -54,34 +46,11 @@ fn nvd_read_and_extract_throughput() {
     } else {
         "nvd-big.json"
     });
-    let mut f = std::io::BufWriter::new(std::fs::File::create(&big).unwrap());
-    if !jsonl {
-        write!(f, "{{\"resultsPerPage\":2000,\"format\":\"NVD_CVE\",\"version\":\"2.0\",\"vulnerabilities\":[").unwrap();
-    }
     let mb: u64 = std::env::var("INGEST_MB")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(256);
-    let target = mb << 20;
-    let (mut written, mut n) = (0u64, 0u64);
-    while written < target {
-        for e in &elems {
-            if n > 0 {
-                f.write_all(if jsonl { b"\n" } else { b"," }).unwrap();
-            }
-            f.write_all(e.as_bytes()).unwrap();
-            written += e.len() as u64 + 1;
-            n += 1;
-        }
-    }
-    if !jsonl {
-        write!(f, "]}}").unwrap();
-    }
-    f.flush().unwrap();
-    drop(f);
-    drop(elems);
-    drop(v);
-    drop(raw);
+    let n = replicate_nvd_page(&page, &big, mb, jsonl);
     println!("peak RSS after building the file: {:?} kB", peak_rss_kb());
     // Reset the high-water mark so the figure below is the reading alone (Linux).
     let _ = std::fs::write("/proc/self/clear_refs", "5");

@@ -7,6 +7,9 @@
 //! only): its P(yes) comes from the text hash and each batch sleeps, so batches are in flight
 //! long enough to be killed and both runs get the same answers.
 
+mod common;
+
+use common::{cyberfilter_cmd, realdata};
 use cyberfilter::ingest::{read_file, IngestOptions};
 use cyberfilter::rules::RuleSet;
 use cyberfilter::store::RunStore;
@@ -17,20 +20,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_cyberfilter");
-
 fn inputs() -> Option<Vec<PathBuf>> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/realdata");
-    let files = vec![
-        root.join("nvd/nvd-api2.0-page0-startIndex0-2000cves_reaphsoft.json"),
-        root.join("capec/capec_v3.9.xml"),
-    ];
-    if files.iter().all(|f| f.is_file()) {
-        Some(files)
-    } else {
-        eprintln!("SKIPPED: ../shared/realdata is missing; the kill/resume test needs it");
-        None
-    }
+    Some(vec![
+        realdata("nvd/nvd-api2.0-page0-startIndex0-2000cves_reaphsoft.json")?,
+        realdata("capec/capec_v3.9.xml")?,
+    ])
 }
 
 /// Thresholds that send about 40% of the scored records to the verifier.
@@ -72,7 +66,7 @@ fn data_dir(store: &Path) -> PathBuf {
 }
 
 fn run_cmd(store: &Path, inputs: &[PathBuf], band: (f32, f32)) -> Command {
-    let mut c = Command::new(BIN);
+    let mut c = cyberfilter_cmd();
     c.arg("run")
         .args(inputs)
         .arg("--store")
@@ -92,7 +86,7 @@ fn run_cmd(store: &Path, inputs: &[PathBuf], band: (f32, f32)) -> Command {
 }
 
 fn relabel(store: &Path, id: &str, label: &str) {
-    let st = Command::new(BIN)
+    let st = cyberfilter_cmd()
         .args(["relabel"])
         .arg(store)
         .args([id, label])
@@ -102,7 +96,7 @@ fn relabel(store: &Path, id: &str, label: &str) {
 }
 
 fn export(store: &Path, out: &Path) -> BTreeMap<String, String> {
-    let st = Command::new(BIN)
+    let st = cyberfilter_cmd()
         .arg("export")
         .arg(store)
         .arg("--out")

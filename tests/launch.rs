@@ -4,14 +4,13 @@
 //! answer cache, threshold checks, `--resume`, `--print-config`). Each test has its own data
 //! dir, config dir and working folders.
 
+mod common;
+
+use common::{root, stderr, tmux, tmux_capture, tmux_or_skip, TmuxSession};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn cli() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_cyberfilter"))
@@ -67,10 +66,6 @@ impl World {
         full.extend_from_slice(args);
         self.cmd(&cli(), cwd, &full).output().unwrap()
     }
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 fn summary(o: &Output) -> Value {
@@ -400,30 +395,11 @@ fn both_binaries_resolve_the_same_settings_and_resume_the_same_store() {
 
 // --- the TUI in a real terminal -------------------------------------------------------------
 
-fn tmux_ok() -> bool {
-    Command::new("tmux").arg("-V").output().is_ok()
-}
-
-fn tmux(args: &[&str]) -> String {
-    let out = Command::new("tmux").args(args).output().expect("run tmux");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-struct Session(String);
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["kill-session", "-t", &self.0])
-            .output();
-    }
-}
-
 impl World {
     /// `cyberfilter-tui ARGS` in tmux (120×40) with this world's directories; the shell
     /// prints `EXIT=<code>` after it.
-    fn tui_session(&self, name: &str, args: &str) -> Session {
-        let s = Session(format!("cf-launch-{name}-{}", std::process::id()));
+    fn tui_session(&self, name: &str, args: &str) -> TmuxSession {
+        let s = TmuxSession(format!("cf-launch-{name}-{}", std::process::id()));
         let cmd = format!(
             "cd {root} && CYBERFILTER_DATA_DIR={data} XDG_CONFIG_HOME={cfg} XDG_STATE_HOME={state} {bin} {args}; echo EXIT=$?; sleep 30",
             root = root().display(),
@@ -450,10 +426,10 @@ impl World {
     }
 }
 
-fn wait_screen(s: &Session, what: &str, timeout: Duration) -> String {
+fn wait_screen(s: &TmuxSession, what: &str, timeout: Duration) -> String {
     let start = Instant::now();
     loop {
-        let screen = tmux(&["capture-pane", "-p", "-t", &s.0]);
+        let screen = tmux_capture(&s.0);
         if screen.contains(what) {
             return screen;
         }
@@ -467,8 +443,7 @@ fn wait_screen(s: &Session, what: &str, timeout: Duration) -> String {
 
 #[test]
 fn a_tui_that_cannot_start_makes_no_store() {
-    if !tmux_ok() {
-        eprintln!("skipped: tmux is not installed");
+    if !tmux_or_skip() {
         return;
     }
     let w = World::new();
@@ -481,8 +456,7 @@ fn a_tui_that_cannot_start_makes_no_store() {
 
 #[test]
 fn answers_found_in_a_tui_session_are_not_asked_again_by_run() {
-    if !tmux_ok() {
-        eprintln!("skipped: tmux is not installed");
+    if !tmux_or_skip() {
         return;
     }
     let w = World::new();

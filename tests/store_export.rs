@@ -1,28 +1,17 @@
 //! Export formats and the store listing, through the real binary on a real NVD file; Ctrl-C
 //! (SIGINT) stops cleanly with exit code 130 and the run resumes.
 
+mod common;
+
+use common::{cyberfilter_cmd, json, realdata, stderr, stdout};
 use cyberfilter::store::RunStore;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_cyberfilter");
-
-fn realdata(rel: &str) -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/realdata")
-        .join(rel);
-    if p.is_file() {
-        Some(p)
-    } else {
-        eprintln!("SKIPPED: {} is missing", p.display());
-        None
-    }
-}
-
 fn run(store: &Path, input: &Path, extra: &[&str]) -> std::process::Output {
-    Command::new(BIN)
+    cyberfilter_cmd()
         .arg("run")
         .arg(input)
         .arg("--store")
@@ -36,7 +25,7 @@ fn run(store: &Path, input: &Path, extra: &[&str]) -> std::process::Output {
 }
 
 fn export(store: &Path, out: &Path, extra: &[&str]) -> Value {
-    let o = Command::new(BIN)
+    let o = cyberfilter_cmd()
         .arg("export")
         .arg(store)
         .arg("--out")
@@ -45,8 +34,8 @@ fn export(store: &Path, out: &Path, extra: &[&str]) -> Value {
         .args(extra)
         .output()
         .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    serde_json::from_slice(&o.stdout).unwrap()
+    assert!(o.status.success(), "{}", stderr(&o));
+    json(&o)
 }
 
 #[test]
@@ -57,17 +46,11 @@ fn exports_in_every_layout_carry_originals_and_decisions() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("runs").join("s.cfrun");
     let o = run(&store, &input, &[]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let summary: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let summary = json(&o);
     assert_eq!(summary["records_read"], 47);
     // Progress went to stderr as JSON lines.
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(stderr
+    assert!(stderr(&o)
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .any(|v| v["event"] == "finished" && v["records_read"] == 47));
@@ -116,14 +99,14 @@ fn exports_in_every_layout_carry_originals_and_decisions() {
     }
 
     // A label shows in the next export.
-    let st = Command::new(BIN)
+    let st = cyberfilter_cmd()
         .arg("relabel")
         .arg(&store)
         .args([ids[0].as_str(), "reject"])
         .status()
         .unwrap();
     assert!(st.success());
-    let st = Command::new(BIN)
+    let st = cyberfilter_cmd()
         .arg("relabel")
         .arg(&store)
         .args(["CVE-0000-NOPE", "keep"])
@@ -184,7 +167,7 @@ fn exports_in_every_layout_carry_originals_and_decisions() {
     // Exporting again into the same folder: refused without --force (73); with it, the
     // earlier timestamped arrays are replaced rather than piled up.
     let again = |extra: &[&str]| {
-        Command::new(BIN)
+        cyberfilter_cmd()
             .arg("export")
             .arg(&store)
             .arg("--out")
@@ -197,8 +180,8 @@ fn exports_in_every_layout_carry_originals_and_decisions() {
     assert_eq!(again(&[]).status.code(), Some(73));
     std::thread::sleep(std::time::Duration::from_millis(1100)); // a new timestamp
     let o = again(&["--force"]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(String::from_utf8_lossy(&o.stdout).starts_with("exported 47 records"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("exported 47 records"));
     let filtered_files = std::fs::read_dir(&out3)
         .unwrap()
         .filter(|e| {
@@ -228,26 +211,21 @@ fn exports_in_every_layout_carry_originals_and_decisions() {
     assert!(!out4.join(format!("{stem}.kept.jsonl")).exists());
 
     // An output folder that cannot be made is an I/O error (74), not a failure (1).
-    let o = Command::new(BIN)
+    let o = cyberfilter_cmd()
         .arg("export")
         .arg(&store)
         .args(["--out", "/proc/cyberfilter-export-test"])
         .output()
         .unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(74),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert_eq!(o.status.code(), Some(74), "{}", stderr(&o));
 
     // `runs` lists the store with its state.
-    let o = Command::new(BIN)
+    let o = cyberfilter_cmd()
         .args(["runs", "--json", "--dir"])
         .arg(store.parent().unwrap())
         .output()
         .unwrap();
-    let line: Value = serde_json::from_str(String::from_utf8_lossy(&o.stdout).trim()).unwrap();
+    let line: Value = json(&o);
     assert_eq!(line["state"], "finished");
     assert_eq!(line["summary"]["records"], 47);
     assert_eq!(line["summary"]["labelled"], 1);
@@ -264,7 +242,7 @@ fn bad_configuration_and_unreachable_verifier_have_their_own_exit_codes() {
     // The same store with another input: refused as bad configuration.
     let other = realdata("nvd/nvd-api2.0-single-CVE-2017-7542_nvdlib.json").unwrap();
     assert_eq!(run(&store, &other, &[]).status.code(), Some(3));
-    let o = Command::new(BIN)
+    let o = cyberfilter_cmd()
         .arg("run")
         .arg(&input)
         .arg("--store")
@@ -274,7 +252,7 @@ fn bad_configuration_and_unreachable_verifier_have_their_own_exit_codes() {
         .unwrap();
     assert_eq!(o.status.code(), Some(4));
     assert_eq!(
-        Command::new(BIN)
+        cyberfilter_cmd()
             .args(["run", "--bogus"])
             .stderr(Stdio::null())
             .status()
@@ -291,7 +269,7 @@ fn ctrl_c_stops_cleanly_with_130_and_the_run_resumes() {
     };
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("s.cfrun");
-    let mut child = Command::new(BIN)
+    let mut child = cyberfilter_cmd()
         .arg("run")
         .arg(&input)
         .arg("--store")
@@ -329,7 +307,7 @@ fn ctrl_c_stops_cleanly_with_130_and_the_run_resumes() {
         ));
         assert!(s.summary().unwrap().records > 0);
     }
-    let o = Command::new(BIN)
+    let o = cyberfilter_cmd()
         .arg("run")
         .arg(&input)
         .arg("--store")

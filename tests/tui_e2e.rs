@@ -3,18 +3,12 @@
 //! terminal usable (cooked mode, main screen). Skips, saying why, when tmux is missing or the
 //! binary is built without an engine.
 
+mod common;
+
+use common::{existing_or_skip, CYBERFILTER_TUI};
+use common::{root, skip, tmux, tmux_capture as capture, tmux_or_skip, TmuxSession};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn tmux(args: &[&str]) -> String {
-    let out = Command::new("tmux").args(args).output().expect("run tmux");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn capture(session: &str) -> String {
-    tmux(&["capture-pane", "-p", "-t", session])
-}
 
 fn wait_for(session: &str, what: &str, timeout: Duration) -> Option<String> {
     let start = Instant::now();
@@ -28,18 +22,8 @@ fn wait_for(session: &str, what: &str, timeout: Duration) -> Option<String> {
     None
 }
 
-struct TmuxSession(String);
-
-impl Drop for TmuxSession {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["kill-session", "-t", &self.0])
-            .output();
-    }
-}
-
 fn binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_cyberfilter-tui"))
+    PathBuf::from(CYBERFILTER_TUI)
 }
 
 /// Starts the binary in a shell inside tmux so that, after it exits, the shell shows the
@@ -52,19 +36,14 @@ fn start(name: &str, extra_env: &str) -> Option<TmuxSession> {
 /// Starts the binary with `args` (after `--store STATE/run.cfstore`) and its config, logs and
 /// data under `state`.
 fn start_in(name: &str, extra_env: &str, state: &Path, args: &str) -> Option<TmuxSession> {
-    if Command::new("tmux").arg("-V").output().is_err() {
-        eprintln!("skipped: tmux is not installed");
+    if !tmux_or_skip() {
         return None;
     }
-    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample_data");
-    if !sample.exists() {
-        eprintln!("skipped: sample_data/ is missing");
-        return None;
-    }
+    existing_or_skip(root().join("sample_data"), "the TUI test runs on it")?;
     let session = TmuxSession(format!("cf-e2e-{name}-{}", std::process::id()));
     let cmd = format!(
         "cd {dir} && XDG_STATE_HOME={state} XDG_CONFIG_HOME={state} XDG_DATA_HOME={state} {extra_env} {bin} --store {state}/run.cfstore {args}; echo EXIT=$?; stty -a | tr ' ;' '\\n\\n' | grep -E '^-?(icanon|echo)$'",
-        dir = env!("CARGO_MANIFEST_DIR"),
+        dir = root().display(),
         state = state.display(),
         bin = binary().display(),
     );
@@ -85,7 +64,7 @@ fn start_in(name: &str, extra_env: &str, state: &Path, args: &str) -> Option<Tmu
     std::thread::sleep(Duration::from_millis(500));
     let early = capture(&session.0);
     if early.contains("engine not available") {
-        eprintln!("skipped: this build of cyberfilter-tui is not wired to the engine yet");
+        skip("this build of cyberfilter-tui is not wired to the engine yet");
         return None;
     }
     Some(session)

@@ -2,11 +2,11 @@
 //! events flat out: a key press must reach the screen within 50 ms, and `q` must stop the
 //! engine and leave the loop.
 
+mod common;
+
+use common::record_row;
 use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
-use cyberfilter::decide::{DecidedBy, Verdict};
 use cyberfilter::engine::types::*;
-use cyberfilter::record::SourceKind;
-use cyberfilter::rules::Tier;
 use cyberfilter::tui::runtime::run_loop;
 use cyberfilter::tui::{App, Session, SessionInfo, TuiOptions};
 use ratatui::backend::{Backend, ClearType, TestBackend, WindowSize};
@@ -66,19 +66,8 @@ impl Backend for Recording {
 
 fn row(i: u64) -> RecordRow {
     RecordRow {
-        seq: i as i64,
-        id: format!("CVE-2024-{i:06}"),
-        name: String::new(),
-        source: SourceKind::Cve5,
-        kind: "cve".into(),
-        file: "feed.jsonl".into(),
         score: (i % 9) as f32,
-        p_yes: None,
-        tier: Tier::Verify,
-        verdict: Verdict::Pending,
-        decided_by: Some(DecidedBy::Rule),
-        label: None,
-        rules: vec![],
+        ..record_row(i as i64, format!("CVE-2024-{i:06}"))
     }
 }
 

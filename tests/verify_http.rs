@@ -8,6 +8,8 @@
 //! - Small std `TcpListener` servers for what mlx_lm cannot be made to do on purpose: never
 //!   answer (timeouts), answer 503 (retries), 400 (no retry), or leave a record unanswerable.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -16,8 +18,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::{root, smollm2_or_skip, venv_python_or_skip};
 use cyberfilter::verify::http::{p_yes_from_alternatives, HttpOptions, HttpVerifier};
-use cyberfilter::verify::mlx::{default_model_path, MlxVerifier};
+use cyberfilter::verify::mlx::MlxVerifier;
 use cyberfilter::verify::{Verifier, VerifyError};
 
 /// Largest |P(yes) over HTTP - P(yes) in process| allowed. Both run the same f32 weights (the
@@ -40,10 +43,6 @@ const TEXTS: [&str; 8] = [
     "Ransomware operators exploited an unpatched VPN appliance to move laterally and encrypt file servers.",
     "The recipe calls for fresh basil, tomatoes, mozzarella and a drizzle of olive oil.",
 ];
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -82,25 +81,6 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-/// `.venv`'s python and the GGUF, or why the mlx_lm test cannot run.
-fn prerequisites() -> Result<(PathBuf, PathBuf), String> {
-    let python = root().join(".venv/bin/python");
-    if !python.exists() {
-        return Err(format!(
-            "{} missing; run ./scripts/setup.sh",
-            python.display()
-        ));
-    }
-    let gguf = default_model_path();
-    if !gguf.exists() {
-        return Err(format!(
-            "{} missing; run ./scripts/setup.sh",
-            gguf.display()
-        ));
-    }
-    Ok((python, gguf))
 }
 
 /// SmolLM2 as a Hugging Face folder (f32), converted once per target dir by
@@ -209,14 +189,9 @@ static MLX: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// that try to close their block or open a chat turn.
 #[test]
 fn the_prompt_sent_is_the_in_process_prompt() {
-    let gguf = default_model_path();
-    if !gguf.exists() {
-        eprintln!(
-            "SKIPPED: {} missing; run ./scripts/setup.sh",
-            gguf.display()
-        );
+    let Some(gguf) = smollm2_or_skip() else {
         return;
-    }
+    };
     let _mlx = MLX.lock().unwrap_or_else(|e| e.into_inner());
     let mlx = MlxVerifier::load(&gguf).unwrap();
     let http = HttpVerifier::new(HttpOptions {
@@ -250,12 +225,11 @@ fn the_prompt_sent_is_the_in_process_prompt() {
 
 #[test]
 fn mlx_lm_server_agrees_with_the_in_process_verifier() {
-    let (python, gguf) = match prerequisites() {
-        Ok(p) => p,
-        Err(why) => {
-            eprintln!("SKIPPED: mlx_lm.server test: {why}");
-            return;
-        }
+    let Some(python) = venv_python_or_skip() else {
+        return;
+    };
+    let Some(gguf) = smollm2_or_skip() else {
+        return;
     };
     let _mlx = MLX.lock().unwrap_or_else(|e| e.into_inner());
     let started = Instant::now();

@@ -5,6 +5,7 @@
 //!
 //! MLX is not thread-safe: every test holds one lock while it touches MLX.
 
+mod common;
 mod mlx_support;
 
 use std::collections::HashMap;
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
+use common::{code_out_err, cyberfilter, smollm2_or_skip, stderr, venv_python_or_skip};
 use cyberfilter::verify::mlx::{default_model_path, MlxOptions, MlxVerifier};
 use cyberfilter::verify::{Verifier, VerifyError};
 use mlx_rs::{Array, Dtype};
@@ -365,18 +367,6 @@ fn mlx_quantized_folders_agree_with_their_dequantized_weights() {
 
 // ---------------------------------------------------------------- model convert
 
-fn cyberfilter(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_cyberfilter"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 fn convert(gguf: &Path, out: &Path, extra: &[&str]) {
     let mut args = vec![
         "model",
@@ -386,9 +376,9 @@ fn convert(gguf: &Path, out: &Path, extra: &[&str]) {
         out.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
-    let (code, stdout, stderr) = cyberfilter(&args);
-    assert_eq!(code, 0, "convert failed: {stderr}");
-    let report: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let o = cyberfilter(&args);
+    assert_eq!(o.status.code(), Some(0), "convert failed: {}", stderr(&o));
+    let report = common::json(&o);
     assert_eq!(report["out"], out.to_str().unwrap());
 }
 
@@ -450,7 +440,7 @@ fn convert_refuses_a_non_empty_folder_and_bad_input() {
     };
     let gguf = w.path.to_str().unwrap();
     let outs = out.to_str().unwrap();
-    let (code, _, err) = cyberfilter(&["model", "convert", gguf, "--out", outs]);
+    let (code, _, err) = code_out_err(&cyberfilter(&["model", "convert", gguf, "--out", outs]));
     assert_eq!(code, 2, "{err}");
     assert!(
         err.contains("not empty") && err.contains("--force"),
@@ -458,7 +448,9 @@ fn convert_refuses_a_non_empty_folder_and_bad_input() {
     );
     // --force writes into it, replacing a stale shard that would otherwise load with it.
     std::fs::write(out.join("model-00002-of-00002.safetensors"), "stale").unwrap();
-    let (code, _, err) = cyberfilter(&["model", "convert", gguf, "--out", outs, "--force"]);
+    let (code, _, err) = code_out_err(&cyberfilter(&[
+        "model", "convert", gguf, "--out", outs, "--force",
+    ]));
     assert_eq!(code, 0, "{err}");
     assert!(!out.join("model-00002-of-00002.safetensors").exists());
     assert!(out.join("keep.txt").exists());
@@ -468,7 +460,13 @@ fn convert_refuses_a_non_empty_folder_and_bad_input() {
     }
     let fresh = dir.path().join("fresh");
     let fresh = fresh.to_str().unwrap();
-    let (code, _, err) = cyberfilter(&["model", "convert", "/nonexistent/m.gguf", "--out", fresh]);
+    let (code, _, err) = code_out_err(&cyberfilter(&[
+        "model",
+        "convert",
+        "/nonexistent/m.gguf",
+        "--out",
+        fresh,
+    ]));
     assert_eq!(code, 66, "{err}");
     assert!(
         err.contains("/nonexistent/m.gguf") && err.contains("does not exist"),
@@ -476,13 +474,21 @@ fn convert_refuses_a_non_empty_folder_and_bad_input() {
     );
     let junk = dir.path().join("junk.gguf");
     std::fs::write(&junk, "not a model").unwrap();
-    let (code, _, err) = cyberfilter(&["model", "convert", junk.to_str().unwrap(), "--out", fresh]);
+    let (code, _, err) = code_out_err(&cyberfilter(&[
+        "model",
+        "convert",
+        junk.to_str().unwrap(),
+        "--out",
+        fresh,
+    ]));
     assert_eq!(code, 65, "{err}");
     assert!(
         err.contains("junk.gguf") && err.contains("not a GGUF"),
         "{err}"
     );
-    let (code, _, err) = cyberfilter(&["model", "convert", gguf, "--out", fresh, "--dtype", "f8"]);
+    let (code, _, err) = code_out_err(&cyberfilter(&[
+        "model", "convert", gguf, "--out", fresh, "--dtype", "f8",
+    ]));
     assert_eq!(code, 2, "{err}");
 }
 
@@ -498,14 +504,7 @@ struct Smol {
 fn smol_folder() -> Option<&'static Smol> {
     static SMOL: OnceLock<Option<Smol>> = OnceLock::new();
     SMOL.get_or_init(|| {
-        let gguf = default_model_path();
-        if !gguf.exists() {
-            eprintln!(
-                "SKIPPED: {} missing; run ./scripts/setup.sh",
-                gguf.display()
-            );
-            return None;
-        }
+        let gguf = smollm2_or_skip()?;
         let dir = tempfile::tempdir().unwrap();
         let folder = dir.path().join("SmolLM2-135M-Instruct");
         convert(&gguf, &folder, &[]);
@@ -614,14 +613,9 @@ fn smollm2_folder_gives_the_gguf_logits_and_token_ids() {
 /// packed, gives mlx_lm's logits too.
 #[test]
 fn smollm2_folder_and_its_mlx_lm_quantization_match_python_mlx_lm() {
-    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    if !python.exists() {
-        eprintln!(
-            "SKIPPED: {} missing (python3 -m venv .venv && .venv/bin/pip install 'mlx[cpu]==0.32.2' mlx-lm)",
-            python.display()
-        );
+    let Some(python) = venv_python_or_skip() else {
         return;
-    }
+    };
     let Some(smol) = smol_folder() else { return };
     let quantized = smol._dir.path().join("smollm2-mlx-4bit");
     // Per-layer bits, the entries' group_size left to MLX's default (null).

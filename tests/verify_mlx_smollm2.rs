@@ -4,9 +4,12 @@
 //! MLX is not thread-safe and the test harness runs tests on many threads, so every test here
 //! shares one model behind a mutex, on whichever thread holds the lock.
 
+mod common;
+
 use std::sync::{Mutex, OnceLock};
 
-use cyberfilter::verify::mlx::{default_model_path, MlxOptions, MlxVerifier};
+use common::{root, smollm2_or_skip};
+use cyberfilter::verify::mlx::{MlxOptions, MlxVerifier};
 use cyberfilter::verify::Verifier;
 
 struct Shared(MlxVerifier);
@@ -17,14 +20,7 @@ fn model() -> Option<&'static Mutex<Shared>> {
     static MODEL: OnceLock<Option<Mutex<Shared>>> = OnceLock::new();
     MODEL
         .get_or_init(|| {
-            let path = default_model_path();
-            if !path.exists() {
-                eprintln!(
-                    "SKIP: {} missing; run ./scripts/setup.sh to fetch SmolLM2",
-                    path.display()
-                );
-                return None;
-            }
+            let path = smollm2_or_skip()?;
             let v = MlxVerifier::load_with(&path, MlxOptions::default()).expect("load SmolLM2");
             Some(Mutex::new(Shared(v)))
         })
@@ -125,11 +121,7 @@ fn logits_match_python_mlx_lm_golden_values() {
     let Some(m) = model() else { return };
     let v = &mut m.lock().unwrap_or_else(|e| e.into_inner()).0;
     let golden: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/golden/smollm2_mlx_lm.json"
-        ))
-        .unwrap(),
+        &std::fs::read_to_string(root().join("tests/golden/smollm2_mlx_lm.json")).unwrap(),
     )
     .unwrap();
     let cases = golden["cases"].as_array().unwrap();

@@ -329,18 +329,61 @@ fn count_records(seed: u64, size: u64) -> u64 {
 /// Write the whole document to `w`.
 pub fn generate(w: &mut dyn Write, seed: u64, size: u64) -> std::io::Result<u64> {
     let n = count_records(seed, size);
+    let mut rng = Rng(seed);
+    write_page(w, n, &mut |i, buf| record(&mut rng, i, buf))
+}
+
+/// About `size` bytes of NVD API 2.0 page made of `items` (`{"cve":…}` elements as JSON text,
+/// say a real page's) repeated in turn, or with `jsonl` one item a line: real text at any size,
+/// for load tests. Returns how many records it wrote.
+pub fn replicate(
+    w: &mut dyn Write,
+    items: &[String],
+    size: u64,
+    jsonl: bool,
+) -> std::io::Result<u64> {
+    if items.is_empty() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "no records to replicate",
+        ));
+    }
+    let item = |i: u64| items[(i % items.len() as u64) as usize].as_str();
+    let (mut n, mut total) = (0u64, 0u64);
+    while total < size {
+        total += item(n).len() as u64 + 1;
+        n += 1;
+    }
+    if !jsonl {
+        return write_page(w, n, &mut |i, buf| buf.push_str(item(i)));
+    }
+    for i in 0..n {
+        if i > 0 {
+            w.write_all(b"\n")?;
+        }
+        w.write_all(item(i).as_bytes())?;
+    }
+    w.flush()?;
+    Ok(n)
+}
+
+/// An NVD API 2.0 page of `n` records, `record(i, buf)` putting the i-th element into `buf`.
+fn write_page(
+    w: &mut dyn Write,
+    n: u64,
+    record: &mut dyn FnMut(u64, &mut String),
+) -> std::io::Result<u64> {
     write!(
         w,
         r#"{{"resultsPerPage":{n},"totalResults":{n}{HEADER_TAIL}"#
     )?;
-    let mut rng = Rng(seed);
     let mut buf = String::with_capacity(4096);
     for i in 0..n {
         buf.clear();
         if i > 0 {
             buf.push(',');
         }
-        record(&mut rng, i, &mut buf);
+        record(i, &mut buf);
         w.write_all(buf.as_bytes())?;
     }
     w.write_all(b"]}")?;
@@ -421,5 +464,27 @@ mod tests {
                 .unwrap()
                 .starts_with("CVSS:3.1/AV:")
         );
+    }
+
+    #[test]
+    fn replicate_repeats_the_items_to_the_size_as_a_page_or_lines() {
+        let items = [r#"{"cve":{"id":"CVE-1"}}"#, r#"{"cve":{"id":"CVE-2"}}"#].map(String::from);
+        let mut page = Vec::new();
+        let n = replicate(&mut page, &items, 1000, false).unwrap();
+        assert_eq!(n, 1000 / 23 + 1, "each item counts its separator");
+        let v: serde_json::Value = serde_json::from_slice(&page).expect("valid JSON");
+        let vulns = v["vulnerabilities"].as_array().unwrap();
+        assert_eq!(
+            (vulns.len() as u64, v["totalResults"].as_u64()),
+            (n, Some(n))
+        );
+        assert_eq!(vulns[2]["cve"]["id"], "CVE-1");
+        assert_eq!(vulns[3]["cve"]["id"], "CVE-2");
+        let mut lines = Vec::new();
+        assert_eq!(replicate(&mut lines, &items, 1000, true).unwrap(), n);
+        let lines = String::from_utf8(lines).unwrap();
+        assert_eq!(lines.lines().count() as u64, n);
+        assert!(lines.lines().zip(items.iter().cycle()).all(|(l, i)| l == i));
+        assert!(replicate(&mut Vec::new(), &[], 10, false).is_err());
     }
 }

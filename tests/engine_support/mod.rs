@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use cyberfilter::engine::{self, EngineConfig, EngineEvent, EngineHandle, RecordSource};
+use cyberfilter::engine::{Command, RecordDetail, RecordFilter, RecordPage, SortBy};
 use cyberfilter::ingest::{FileSummary, IngestError};
 use cyberfilter::rules::{RuleSet, Thresholds};
 use cyberfilter::verify::{Verifier, VerifyError};
@@ -65,6 +66,11 @@ impl MemorySource {
 
     pub fn total(&self) -> usize {
         self.files.iter().map(|f| f.1.len()).sum()
+    }
+
+    /// Every text, file after file.
+    pub fn texts(&self) -> Vec<String> {
+        self.files.iter().flat_map(|f| f.1.clone()).collect()
     }
 }
 
@@ -197,6 +203,32 @@ pub fn spread_thresholds(rules: &RuleSet, texts: &[String]) -> Thresholds {
     }
 }
 
+/// [`spread_thresholds`] of `src`'s texts under the default rules.
+pub fn spread(src: &MemorySource) -> Thresholds {
+    spread_thresholds(&RuleSet::default_rules(), &src.texts())
+}
+
+/// [`config`] with the [`spread`] thresholds of `src`, and those thresholds.
+pub fn spread_config(store: &Path, src: MemorySource) -> (EngineConfig, Thresholds) {
+    let t = spread(&src);
+    let mut c = config(store, src);
+    c.thresholds = Some(t);
+    (c, t)
+}
+
+/// Gives `c` a [`RecordingVerifier`] answering at once, never failing, in batches of `batch`;
+/// returns what it will see.
+pub fn recording(c: &mut EngineConfig, batch: usize) -> Arc<Mutex<Seen>> {
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    c.verifier = Some(RecordingVerifier::factory(
+        seen.clone(),
+        Duration::ZERO,
+        None,
+        batch,
+    ));
+    seen
+}
+
 pub fn config(store: &Path, source: MemorySource) -> EngineConfig {
     let mut c = EngineConfig::new(
         store.to_path_buf(),
@@ -233,6 +265,33 @@ pub fn events_until(
         }
     }
     panic!("timed out waiting for an engine event");
+}
+
+/// The engine's page of records for `filter` in `sort` order, `limit` from the first.
+pub fn query(h: &EngineHandle, filter: RecordFilter, sort: SortBy, limit: u64) -> RecordPage {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    h.commands
+        .blocking_send(Command::Query {
+            filter,
+            sort,
+            offset: 0,
+            limit,
+            reply: tx,
+        })
+        .unwrap();
+    rx.blocking_recv().unwrap()
+}
+
+/// The engine's view of record `id`.
+pub fn get_record(h: &EngineHandle, id: &str) -> Option<RecordDetail> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    h.commands
+        .blocking_send(Command::GetRecord {
+            id: id.to_string(),
+            reply: tx,
+        })
+        .unwrap();
+    rx.blocking_recv().unwrap()
 }
 
 /// Run to the end (headless mode) and return the final stats.

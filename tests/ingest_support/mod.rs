@@ -4,21 +4,7 @@
 use cyberfilter::ingest::{read_file, FileSummary, IngestError, IngestOptions};
 use cyberfilter::Record;
 use std::ops::ControlFlow;
-use std::path::{Path, PathBuf};
-
-/// `../shared/realdata` beside the crate, or `None` (with a note) when it is missing.
-pub fn realdata() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/realdata");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "NOTE: {} is missing; skipping this realdata test",
-            dir.display()
-        );
-        None
-    }
-}
+use std::path::Path;
 
 pub struct Read {
     pub records: Vec<Record>,

@@ -1,0 +1,197 @@
+//! Support every integration test shares (each test file says `mod common;`): where the crate
+//! and `../shared/realdata` are, the one skip note, the `cyberfilter` binary run to the end,
+//! the default model (SmolLM2) or a skip, `RecordRow` fixtures, and an NVD page of any size
+//! made from a real one. Helpers of one area stay in `engine_support`, `ingest_support`,
+//! `mlx_support` and `tui_support`.
+//!
+//! Every test binary compiles this file and each uses only part of it.
+#![allow(dead_code)]
+
+use cyberfilter::decide::{DecidedBy, Verdict};
+use cyberfilter::engine::types::RecordRow;
+use cyberfilter::rules::Tier;
+use cyberfilter::verify::mlx::default_model_path;
+use cyberfilter::SourceKind;
+use serde_json::Value;
+use std::fmt::Display;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+// ---------------------------------------------------------------- places and skips
+
+/// The crate's folder (`CARGO_MANIFEST_DIR`).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The one way a test says it skips: `SKIPPED: WHY` on stderr (seen with `--nocapture`).
+pub fn skip(why: impl Display) {
+    eprintln!("SKIPPED: {why}");
+}
+
+/// `path`, or `None` with the skip note naming it and `hint` when it does not exist.
+pub fn existing_or_skip(path: PathBuf, hint: &str) -> Option<PathBuf> {
+    if path.exists() {
+        Some(path)
+    } else {
+        skip(format_args!("{} is missing; {hint}", path.display()));
+        None
+    }
+}
+
+/// `../shared/realdata/REL` beside the crate (the folder itself for `""`), there or not.
+pub fn realdata_path(rel: &str) -> PathBuf {
+    let dir = root().join("../shared/realdata");
+    if rel.is_empty() {
+        dir
+    } else {
+        dir.join(rel)
+    }
+}
+
+/// [`realdata_path`], or `None` with the skip note when it is missing (the real feeds are not
+/// in the repository, so tests on them skip where they are absent).
+pub fn realdata(rel: &str) -> Option<PathBuf> {
+    existing_or_skip(realdata_path(rel), "this test reads ../shared/realdata")
+}
+
+/// The default model (SmolLM2-135M-Instruct, `default_model_path()`), or `None` with the skip
+/// note when it is not installed.
+pub fn smollm2_or_skip() -> Option<PathBuf> {
+    existing_or_skip(
+        default_model_path(),
+        "run ./scripts/setup.sh to fetch SmolLM2",
+    )
+}
+
+/// `.venv`'s python (Python mlx_lm, made by scripts/setup.sh), or `None` with the skip note.
+pub fn venv_python_or_skip() -> Option<PathBuf> {
+    existing_or_skip(
+        root().join(".venv/bin/python"),
+        "run ./scripts/setup.sh to make .venv with mlx_lm",
+    )
+}
+
+// ---------------------------------------------------------------- the binaries
+
+/// The `cyberfilter` binary of this build.
+pub const CYBERFILTER: &str = env!("CARGO_BIN_EXE_cyberfilter");
+/// The `cyberfilter-tui` binary of this build.
+pub const CYBERFILTER_TUI: &str = env!("CARGO_BIN_EXE_cyberfilter-tui");
+
+/// `cyberfilter`, for a test to add arguments, environment and stdio to.
+pub fn cyberfilter_cmd() -> Command {
+    Command::new(CYBERFILTER)
+}
+
+/// `cyberfilter ARGS` run to the end, its output captured.
+pub fn cyberfilter(args: &[&str]) -> Output {
+    cyberfilter_cmd()
+        .args(args)
+        .output()
+        .expect("run cyberfilter")
+}
+
+/// Its stdout as text (lossy).
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Its stderr as text (lossy).
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Exit code (-1 when a signal ended it), stdout and stderr.
+pub fn code_out_err(o: &Output) -> (i32, String, String) {
+    (o.status.code().unwrap_or(-1), stdout(o), stderr(o))
+}
+
+/// Stdout as one JSON value.
+pub fn json(o: &Output) -> Value {
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON value ({e}): {}", stdout(o)))
+}
+
+/// Stdout as JSON lines, one value a line; it must be UTF-8 and every line JSON.
+pub fn json_lines(o: &Output) -> Vec<Value> {
+    std::str::from_utf8(&o.stdout)
+        .expect("stdout is UTF-8")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
+        .collect()
+}
+
+// ---------------------------------------------------------------- a real terminal (tmux)
+
+/// Whether tmux runs here; when not, the skip note.
+pub fn tmux_or_skip() -> bool {
+    let ok = Command::new("tmux").arg("-V").output().is_ok();
+    if !ok {
+        skip("tmux is not installed");
+    }
+    ok
+}
+
+/// `tmux ARGS`, its stdout.
+pub fn tmux(args: &[&str]) -> String {
+    let out = Command::new("tmux").args(args).output().expect("run tmux");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// What the pane of tmux session `name` shows now.
+pub fn tmux_capture(name: &str) -> String {
+    tmux(&["capture-pane", "-p", "-t", name])
+}
+
+/// A tmux session by name, killed when dropped (also when the test panics).
+pub struct TmuxSession(pub String);
+
+impl Drop for TmuxSession {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.0])
+            .output();
+    }
+}
+
+// ---------------------------------------------------------------- fixtures
+
+/// A records-table row: record `seq` with `id`, a CVE 5 record of `feed.jsonl` with score 0 and
+/// no rules, in the verify tier waiting for the verifier. Change what a test needs with
+/// `RecordRow { score: 3.0, ..record_row(1, "CVE-2024-0001") }`.
+pub fn record_row(seq: i64, id: impl Into<String>) -> RecordRow {
+    RecordRow {
+        seq,
+        id: id.into(),
+        name: String::new(),
+        source: SourceKind::Cve5,
+        kind: "cve".into(),
+        file: "feed.jsonl".into(),
+        score: 0.0,
+        p_yes: None,
+        tier: Tier::Verify,
+        verdict: Verdict::Pending,
+        decided_by: Some(DecidedBy::Rule),
+        label: None,
+        rules: vec![],
+    }
+}
+
+/// An NVD file of about `mb` MiB at `out`: the `vulnerabilities` items of the NVD API 2.0 page
+/// `page` repeated in turn, as one page, or with `jsonl` one item a line (the page writer of
+/// `cyberfilter gen-nvd`). Returns how many records it holds.
+pub fn replicate_nvd_page(page: &Path, out: &Path, mb: u64, jsonl: bool) -> u64 {
+    let raw = std::fs::read(page).unwrap_or_else(|e| panic!("{}: {e}", page.display()));
+    let v: Value = serde_json::from_slice(&raw).unwrap();
+    let items: Vec<String> = v["vulnerabilities"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{} is not an NVD API 2.0 page", page.display()))
+        .iter()
+        .map(|e| serde_json::to_string(e).unwrap())
+        .collect();
+    drop((raw, v));
+    let file = std::fs::File::create(out).unwrap_or_else(|e| panic!("{}: {e}", out.display()));
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+    cyberfilter::cli::gen_nvd::replicate(&mut w, &items, mb << 20, jsonl).unwrap()
+}
