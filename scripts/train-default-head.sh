@@ -11,7 +11,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 CACHE=${1:-${TMPDIR:-/tmp}/cyberfilter-head}
-LAYER=${LAYER:-16}
+LAYER=${LAYER:-24}
 mkdir -p "$CACHE"
 cargo build --release --bin cyberfilter
 BIN=${CARGO_TARGET_DIR:-target}/release/cyberfilter

@@ -133,6 +133,10 @@ pub struct AccuracyArgs {
     /// The P(yes) cut reported beside the best one (default: `p_yes_cut` of the default rules).
     #[arg(long, value_name = "P")]
     pub cut: Option<f32>,
+    /// Measure only the labelled records the default rules put in the verify tier (the band
+    /// the verifier decides).
+    #[arg(long)]
+    pub verify_tier: bool,
     #[command(flatten)]
     pub head: super::bench_head::HeadBenchArgs,
 }
@@ -611,7 +615,7 @@ fn run_accuracy(args: &AccuracyArgs) -> i32 {
         &input,
         Some(&args.label_field),
         usize::MAX,
-        false,
+        args.verify_tier,
         "accuracy",
     ) {
         Ok(t) => t,

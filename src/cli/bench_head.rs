@@ -41,6 +41,9 @@ pub struct HeadBenchArgs {
     /// Layer of the saved head (default: the verifier's middle layer).
     #[arg(long, value_name = "L")]
     pub head_layer: Option<usize>,
+    /// Also test a saved head (e.g. the shipped default) on the input, as it is.
+    #[arg(long, value_name = "FILE")]
+    pub eval_head: Option<PathBuf>,
 }
 
 /// Pooled features for one text: P(yes), then `layers.len() * dim` floats.
@@ -294,6 +297,35 @@ pub fn run(
                 });
             }
         }
+    }
+    if let Some(path) = &args.eval_head {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let h = Head::from_json(&text, &path.display().to_string()).map_err(|e| e.to_string())?;
+        h.check_features(&spec_for(h.spec.layer))
+            .map_err(|e| e.to_string())?;
+        let slot = args
+            .layers
+            .iter()
+            .position(|&l| l == h.spec.layer)
+            .ok_or(format!(
+                "the head reads layer {}: add it to --layers",
+                h.spec.layer
+            ))?;
+        let test = examples(input_feats, &input.positive, slot, dim, "input");
+        let scores: Vec<f32> = test.iter().map(|e| h.predict(&e.pooled, e.p_yes)).collect();
+        let best = best_f1_cut(&scores, &input.positive);
+        rows.push(HeadRow {
+            layer: h.spec.layer,
+            pooling: "mean",
+            with_p_yes: h.use_p_yes,
+            l2: h.metrics.l2,
+            protocol: "saved",
+            roc_auc: roc_auc(&scores, &input.positive),
+            best_cut: best.as_ref().map(|b| b.0),
+            at_best_cut: best.map(|b| b.1),
+            at_cut: prf_at(&scores, &input.positive, cut),
+            train_cv_auc: h.metrics.cv_auc,
+        });
     }
     let mut saved = None;
     if let Some(path) = &args.save_head {

@@ -431,3 +431,21 @@ pub fn spec_from_key(key: &str) -> Option<FeatureSpec> {
 
 #[allow(dead_code)]
 const _: i32 = EXIT_VERIFIER;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spec_comes_back_from_its_key_even_with_bars_in_the_model_name() {
+        let s = FeatureSpec {
+            model: "http:a|b".into(),
+            layer: 16,
+            pooling: "mean".into(),
+            max_text_tokens: 256,
+            dim: 576,
+        };
+        assert_eq!(spec_from_key(&s.key()), Some(s));
+        assert_eq!(spec_from_key("nonsense"), None);
+    }
+}

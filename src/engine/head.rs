@@ -375,3 +375,47 @@ pub fn rescore_index(
     }
     changed
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs(score: f32, text_len: usize) -> DecisionInputs {
+        DecisionInputs {
+            score,
+            text_len,
+            scored: true,
+            p_yes: None,
+            p_head: None,
+            label: None,
+        }
+    }
+
+    #[test]
+    fn weak_labels_come_only_from_well_inside_the_confident_tiers() {
+        let t = Thresholds::default(); // high 4.5, low 2.0
+        assert_eq!(weak_label(&inputs(20.0, 200), Tier::Keep, &t), Some(true));
+        // Keep tier but near `high`: no label.
+        assert_eq!(weak_label(&inputs(5.0, 200), Tier::Keep, &t), None);
+        assert_eq!(weak_label(&inputs(0.0, 200), Tier::Reject, &t), Some(false));
+        assert_eq!(weak_label(&inputs(1.9, 200), Tier::Reject, &t), None);
+        // Too short, unscored, labelled, or in the band: none.
+        assert_eq!(weak_label(&inputs(0.0, 40), Tier::Reject, &t), None);
+        let mut i = inputs(20.0, 200);
+        i.scored = false;
+        assert_eq!(weak_label(&i, Tier::Keep, &t), None);
+        i.scored = true;
+        i.label = Some(Label::Reject);
+        assert_eq!(weak_label(&i, Tier::Keep, &t), None);
+        assert_eq!(weak_label(&inputs(3.0, 200), Tier::Verify, &t), None);
+    }
+
+    #[test]
+    fn packed_features_round_trip_at_half_precision() {
+        let v = [0.25f32, -1.5, 3.0, 1e-3];
+        let back = unpack(&pack(&v));
+        for (a, b) in v.iter().zip(&back) {
+            assert!((a - b).abs() <= a.abs() * 1e-3);
+        }
+    }
+}
