@@ -160,19 +160,25 @@ pub fn why(i: &DecisionInputs, d: &Decision, t: &Thresholds) -> String {
     }
 }
 
+/// Decision inputs for unit tests: a scored 100-character text.
+#[cfg(test)]
+pub(crate) fn test_inputs(score: f32, p_yes: Option<f32>, label: Option<Label>) -> DecisionInputs {
+    DecisionInputs {
+        score,
+        text_len: 100,
+        scored: true,
+        p_yes,
+        p_head: None,
+        label,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn inputs(score: f32, p_yes: Option<f32>, label: Option<Label>) -> DecisionInputs {
-        DecisionInputs {
-            score,
-            text_len: 100,
-            scored: true,
-            p_yes,
-            p_head: None,
-            label,
-        }
+        test_inputs(score, p_yes, label)
     }
 
     #[test]

@@ -262,26 +262,30 @@ fn run_exits_66_or_65_on_bad_input_as_scan_does() {
     assert_eq!(summary(&o)["records_read"], 1);
 }
 
-#[test]
-fn a_killed_run_reads_as_interrupted_and_a_second_run_on_a_held_store_is_refused() {
-    let w = World::new();
-    let store = w.path("data/runs/slow.cfrun");
-    let nvd = root().join("sample_data/nvd");
-    let args = [
+/// `run` with every record in the verify band, so a slow test verifier keeps it going.
+fn slow_run_args<'a>(store: &'a Path, input: &'a Path) -> Vec<&'a str> {
+    vec![
         "run",
         "--progress",
         "none",
         "--verifier",
         "test-hash",
-        // Everything in the verify band, so the slow verifier keeps the run going.
         "--high",
         "1000",
         "--low",
         "-1000",
         "--store",
         store.to_str().unwrap(),
-        nvd.to_str().unwrap(),
-    ];
+        input.to_str().unwrap(),
+    ]
+}
+
+#[test]
+fn a_killed_run_reads_as_interrupted_and_a_second_run_on_a_held_store_is_refused() {
+    let w = World::new();
+    let store = w.path("data/runs/slow.cfrun");
+    let nvd = root().join("sample_data/nvd");
+    let args = slow_run_args(&store, &nvd);
     let mut slow = w
         .cmd(&cli(), &root(), &args)
         .env("CYBERFILTER_TEST_VERIFIER_DELAY_MS", "60000")
@@ -490,24 +494,7 @@ fn a_label_written_by_relabel_reaches_the_running_engine() {
     let store = w.path("data/runs/live.cfrun");
     let nvd = root().join("sample_data/nvd/nvd-api2.0-page0-sample.json");
     let slow = w
-        .cmd(
-            &cli(),
-            &root(),
-            &[
-                "run",
-                "--progress",
-                "none",
-                "--verifier",
-                "test-hash",
-                "--high",
-                "1000",
-                "--low",
-                "-1000",
-                "--store",
-                store.to_str().unwrap(),
-                nvd.to_str().unwrap(),
-            ],
-        )
+        .cmd(&cli(), &root(), &slow_run_args(&store, &nvd))
         .env("CYBERFILTER_TEST_VERIFIER_DELAY_MS", "60000")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())

@@ -54,18 +54,7 @@ pub fn page(total: usize, offset: u64, limit: u64) -> Range<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decide::{decide, Label, Verdict};
-
-    fn inputs(score: f32, p_yes: Option<f32>, label: Option<Label>) -> DecisionInputs {
-        DecisionInputs {
-            score,
-            text_len: 100,
-            scored: true,
-            p_yes,
-            p_head: None,
-            label,
-        }
-    }
+    use crate::decide::{decide, test_inputs as inputs, Label, Verdict};
 
     #[test]
     fn filters_combine_and_uncertainty_orders_closest_first() {
