@@ -15,7 +15,8 @@ use crate::rules::{RuleSet, Thresholds};
 use crate::store::{
     Answer, FileRow, LabelChange, NewRecord, RunState, RunStore, StoredInputs, StoredRecord,
 };
-use std::collections::{HashMap, HashSet, VecDeque};
+use crate::verify::batcher::Batcher;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
@@ -74,13 +75,8 @@ pub struct Decider {
     flags: Arc<Flags>,
     readers_left: usize,
     verifier: Option<VerifierThread>,
-    batch_size: usize,
-    batch_wait: Duration,
-    queue: VecDeque<Item>,
-    queue_text_bytes: usize,
-    oldest_since: Option<Instant>,
-    in_flight: usize,
-    in_flight_items: usize,
+    /// Verify-tier records waiting for the verifier, and the batches out.
+    batcher: Batcher<Item>,
     stats_interval: Duration,
     exit_when_done: bool,
     writer: SyncSender<WriterMsg>,
@@ -137,13 +133,7 @@ impl Decider {
             flags: s.flags,
             readers_left: s.readers,
             verifier: s.verifier,
-            batch_size,
-            batch_wait: s.batch_wait,
-            queue: VecDeque::new(),
-            queue_text_bytes: 0,
-            oldest_since: None,
-            in_flight: 0,
-            in_flight_items: 0,
+            batcher: Batcher::new(batch_size, s.batch_wait),
             stats_interval: s.stats_interval,
             exit_when_done: s.exit_when_done,
             writer: s.writer,
@@ -247,12 +237,14 @@ impl Decider {
             self.dispatch();
             let inputs_done = self.readers_left == 0;
             if let Some(since) = self.stopping {
-                if inputs_done && (self.in_flight == 0 || since.elapsed() > STOP_GRACE) {
+                if inputs_done && (self.batcher.in_flight() == 0 || since.elapsed() > STOP_GRACE) {
                     break;
                 }
             } else if inputs_done
                 && (self.verifier.is_none()
-                    || (self.queue.is_empty() && self.in_flight == 0 && !self.head_busy()))
+                    || (self.batcher.is_empty()
+                        && self.batcher.in_flight() == 0
+                        && !self.head_busy()))
                 && !self.drained_sent
             {
                 self.drained_sent = true;
@@ -274,7 +266,7 @@ impl Decider {
         // Let the verifier end after its batch; its unanswered records stay pending.
         if let Some(v) = self.verifier.take() {
             drop(v.jobs);
-            if self.in_flight == 0 {
+            if self.batcher.in_flight() == 0 {
                 let _ = v.join.join();
             }
         }
@@ -399,7 +391,7 @@ impl Decider {
             });
         }
         let wants_verifier = self.verifier.is_some() && d.needs_verifier(&inputs);
-        let queued_text = if wants_verifier && self.queue_text_bytes < QUEUE_TEXT_BYTES {
+        let queued_text = if wants_verifier && self.batcher.text_bytes() < QUEUE_TEXT_BYTES {
             Some((Arc::<str>::from(s.record.text.as_str()), s.hash))
         } else {
             None
@@ -436,18 +428,15 @@ impl Decider {
             return;
         }
         self.index.set_queued(pos, true);
-        if let Some((t, _)) = &text {
-            self.queue_text_bytes += t.len();
-        }
-        if self.queue.is_empty() {
-            self.oldest_since = Some(Instant::now());
-        }
-        self.queue.push_back(Item {
-            seq,
-            text,
-            force,
-            idle: false,
-        });
+        self.batcher.push(
+            Item {
+                seq,
+                text,
+                force,
+                idle: false,
+            },
+            Instant::now(),
+        );
     }
 
     /// Send a batch when the verifier is free: a full one, or a partial one whose oldest
@@ -457,64 +446,43 @@ impl Decider {
         if self.flags.paused.load(Ordering::Relaxed) || self.stopping.is_some() {
             return;
         }
-        if self.queue.is_empty() && self.in_flight == 0 {
+        if self.batcher.is_empty() && self.batcher.in_flight() == 0 {
             self.head_idle_work();
             return;
         }
-        // One batch in the verifier, one waiting in its channel.
-        while self.in_flight < 2 && !self.queue.is_empty() {
-            let waited = self
-                .oldest_since
-                .is_some_and(|s| s.elapsed() >= self.batch_wait);
-            let nothing_more = self.readers_left == 0;
-            if self.queue.len() < self.batch_size && !waited && !nothing_more {
+        loop {
+            let now = Instant::now();
+            if !self.batcher.ready(now, self.readers_left == 0) {
                 return;
             }
-            let mut items = Vec::with_capacity(self.batch_size);
-            while items.len() < self.batch_size {
-                let Some(item) = self.queue.pop_front() else {
-                    break;
-                };
-                if let Some((t, _)) = &item.text {
-                    self.queue_text_bytes = self.queue_text_bytes.saturating_sub(t.len());
-                }
-                let Some(pos) = self.index.pos(item.seq) else {
-                    continue;
-                };
-                // Thresholds or labels may have changed since it was queued.
-                let still = item.force
-                    || self
-                        .index
-                        .decision_at(pos)
-                        .needs_verifier(&self.index.inputs_at(pos));
-                if still {
-                    items.push(item);
-                } else {
+            // Thresholds or labels may have changed since an item was queued.
+            let index = &mut self.index;
+            let mut no_longer = Vec::new();
+            let items = self.batcher.take(
+                now,
+                |item| {
+                    index.pos(item.seq).is_some_and(|pos| {
+                        item.force || index.decision_at(pos).needs_verifier(&index.inputs_at(pos))
+                    })
+                },
+                |item| no_longer.push(item.seq),
+            );
+            for seq in no_longer {
+                if let Some(pos) = self.index.pos(seq) {
                     self.index.set_queued(pos, false);
                 }
             }
-            self.oldest_since = if self.queue.is_empty() {
-                None
-            } else {
-                Some(Instant::now())
-            };
             if items.is_empty() {
                 continue;
             }
             let n = items.len();
             match v.jobs.try_send(Job {
                 items,
-                batch_size: self.batch_size,
+                batch_size: self.batcher.size,
             }) {
-                Ok(()) => {
-                    self.in_flight += 1;
-                    self.in_flight_items += n;
-                }
+                Ok(()) => self.batcher.sent(n),
                 Err(TrySendError::Full(job)) | Err(TrySendError::Disconnected(job)) => {
-                    for item in job.items.into_iter().rev() {
-                        self.queue.push_front(item);
-                    }
-                    self.oldest_since.get_or_insert_with(Instant::now);
+                    self.batcher.unsend(job.items, Instant::now());
                     return;
                 }
             }
@@ -522,12 +490,11 @@ impl Decider {
     }
 
     fn on_verified(&mut self, mut r: BatchResult) {
-        self.in_flight = self.in_flight.saturating_sub(1);
         // Seeds and weak labels are the head's, not records' answers.
         let feats: HashMap<i64, Arc<[f32]>> = r.features.drain(..).collect();
         self.head_take_idle(&mut r, &feats);
         let n = r.answers.len() + r.missing.len() + r.failed.len();
-        self.in_flight_items = self.in_flight_items.saturating_sub(n);
+        self.batcher.answered(n);
         self.c.cache_hits += r.cache_hits;
         if r.model_batch > 0 {
             self.c.llm_calls += 1;
@@ -577,10 +544,7 @@ impl Decider {
         }
         for item in r.missing {
             // Not committed yet: back of the queue.
-            if self.queue.is_empty() {
-                self.oldest_since = Some(Instant::now());
-            }
-            self.queue.push_back(item);
+            self.batcher.push(item, Instant::now());
         }
     }
 
@@ -644,7 +608,7 @@ impl Decider {
                 }
             }
         }
-        self.drained_sent = self.drained_sent && self.queue.is_empty();
+        self.drained_sent = self.drained_sent && self.batcher.is_empty();
         self.emit(EngineEvent::Redecided(r.flips));
     }
 
@@ -965,7 +929,7 @@ impl Decider {
             removed: c.removed,
             pending: c.pending,
             labelled: c.labelled,
-            verifier_queue: (self.queue.len() + self.in_flight_items) as u64,
+            verifier_queue: self.batcher.waiting() as u64,
             batch_fill: self.c.last_fill,
             batch_latency_ms: self.c.last_latency_ms,
             llm_records_per_sec: self.llm_window.rate(now, self.c.llm_records),

@@ -409,7 +409,7 @@ impl Decider {
         if self.head.seeds_left.is_empty() && self.readers_left == 0 && !self.head.weak_picked {
             self.head_pick_weak();
         }
-        let n = self.batch_size.max(1);
+        let n = self.batcher.size;
         let mut items = Vec::new();
         let mut weak = Vec::new();
         let mut seeds = Vec::new();
@@ -444,10 +444,11 @@ impl Decider {
         let Some(v) = &self.verifier else { return };
         match v.jobs.try_send(Job {
             items,
-            batch_size: self.batch_size,
+            batch_size: self.batcher.size,
         }) {
             Ok(()) => {
-                self.in_flight += 1;
+                // A batch out, but none of the records' items: they are the head's.
+                self.batcher.sent(0);
                 self.head.idle_sent = true;
                 self.head.weak_in_flight.extend(weak);
             }

@@ -26,6 +26,12 @@ pub struct Item {
     pub idle: bool,
 }
 
+impl crate::verify::batcher::Queued for Item {
+    fn text_bytes(&self) -> usize {
+        self.text.as_ref().map_or(0, |(t, _)| t.len())
+    }
+}
+
 pub struct Job {
     pub items: Vec<Item>,
     pub batch_size: usize,

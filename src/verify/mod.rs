@@ -4,6 +4,7 @@
 //! created *on the thread that will own it* (MLX is not thread-safe), from a factory sent there.
 
 pub mod backend;
+pub mod batcher;
 pub mod head;
 pub mod http;
 pub mod mlx;
