@@ -3,6 +3,8 @@
 //! - `scan/nvd`: read + extract + score of an NVD-shaped file made by `gen-nvd` (16 MiB).
 //!
 //! Run: `cargo bench --bench rules` (pin to one core with `taskset -c 0` for per-core figures).
+//! `CYBERFILTER_BENCH_RULES=FILE` scores with that rule file instead of the default rules, to
+//! compare two rule sets back to back with the same build.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use cyberfilter::cli::gen_nvd;
@@ -31,8 +33,16 @@ fn sample_texts(dir: &str) -> Vec<String> {
     texts
 }
 
+/// The default rules, or the file named by `CYBERFILTER_BENCH_RULES`.
+fn bench_rules() -> RuleSet {
+    match std::env::var_os("CYBERFILTER_BENCH_RULES") {
+        Some(path) => RuleSet::from_file(Path::new(&path)).expect("CYBERFILTER_BENCH_RULES"),
+        None => RuleSet::default_rules(),
+    }
+}
+
 fn bench_score(c: &mut Criterion) {
-    let rules = RuleSet::default_rules();
+    let rules = bench_rules();
     let mut group = c.benchmark_group("score");
     for dir in ["nvd", "attack", "cwe", "nonsecurity"] {
         let texts = sample_texts(dir);
@@ -58,7 +68,7 @@ fn bench_scan(c: &mut Criterion) {
     gen_nvd::generate(&mut f, 2026, 16 << 20).unwrap();
     drop(f);
     let size = std::fs::metadata(&path).unwrap().len();
-    let rules = RuleSet::default_rules();
+    let rules = bench_rules();
     let t = rules.thresholds();
     let opts = IngestOptions::default();
 

@@ -4,6 +4,11 @@ README. Runs `cyberfilter scan` (build it first: cargo build --release) and grou
 by source and the record's own status; Debian entries are split by their weak security signals
 and arXiv by its cs.CR label, read from the input files themselves.
 
+A second table covers security writing beyond the feeds and ordinary prose (issue #12): CTF
+write-ups, HackerOne report titles, PatchDB commit messages by label and BBC articles not flagged
+`mentions_security` (overall and per category), each also split in halves A and B by the FNV-1a
+hash of the record id (even: A, odd: B), as tests/rules_realdata.rs does.
+
 usage: scripts/realdata-table.py [REALDATA] [-- extra scan flags]"""
 import collections, json, os, subprocess, sys
 
@@ -66,3 +71,44 @@ print("|---|---:|---:|---:|---:|---:|")
 for name, c in groups.items():
     n = sum(c.values())
     print(f"| {name} | {n} | {c['keep']} | {c['verify']} | {c['reject']} | {100.0 * c['keep'] / n:.1f} |")
+
+
+def fnv1a(s):
+    h = 0xcbf29ce484222325
+    for b in s.encode():
+        h = ((h ^ b) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+beyond = collections.OrderedDict()
+def add2(name, rid, line):
+    for key in (name, f"{name} [{'A' if fnv1a(rid) % 2 == 0 else 'B'}]"):
+        beyond.setdefault(key, collections.Counter())[line["tier"]] += 1
+
+def meta(path):
+    return {r["id"]: r for r in map(json.loads, open(path))}
+
+for title, rel in (("CTF write-ups 2016", "ctf/ctf-write-ups-2016.jsonl"),
+                   ("HackerOne report titles", "reports/hackerone-report-titles.jsonl")):
+    for line in scan([f"{data}/{rel}"]):
+        add2(title, line["id"], line)
+patch = f"{data}/labelled/patchdb_commit_messages.jsonl"
+m = meta(patch)
+for line in scan([patch]):
+    sec = m[line["id"]]["label"] == "security"
+    add2("PatchDB security fixes" if sec else "PatchDB other commits", line["id"], line)
+bbc = f"{data}/news/bbc-news-articles.jsonl"
+m = meta(bbc)
+lines = [l for l in scan([bbc]) if not m[l["id"]]["mentions_security"]]
+for line in lines:
+    add2("BBC not mentions_security", line["id"], line)
+for line in lines:
+    add2(f"BBC not mentions_security, {m[line['id']]['category']}", line["id"], line)
+
+print()
+print("| set [half] | n | keep % | verify % | reject % | keep+verify % |")
+print("|---|---:|---:|---:|---:|---:|")
+for name in (k for base in beyond if "[" not in base for k in (base, f"{base} [A]", f"{base} [B]")):
+    c = beyond[name]
+    n = sum(c.values())
+    k, v, r = (100.0 * c[t] / n for t in ("keep", "verify", "reject"))
+    print(f"| {name} | {n} | {k:.1f} | {v:.1f} | {r:.1f} | {k + v:.1f} |")

@@ -54,6 +54,8 @@ enum Command {
 enum RulesCommand {
     /// Compile a rule file and report every error with the rule name and reason.
     Check(cli::rules_check::CheckArgs),
+    /// Mine candidate rules from labelled records: phrases that separate the classes.
+    Suggest(cli::rules_suggest::SuggestArgs),
 }
 
 fn main() {
@@ -63,6 +65,7 @@ fn main() {
         Command::Scan(a) => cli::scan::run(a),
         Command::Eval(a) => cli::eval::run(a),
         Command::Rules(RulesCommand::Check(a)) => cli::rules_check::run(a),
+        Command::Rules(RulesCommand::Suggest(a)) => cli::rules_suggest::run(a),
         Command::GenNvd(a) => cli::gen_nvd::run(a),
         Command::Run(a) => cli::run::run(a, matches.subcommand_matches("run")),
         Command::Export(a) => cli::export::run(a),

@@ -32,6 +32,7 @@ pub mod model;
 pub mod pipeline;
 pub mod relabel;
 pub mod rules_check;
+pub mod rules_suggest;
 pub mod run;
 pub mod runs;
 pub mod scan;

@@ -19,6 +19,7 @@ const RULE_KEYS: &[&str] = &[
     "word_bounded",
     "case_sensitive",
     "cap",
+    "requires_other_evidence",
     "description",
 ];
 const THRESHOLD_KEYS: &[&str] = &["high", "low", "min_text_len", "p_yes_cut"];
@@ -33,6 +34,10 @@ pub struct RuleSpec {
     pub word_bounded: bool,
     pub case_sensitive: bool,
     pub cap: u32,
+    /// A generic word (attack, security, threat, …) that ordinary prose uses in other senses:
+    /// such rules together add at most what the other positive rules add (see `Scorer::score`),
+    /// so on their own they add nothing.
+    pub requires_other_evidence: bool,
     pub description: Option<String>,
 }
 
@@ -300,6 +305,13 @@ fn parse_rule(
     };
     let word_bounded = boolean("word_bounded", true, &mut err);
     let case_sensitive = boolean("case_sensitive", false, &mut err);
+    let requires_other_evidence = boolean("requires_other_evidence", false, &mut err);
+    if requires_other_evidence && weight.is_some_and(|w| w < 0.0) {
+        err(
+            "`requires_other_evidence` is for positive evidence; a negative weight always counts"
+                .into(),
+        );
+    }
 
     let cap = match table.get("cap") {
         None => DEFAULT_CAP,
@@ -326,6 +338,7 @@ fn parse_rule(
         word_bounded,
         case_sensitive,
         cap,
+        requires_other_evidence,
         description,
     };
     if !spec.pattern.is_empty() {

@@ -6,6 +6,7 @@
 
 mod file;
 mod scorer;
+pub mod suggest;
 
 pub use file::{RuleSpec, DEFAULT_CAP};
 

@@ -57,10 +57,13 @@ impl Scorer {
             .collect()
     }
 
-    /// Score = Σ weight × min(matches, cap) over matching rules; hits in rule-file order.
+    /// Score = Σ weight × min(matches, cap) over matching rules, except that the rules marked
+    /// `requires_other_evidence` together add at most the positive total of the other rules
+    /// (their contributions are scaled down to fit, and dropped when nothing else matched);
+    /// hits in rule-file order.
     pub fn score(&self, text: &str) -> Score {
         // Counts per rule on the stack for ordinary rule sets, on the heap for huge ones.
-        let mut small = [0u32; 128];
+        let mut small = [0u32; 256];
         let mut big = Vec::new();
         let counts: &mut [u32] = if self.specs.len() <= small.len() {
             &mut small[..self.specs.len()]
@@ -87,6 +90,23 @@ impl Scorer {
         if any == 0 {
             return Score::default();
         }
+        // Positive evidence that stands on its own, and what the generic rules would add.
+        let (mut specific, mut generic) = (0.0f32, 0.0f32);
+        for (spec, &n) in self.specs.iter().zip(counts.iter()) {
+            if n > 0 {
+                let c = spec.weight * n.min(spec.cap) as f32;
+                if spec.requires_other_evidence {
+                    generic += c;
+                } else if c > 0.0 {
+                    specific += c;
+                }
+            }
+        }
+        let generic_scale = if generic > specific {
+            specific / generic
+        } else {
+            1.0
+        };
         let mut score = 0.0f32;
         let mut hits = Vec::with_capacity(any);
         for (spec, &n) in self.specs.iter().zip(counts.iter()) {
@@ -94,7 +114,13 @@ impl Scorer {
                 continue;
             }
             let count = n.min(spec.cap);
-            let contribution = spec.weight * count as f32;
+            let mut contribution = spec.weight * count as f32;
+            if spec.requires_other_evidence {
+                if generic_scale == 0.0 {
+                    continue;
+                }
+                contribution *= generic_scale;
+            }
             score += contribution;
             hits.push(RuleHit {
                 rule: spec.name.clone(),

@@ -330,3 +330,90 @@ fn scoring_is_safe_to_share_between_threads() {
         assert_eq!(h.join().unwrap(), want);
     }
 }
+
+const GENERIC_RULES: &str = r#"
+[[rule]]
+name = "overflow"
+category = "vulnerability"
+pattern = 'buffer overflow'
+weight = 3.0
+
+[[rule]]
+name = "attack"
+category = "generic"
+pattern = 'attack(?:s|ed|ers?)?'
+weight = 2.0
+cap = 2
+requires_other_evidence = true
+
+[[rule]]
+name = "security"
+category = "generic"
+pattern = 'security'
+weight = 1.5
+requires_other_evidence = true
+
+[[rule]]
+name = "packaging"
+category = "negative"
+pattern = 'debhelper'
+weight = -1.0
+"#;
+
+#[test]
+fn generic_rules_alone_add_nothing() {
+    let r = rules(GENERIC_RULES);
+    // War and politics prose: generic words only.
+    let s = r.score("The attackers attacked at dawn; security was tight.");
+    assert_eq!(s.score, 0.0);
+    assert!(
+        s.hits.is_empty(),
+        "generic hits that count nothing are not listed"
+    );
+    // Negative evidence still counts without company.
+    let s = r.score("security: bump debhelper");
+    assert_eq!(s.score, -1.0);
+    assert_eq!(s.rule_names(), vec!["packaging"]);
+}
+
+#[test]
+fn generic_rules_add_at_most_the_other_evidence() {
+    let r = rules(GENERIC_RULES);
+    // Specific 3.0; generic 2×2 + 1.5 = 5.5, capped at 3.0 and shared in proportion.
+    let s = r.score("attackers use a buffer overflow to attack the security of the host");
+    assert!((s.score - 6.0).abs() < 1e-5, "{s:?}");
+    assert_eq!(s.rule_names(), vec!["overflow", "attack", "security"]);
+    let attack = &s.hits[1];
+    assert_eq!(attack.count, 2);
+    assert!((attack.contribution - 4.0 * 3.0 / 5.5).abs() < 1e-5);
+    // Below the cap the generic rules count in full.
+    let s = r.score("a buffer overflow, another buffer overflow, and one attack");
+    assert!((s.score - 8.0).abs() < 1e-5, "{s:?}");
+    // Negative evidence does not lower the room the generic rules get.
+    let s = r.score("buffer overflow attack, debhelper");
+    assert!((s.score - (3.0 + 2.0 - 1.0)).abs() < 1e-5, "{s:?}");
+}
+
+#[test]
+fn requires_other_evidence_is_validated() {
+    let errs = errors(
+        r#"
+[[rule]]
+name = "neg"
+category = "negative"
+pattern = 'typo'
+weight = -1
+requires_other_evidence = true
+
+[[rule]]
+name = "bad-type"
+category = "x"
+pattern = 'y'
+weight = 1
+requires_other_evidence = "yes"
+"#,
+    );
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    assert!(errs[0].contains("rule `neg`") && errs[0].contains("positive evidence"));
+    assert!(errs[1].contains("rule `bad-type`") && errs[1].contains("true or false"));
+}
