@@ -89,3 +89,54 @@ fn suggest_needs_both_classes_and_a_label_field() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("73 unlabelled"), "{err}");
 }
+
+#[test]
+fn suggest_reads_the_curators_labels_from_a_run_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s.cfstore").display().to_string();
+    let bin = env!("CARGO_BIN_EXE_cyberfilter");
+    let ok = |args: &[&str]| {
+        let out = Command::new(bin)
+            .args(args)
+            .output()
+            .expect("run cyberfilter");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    ok(&[
+        "run",
+        &fixture("labelled.jsonl"),
+        "--store",
+        &store,
+        "--verifier",
+        "none",
+    ]);
+    for i in 0..12 {
+        ok(&["relabel", &store, &format!("pos-{i}"), "keep"]);
+        ok(&["relabel", &store, &format!("neg-{i}"), "reject"]);
+    }
+    // A cleared label leaves the record out.
+    ok(&["relabel", &store, "neg-11", "clear"]);
+    let out = ok(&[
+        "rules",
+        "suggest",
+        "--store",
+        &store,
+        "--rules",
+        &fixture("one-rule.toml"),
+        "--min-support",
+        "3",
+        "--top",
+        "1",
+    ]);
+    assert!(
+        out.starts_with("# rules suggest: 12 `keep` and 11 other records"),
+        "{out}"
+    );
+    assert!(out.contains("name = \"mined-double-fetch-race\""), "{out}");
+    assert!(out.contains("(12 keep / 0 other records)"), "{out}");
+}

@@ -11,7 +11,7 @@ pub struct CheckArgs {
     /// The rule file to check.
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
-    /// Also list every rule (name, category, weight, cap).
+    /// Also list every rule (name, category, weight, cap, and whether it needs other evidence).
     #[arg(long)]
     pub list: bool,
 }
@@ -48,8 +48,16 @@ pub fn run(args: &CheckArgs) -> i32 {
             if args.list {
                 for r in rules.rules() {
                     println!(
-                        "{:<28} {:<14} {:>6} x{}",
-                        r.name, r.category, r.weight, r.cap
+                        "{:<28} {:<14} {:>6} x{}{}",
+                        r.name,
+                        r.category,
+                        r.weight,
+                        r.cap,
+                        if r.requires_other_evidence {
+                            "  (needs other evidence)"
+                        } else {
+                            ""
+                        }
                     );
                 }
             }

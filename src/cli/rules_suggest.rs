@@ -65,7 +65,12 @@ pub fn run(args: &SuggestArgs) -> i32 {
     let mut corpus = Corpus::new(args.max_words as usize);
     let mut unlabelled = 0u64;
     let mut errors = 0u64;
-    let positive_name = args.positive.join(",");
+    // In a store the classes are the curator's labels.
+    let positive_name = if args.store.is_some() {
+        "keep".to_string()
+    } else {
+        args.positive.join(",")
+    };
 
     if let Some(store) = &args.store {
         match from_store(&resolve_store(store), &rules, &mut corpus) {

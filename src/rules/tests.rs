@@ -417,3 +417,38 @@ requires_other_evidence = "yes"
     assert!(errs[0].contains("rule `neg`") && errs[0].contains("positive evidence"));
     assert!(errs[1].contains("rule `bad-type`") && errs[1].contains("true or false"));
 }
+
+#[test]
+fn a_pasted_payload_does_not_dominate_the_score() {
+    let r = RuleSet::default_rules();
+    let one = r.score("<script>alert(1)</script>");
+    let pasted = r.score(&"<script>alert(1)</script> ' OR 1=1 -- ../../etc/passwd ".repeat(200));
+    // Every rule counts at most `cap` times: the paste scores like a few mentions, not 200.
+    for h in &pasted.hits {
+        let cap = r.rules().find(|s| s.name == h.rule).unwrap().cap;
+        assert!(h.count <= cap, "{h:?}");
+    }
+    assert!(one.score > 0.0);
+    assert!(pasted.score <= 20.0, "{pasted:?}");
+}
+
+#[test]
+fn generic_words_alone_do_not_keep_ordinary_prose() {
+    let r = RuleSet::default_rules();
+    let t = r.thresholds();
+    let tier = |text: &str| tier_for(r.score(text).score, text.len(), true, &t);
+    // War, sport and politics: attack, security, defence, threat, compromise, exploit, virus.
+    let prose = [
+        "The attackers were repelled after a second attack on the city's defences, the army said.",
+        "Their striker exploited a gap in the defence; the attacker scored twice as the threat grew.",
+        "Ministers reached a compromise on national security and the breach of the agreement.",
+        "Doctors said the virus had spread, a threat to vulnerable patients in the region.",
+    ];
+    for text in prose {
+        assert_eq!(tier(text), Tier::Reject, "{text}: {:?}", r.score(text));
+    }
+    // The same words in their security senses still count.
+    let security =
+        "An attacker can exploit the heap overflow to compromise the server and install malware.";
+    assert_eq!(tier(security), Tier::Keep, "{:?}", r.score(security));
+}
