@@ -41,6 +41,10 @@ pub struct HeadBenchArgs {
     /// Layer of the saved head (default: the verifier's middle layer).
     #[arg(long, value_name = "L")]
     pub head_layer: Option<usize>,
+    /// Also a head on these layers' pooled states side by side (e.g. `16,24,30`; each must be
+    /// among --layers).
+    #[arg(long, value_delimiter = ',', value_name = "L,..")]
+    pub concat: Vec<usize>,
     /// Also test a saved head (e.g. the shipped default) on the input, as it is.
     #[arg(long, value_name = "FILE")]
     pub eval_head: Option<PathBuf>,
@@ -187,7 +191,8 @@ pub fn featurize(
 /// One head configuration's figures.
 #[derive(Debug, Clone, Serialize)]
 pub struct HeadRow {
-    pub layer: usize,
+    /// The layer, or `a+b+c` for layers side by side.
+    pub layer: String,
     pub pooling: &'static str,
     pub with_p_yes: bool,
     pub l2: f64,
@@ -284,7 +289,7 @@ pub fn run(
                 };
                 let best = best_f1_cut(&scores, &input.positive);
                 rows.push(HeadRow {
-                    layer,
+                    layer: layer.to_string(),
                     pooling: "mean",
                     with_p_yes,
                     l2,
@@ -296,6 +301,84 @@ pub fn run(
                     train_cv_auc,
                 });
             }
+        }
+    }
+    if !args.concat.is_empty() {
+        let slots: Vec<usize> = args
+            .concat
+            .iter()
+            .map(|l| {
+                args.layers
+                    .iter()
+                    .position(|x| x == l)
+                    .ok_or(format!("--concat {l} is not among --layers"))
+            })
+            .collect::<Result<_, _>>()?;
+        let join = |f: &[Featurized], pos: &[bool], group: &str| -> Vec<Example> {
+            f.iter()
+                .zip(pos)
+                .enumerate()
+                .map(|(i, (f, &p))| Example {
+                    key: format!("{group}:{i}"),
+                    group: group.into(),
+                    pooled: slots
+                        .iter()
+                        .flat_map(|&s| f.pooled[s * dim..(s + 1) * dim].iter().copied())
+                        .collect(),
+                    p_yes: f.p_yes.is_finite().then_some(f.p_yes),
+                    positive: p,
+                    source: LabelSource::Seed,
+                })
+                .collect()
+        };
+        let name = args
+            .concat
+            .iter()
+            .map(|l| l.to_string())
+            .collect::<Vec<_>>()
+            .join("+");
+        let spec = FeatureSpec {
+            dim: dim * slots.len(),
+            ..spec_for(0)
+        };
+        for &l2 in &args.l2 {
+            let opts = TrainOptions {
+                l2,
+                folds: args.folds,
+                use_p_yes: true,
+                ..Default::default()
+            };
+            let test = join(input_feats, &input.positive, "input");
+            let (scores, protocol, train_cv_auc) = match (train, train_feats) {
+                (Some(t), Some(tf)) => {
+                    let ex = join(tf, &t.positive, "train");
+                    let h = head::train(&spec, &ex, &opts, None).map_err(|e| e.to_string())?;
+                    let s: Vec<f32> = test.iter().map(|e| h.predict(&e.pooled, e.p_yes)).collect();
+                    (s, "train", h.metrics.cv_auc)
+                }
+                _ => {
+                    let (_, oof) = head::train_with_oof(&spec, &test, &opts, None)
+                        .map_err(|e| e.to_string())?;
+                    (
+                        oof.ok_or("too few examples of a class for cross-validation")?,
+                        "cv",
+                        None,
+                    )
+                }
+            };
+            let best = best_f1_cut(&scores, &input.positive);
+            rows.push(HeadRow {
+                layer: name.clone(),
+                pooling: "mean",
+                with_p_yes: true,
+                l2,
+                protocol,
+                roc_auc: roc_auc(&scores, &input.positive),
+                best_cut: best.as_ref().map(|b| b.0),
+                at_best_cut: best.map(|b| b.1),
+                at_cut: prf_at(&scores, &input.positive, cut),
+                train_cv_auc,
+            });
         }
     }
     if let Some(path) = &args.eval_head {
@@ -315,7 +398,7 @@ pub fn run(
         let scores: Vec<f32> = test.iter().map(|e| h.predict(&e.pooled, e.p_yes)).collect();
         let best = best_f1_cut(&scores, &input.positive);
         rows.push(HeadRow {
-            layer: h.spec.layer,
+            layer: h.spec.layer.to_string(),
             pooling: "mean",
             with_p_yes: h.use_p_yes,
             l2: h.metrics.l2,
@@ -395,11 +478,11 @@ pub fn manifest_path_for(head: &Path) -> PathBuf {
 
 pub fn render(rows: &[HeadRow]) -> String {
     let mut s = String::from(
-        "layer pooling  P(yes) in  l2      protocol  ROC AUC  best-F1 cut   F1@best  F1@cut  train CV AUC\n",
+        "   layer pooling  P(yes) in  l2      protocol  ROC AUC  best-F1 cut   F1@best  F1@cut  train CV AUC\n",
     );
     for r in rows {
         s += &format!(
-            "{:>5} {:<8} {:<10} {:<7} {:<9} {:>7}  {:>11}  {:>7}  {:>6.3}  {}\n",
+            "{:>8} {:<8} {:<10} {:<7} {:<9} {:>7}  {:>11}  {:>7}  {:>6.3}  {}\n",
             r.layer,
             r.pooling,
             if r.with_p_yes { "yes" } else { "no" },

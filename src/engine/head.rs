@@ -359,6 +359,7 @@ pub fn rescore_index(
     head: Option<&Head>,
 ) -> Vec<(i64, Option<f32>)> {
     let mut changed = Vec::new();
+    let folded = head.map(Head::folded);
     for (&seq, f) in feats {
         let Some(pos) = index.pos(seq) else {
             continue;
@@ -367,7 +368,7 @@ pub fn rescore_index(
         if i.p_yes.is_none() {
             continue;
         }
-        let p = head.map(|h| h.predict_f16(f, i.p_yes));
+        let p = folded.as_ref().map(|h| h.predict_f16(f, i.p_yes));
         if p != i.p_head {
             index.set_p_head(pos, p);
             changed.push((seq, p));

@@ -250,24 +250,38 @@ impl Head {
         self.w.len()
     }
 
-    /// [`Self::predict`] on f16 features (as the engine keeps them), without allocating.
-    pub fn predict_f16(&self, pooled: &[u16], p_yes: Option<f32>) -> f32 {
-        let n = self.spec.dim.min(pooled.len());
-        let mut z = self.b as f64;
-        for (j, &h) in pooled.iter().enumerate().take(n) {
-            let v = crate::store::features::f16_to_f32(h);
-            z += self.w[j] as f64 * ((v - self.mean[j]) / self.scale[j]) as f64;
+    /// The weights with the standardisation folded in, for scoring many records.
+    pub fn folded(&self) -> Folded {
+        let d = self.spec.dim.min(self.w.len());
+        let mut b = self.b as f64;
+        let mut w = Vec::with_capacity(d);
+        for j in 0..d {
+            let wj = self.w[j] as f64 / self.scale[j] as f64;
+            b -= wj * self.mean[j] as f64;
+            w.push(wj);
         }
-        if self.use_p_yes {
-            if let Some(v) = p_yes_input(p_yes) {
-                let j = self.spec.dim;
-                z += self.w[j] as f64 * ((v - self.mean[j]) / self.scale[j]) as f64;
-            }
+        let p_yes = (self.use_p_yes && self.w.len() > d)
+            .then(|| (self.w[d] as f64 / self.scale[d] as f64, self.mean[d] as f64));
+        Folded {
+            w,
+            b,
+            p_yes,
+            a: self.platt_a as f64,
+            c: self.platt_c as f64,
         }
-        lr::sigmoid(self.platt_a as f64 * z + self.platt_c as f64) as f32
     }
 
-    /// The uncalibrated logit.
+    /// [`Self::predict`] on f16 features (as the engine keeps them).
+    pub fn predict_f16(&self, pooled: &[u16], p_yes: Option<f32>) -> f32 {
+        self.folded().predict_f16(pooled, p_yes)
+    }
+
+    /// Calibrated P(head).
+    pub fn predict(&self, pooled: &[f32], p_yes: Option<f32>) -> f32 {
+        self.folded().predict(pooled, p_yes)
+    }
+
+    /// The uncalibrated logit (as trained, before folding).
     pub fn logit(&self, pooled: &[f32], p_yes: Option<f32>) -> f64 {
         let mut x = Vec::with_capacity(self.w.len());
         raw_inputs(pooled, p_yes, self.use_p_yes, &mut x);
@@ -278,12 +292,6 @@ impl Head {
             }
         }
         z
-    }
-
-    /// Calibrated P(head).
-    pub fn predict(&self, pooled: &[f32], p_yes: Option<f32>) -> f32 {
-        let z = self.logit(pooled, p_yes);
-        lr::sigmoid(self.platt_a as f64 * z + self.platt_c as f64) as f32
     }
 
     /// Errors unless this head reads exactly the features `run` makes.
@@ -321,6 +329,60 @@ impl Head {
         }
         Ok(h)
     }
+}
+
+/// A head's weights over raw features (standardisation folded in): P(head) of many records
+/// without a division per feature. Both `Head::predict` paths go through it, so the engine, the
+/// CLI and a brute-force check compute the same number.
+#[derive(Debug, Clone)]
+pub struct Folded {
+    w: Vec<f64>,
+    b: f64,
+    /// Weight over raw logit P(yes), and its mean (a missing P(yes) counts as the mean).
+    p_yes: Option<(f64, f64)>,
+    a: f64,
+    c: f64,
+}
+
+impl Folded {
+    fn finish(&self, mut z: f64, p_yes: Option<f32>) -> f32 {
+        if let (Some((w, mean)), Some(v)) = (self.p_yes, p_yes_input(p_yes)) {
+            z += w * (v as f64 - mean);
+        }
+        lr::sigmoid(self.a * z + self.c) as f32
+    }
+
+    pub fn predict(&self, pooled: &[f32], p_yes: Option<f32>) -> f32 {
+        let mut z = self.b;
+        for (w, x) in self.w.iter().zip(pooled) {
+            if x.is_finite() {
+                z += w * *x as f64;
+            }
+        }
+        self.finish(z, p_yes)
+    }
+
+    pub fn predict_f16(&self, pooled: &[u16], p_yes: Option<f32>) -> f32 {
+        let lut = f16_table();
+        let mut z = self.b;
+        for (w, h) in self.w.iter().zip(pooled) {
+            let x = lut[*h as usize];
+            if x.is_finite() {
+                z += w * x as f64;
+            }
+        }
+        self.finish(z, p_yes)
+    }
+}
+
+/// Every f16 bit pattern as f32 (256 KB, built once).
+fn f16_table() -> &'static [f32] {
+    static T: std::sync::OnceLock<Vec<f32>> = std::sync::OnceLock::new();
+    T.get_or_init(|| {
+        (0..=u16::MAX)
+            .map(crate::store::features::f16_to_f32)
+            .collect()
+    })
 }
 
 /// Trains a head on `examples` (every pooled vector `spec.dim` long). With `prior`, its
