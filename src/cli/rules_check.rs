@@ -37,9 +37,9 @@ pub fn run(args: &CheckArgs) -> i32 {
                 .map(|(c, n)| format!("{c} {n}"))
                 .collect();
             println!(
-                "{}: ok, {} rules ({}); keep >= {}, verify >= {}, min text {} chars",
+                "{}: ok, {} ({}); keep >= {}, verify >= {}, min text {} chars",
                 args.file.display(),
-                rules.len(),
+                super::run::plural(rules.len() as u64, "rule"),
                 cats.join(", "),
                 t.high,
                 t.low,
