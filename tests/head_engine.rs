@@ -156,7 +156,11 @@ fn labels_retrain_the_head_and_flips_resume_and_export_agree() {
         let s = RunStore::open_read(&store).unwrap();
         let mut q = s
             .conn()
-            .prepare("SELECT seq, id, verdict FROM records WHERE tier = 'verify' AND p_head IS NOT NULL ORDER BY seq")
+            // Ids of one record each, so a label changes exactly the record chosen.
+            .prepare(
+                "SELECT seq, id, verdict FROM records WHERE tier = 'verify' AND p_head IS NOT NULL
+                 AND id IN (SELECT id FROM records GROUP BY id HAVING COUNT(*) = 1) ORDER BY seq",
+            )
             .unwrap();
         let v = q
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
