@@ -27,6 +27,25 @@ fn cyberfilter(args: &[&str], data: &Path) -> (i32, String, String) {
     )
 }
 
+/// `cyberfilter run INPUT --head-seed SEED` with no verifier.
+fn run_with_seed(input: &Path, store: &Path, seed: &Path, cwd: &Path) -> (i32, String, String) {
+    cyberfilter(
+        &[
+            "run",
+            input.to_str().unwrap(),
+            "--store",
+            store.to_str().unwrap(),
+            "--verifier",
+            "none",
+            "--progress",
+            "none",
+            "--head-seed",
+            seed.to_str().unwrap(),
+        ],
+        cwd,
+    )
+}
+
 #[test]
 fn a_seed_without_the_label_field_or_with_one_class_is_refused_before_anything_runs() {
     let dir = tempfile::tempdir().unwrap();
@@ -38,21 +57,7 @@ fn a_seed_without_the_label_field_or_with_one_class_is_refused_before_anything_r
         "{\"text\": \"a heap overflow in the parser\"}\n{\"text\": \"fix typo in docs\"}\n",
     )
     .unwrap();
-    let (code, _, err) = cyberfilter(
-        &[
-            "run",
-            cwe.to_str().unwrap(),
-            "--store",
-            store.to_str().unwrap(),
-            "--verifier",
-            "none",
-            "--progress",
-            "none",
-            "--head-seed",
-            nolabel.to_str().unwrap(),
-        ],
-        dir.path(),
-    );
+    let (code, _, err) = run_with_seed(&cwe, &store, &nolabel, dir.path());
     assert_eq!(code, 3, "{err}");
     assert!(
         err.contains("no record has the label field \"label\""),
@@ -67,21 +72,7 @@ fn a_seed_without_the_label_field_or_with_one_class_is_refused_before_anything_r
         "{\"text\": \"a heap overflow in the parser\", \"label\": \"security\"}\n{\"text\": \"SQL injection in login\", \"label\": \"security\"}\n",
     )
     .unwrap();
-    let (code, _, err) = cyberfilter(
-        &[
-            "run",
-            cwe.to_str().unwrap(),
-            "--store",
-            store.to_str().unwrap(),
-            "--verifier",
-            "none",
-            "--progress",
-            "none",
-            "--head-seed",
-            one.to_str().unwrap(),
-        ],
-        dir.path(),
-    );
+    let (code, _, err) = run_with_seed(&cwe, &store, &one, dir.path());
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("every labelled record is positive"), "{err}");
     assert!(err.contains("a head needs both classes"), "{err}");

@@ -4,6 +4,8 @@
 //! a brute-force recomputation from the store's features; a resumed run and an export give
 //! the live session's verdicts. Skips with a note when the model is missing.
 
+mod engine_support;
+
 use cyberfilter::decide::{decide, DecisionInputs, Label, Verdict};
 use cyberfilter::engine::head::{HeadMode, HeadOptions};
 use cyberfilter::engine::{self, Command, EngineConfig, EngineEvent, ExportFormat, ExportLayout};
@@ -13,7 +15,7 @@ use cyberfilter::store::RunStore;
 use cyberfilter::verify::mlx::{default_model_path, factory_with, MlxOptions};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Short texts keep the debug build's CPU passes to seconds.
 const MAX_TEXT_TOKENS: usize = 48;
@@ -41,34 +43,25 @@ fn config(store: &Path, exit_when_done: bool) -> EngineConfig {
     c
 }
 
+/// Events until `stop` says so; fails the test on a timeout, listing what came.
 fn wait_for(
     h: &mut engine::EngineHandle,
     secs: u64,
     mut stop: impl FnMut(&EngineEvent) -> bool,
 ) -> Vec<EngineEvent> {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let mut out = Vec::new();
-    while Instant::now() < deadline {
-        match h.events.try_recv() {
-            Ok(e) => {
-                let done = stop(&e);
-                out.push(e);
-                if done {
-                    return out;
-                }
-            }
-            Err(tokio::sync::mpsc::error::TryRecvError::Empty) => {
-                std::thread::sleep(Duration::from_millis(10))
-            }
-            Err(_) => break,
-        }
-    }
-    panic!(
+    let mut hit = false;
+    let out = engine_support::events_until(h, Duration::from_secs(secs), |e| {
+        hit = stop(e);
+        hit
+    });
+    assert!(
+        hit,
         "timed out; events so far: {:?}",
         out.iter()
             .map(|e| format!("{e:?}").chars().take(160).collect::<String>())
             .collect::<Vec<_>>()
     );
+    out
 }
 
 /// (seq, id, verdict, decided_by) of every record, by seq.
