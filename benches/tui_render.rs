@@ -116,6 +116,7 @@ fn detail(id: &str) -> RecordDetail {
                 negative: false,
             })
             .collect(),
+        p_head: None,
         text,
         hits: (0..8)
             .map(|k| RuleHit {

@@ -883,6 +883,7 @@ impl Decider {
             hits: rec.hits.clone(),
             locator: rec.locator.to_string(),
             model: rec.model.clone(),
+            p_head: inputs.p_head,
             original,
             why,
             row,

@@ -41,6 +41,9 @@ pub struct RecordDetail {
     pub hits: Vec<RuleHit>,
     pub locator: String,
     pub model: Option<String>,
+    /// The verdict head's probability, when a head scored the record.
+    #[serde(default)]
+    pub p_head: Option<f32>,
     /// The original record bytes, pretty-printed when they are JSON; or the error reading them.
     pub original: Result<String, String>,
     /// Human-readable reason for the verdict ("score 7.5 ≥ high 6", "P(yes) 0.81 ≥ 0.5", …).

@@ -278,6 +278,7 @@ impl FakeState {
             hits: r.hits.clone(),
             locator: format!("{}#{}@{}+{}", r.file, r.seq - 1, (r.seq - 1) * 812, 812),
             model: r.p_yes.map(|_| "test-verifier".to_string()),
+            p_head: None,
             original,
             why,
             matches: r.matches.clone(),
