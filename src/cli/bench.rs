@@ -511,34 +511,11 @@ fn run_verifier(args: &VerifierArgs) -> i32 {
 }
 
 /// ROC AUC: the chance that a random positive scores above a random negative (ties count
-/// half). `None` without both classes.
+/// half). `None` without both classes. One implementation (rank-based, O(n log n)) serves the
+/// bench and the head's cross-validation.
 pub fn roc_auc(scores: &[f32], positive: &[bool]) -> Option<f64> {
-    let pos: Vec<f32> = scores
-        .iter()
-        .zip(positive)
-        .filter(|p| *p.1)
-        .map(|p| *p.0)
-        .collect();
-    let neg: Vec<f32> = scores
-        .iter()
-        .zip(positive)
-        .filter(|p| !*p.1)
-        .map(|p| *p.0)
-        .collect();
-    if pos.is_empty() || neg.is_empty() {
-        return None;
-    }
-    let mut wins = 0.0;
-    for p in &pos {
-        for n in &neg {
-            wins += match p.partial_cmp(n) {
-                Some(std::cmp::Ordering::Greater) => 1.0,
-                Some(std::cmp::Ordering::Equal) => 0.5,
-                _ => 0.0,
-            };
-        }
-    }
-    Some(wins / (pos.len() * neg.len()) as f64)
+    let wide: Vec<f64> = scores.iter().map(|&s| s as f64).collect();
+    crate::verify::head::lr::roc_auc(&wide, positive)
 }
 
 /// Precision, recall and F1 of "P(yes) >= cut".
