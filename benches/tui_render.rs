@@ -26,6 +26,7 @@ fn row(i: u64) -> RecordRow {
         file: "sample_data/nvdcve-2.0-2024.json".into(),
         score: (i % 13) as f32 * 0.75 - 1.0,
         p_yes: (i % 3 == 0).then_some((i % 100) as f32 / 100.0),
+        p_head: None,
         tier: [Tier::Keep, Tier::Verify, Tier::Reject][(i % 3) as usize],
         verdict: [Verdict::Kept, Verdict::Removed, Verdict::Pending][(i % 3) as usize],
         decided_by: Some([DecidedBy::Rule, DecidedBy::Llm, DecidedBy::Human][(i % 3) as usize]),
@@ -116,7 +117,6 @@ fn detail(id: &str) -> RecordDetail {
                 negative: false,
             })
             .collect(),
-        p_head: None,
         text,
         hits: (0..8)
             .map(|k| RuleHit {

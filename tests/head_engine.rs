@@ -188,6 +188,27 @@ fn labels_retrain_the_head_and_flips_resume_and_export_agree() {
         unreachable!()
     };
     assert!(report.version.is_some(), "{report:?}");
+    // The head panel's view agrees with the report: same head, same flips, curator examples.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    h.commands
+        .blocking_send(Command::HeadStatus { reply: tx })
+        .unwrap();
+    let status = rx.blocking_recv().expect("head status");
+    assert_eq!(status.version, report.version, "{status:?}");
+    assert!(status.enabled && status.off_reason.is_none(), "{status:?}");
+    assert_eq!(
+        status.last_flips,
+        Some((report.to_kept, report.to_removed)),
+        "{status:?}"
+    );
+    let m = status.metrics.as_ref().expect("metrics");
+    assert_eq!(
+        m.by_source.get("curator").map(|n| n[0] + n[1]),
+        Some(4),
+        "{m:?}"
+    );
+    assert!(status.records_with_features >= verify.len(), "{status:?}");
+    assert_eq!(status.labels_since, 0, "{status:?}");
     // Flush by asking for a record, then stop the live session.
     h.commands.blocking_send(Command::Stop).unwrap();
     wait_for(&mut h, 60, |e| matches!(e, EngineEvent::Finished(_)));

@@ -95,3 +95,91 @@ async fn mono_theme_uses_no_colour_but_keeps_the_selection_visible() {
         .collect();
     assert_eq!(reversed_rows.len(), 1, "{reversed_rows:?}");
 }
+
+fn fake_head_metrics() -> cyberfilter::verify::head::HeadMetrics {
+    let mut by_source = std::collections::BTreeMap::new();
+    by_source.insert("curator".to_string(), [7, 5]);
+    by_source.insert("weak".to_string(), [200, 200]);
+    let mut by_group = std::collections::BTreeMap::new();
+    for (g, n) in [("nvd", [120, 0]), ("cve5", [80, 0]), ("debian", [0, 150])] {
+        by_group.insert(g.to_string(), n);
+    }
+    by_group.insert("arxiv".to_string(), [7, 55]);
+    cyberfilter::verify::head::HeadMetrics {
+        examples: 412,
+        positives: 207,
+        by_source,
+        by_group,
+        cv_auc: Some(0.874),
+        folds: 5,
+        l2: 1.0,
+        // 2026-12-06 07:40:00 UTC: fixed, so the frame is the same on every run.
+        trained_at: 1_796_542_800,
+        prior: None,
+    }
+}
+
+/// With a verdict head: the table grows a P(head) column, `H` shows what the head learned,
+/// `o` turns it off (P(yes) decides, the column goes) and on again, `r` retrains.
+#[tokio::test]
+async fn head_panel_and_p_head_column() {
+    let mut h = Harness::new(240, 120, 40, Theme::dark()).await;
+    h.engine.head_on(fake_head_metrics());
+    h.feed(4, 30).await;
+    let table = h.render();
+    assert!(table.contains("P(head)"), "{table}");
+
+    h.keys("H").await;
+    insta::assert_snapshot!("head_panel_120x40", h.render());
+
+    // Off: the engine re-decides, the panel says so, the column goes with the rows' P(head).
+    h.keys("o").await;
+    h.tick(300).await;
+    let off = h.render();
+    assert!(off.contains("switched off"), "{off}");
+    assert!(h
+        .engine
+        .state
+        .lock()
+        .unwrap()
+        .commands_seen
+        .contains(&"SetHeadEnabled".to_string()));
+    h.key(KeyCode::Esc).await;
+    h.tick(300).await;
+    assert!(!h.render().contains("P(head)"), "{}", h.render());
+
+    // On again, then a retrain on demand: a new version, reported in the panel.
+    h.keys("Ho").await;
+    h.keys("r").await;
+    h.tick(300).await;
+    let retrained = h.render();
+    assert!(
+        retrained.contains("fake-0") || retrained.contains("fake-"),
+        "{retrained}"
+    );
+    assert!(retrained.contains("on: P(head) decides"), "{retrained}");
+    assert!(h.app().head_in_force);
+}
+
+/// Without features (the test engine has none) the panel says why there is no head, and its
+/// keys change nothing.
+#[tokio::test]
+async fn head_panel_says_why_the_head_is_off() {
+    let mut h = Harness::new(60, 100, 30, Theme::dark()).await;
+    h.feed(2, 20).await;
+    h.keys("H").await;
+    let frame = h.render();
+    assert!(
+        frame.contains("test engine has no verifier features"),
+        "{frame}"
+    );
+    h.keys("r").await;
+    assert!(!h
+        .engine
+        .state
+        .lock()
+        .unwrap()
+        .commands_seen
+        .contains(&"RetrainHead".to_string()));
+    assert!(h.render().contains("no verdict head in this run"));
+}

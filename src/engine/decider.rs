@@ -383,6 +383,7 @@ impl Decider {
                 file: s.record.locator.file.display().to_string(),
                 score: s.score.score,
                 p_yes: None,
+                p_head: None,
                 tier: d.tier,
                 verdict: d.verdict,
                 decided_by: d.decided_by,
@@ -585,6 +586,9 @@ impl Decider {
             }
             Command::RetrainHead => self.head_retrain("on demand"),
             Command::SetHeadEnabled(on) => self.head_set_enabled(on),
+            Command::HeadStatus { reply } => {
+                let _ = reply.send(self.head_status());
+            }
         }
     }
 
@@ -771,16 +775,11 @@ impl Decider {
             .pos(r.seq)
             .map(|p| self.index.decision_at(p))
             .unwrap_or_else(|| crate::decide::decide(&r.inputs(), &self.t));
-        let p_yes = self
-            .index
-            .pos(r.seq)
-            .map(|p| self.index.inputs_at(p).p_yes)
-            .unwrap_or(r.p_yes);
-        let label = self
-            .index
-            .pos(r.seq)
-            .map(|p| self.index.inputs_at(p).label)
-            .unwrap_or(r.label);
+        // The index holds the live inputs (answers and labels not yet written back).
+        let (p_yes, p_head, label) = match self.index.pos(r.seq).map(|p| self.index.inputs_at(p)) {
+            Some(i) => (i.p_yes, i.p_head, i.label),
+            None => (r.p_yes, r.p_head, r.label),
+        };
         let mut hits = r.hits.clone();
         hits.sort_by(|a, b| b.contribution.abs().total_cmp(&a.contribution.abs()));
         RecordRow {
@@ -792,6 +791,7 @@ impl Decider {
             file: r.file.clone(),
             score: r.score,
             p_yes,
+            p_head,
             tier: d.tier,
             verdict: d.verdict,
             decided_by: d.decided_by,
@@ -862,11 +862,7 @@ impl Decider {
             text_len: rec.text_len,
             scored: rec.scored,
             p_yes: row.p_yes,
-            p_head: self
-                .index
-                .pos(rec.seq)
-                .map(|p| self.index.inputs_at(p).p_head)
-                .unwrap_or(rec.p_head),
+            p_head: row.p_head,
             label: row.label,
         };
         let why = crate::decide::why(
@@ -883,7 +879,6 @@ impl Decider {
             hits: rec.hits.clone(),
             locator: rec.locator.to_string(),
             model: rec.model.clone(),
-            p_head: inputs.p_head,
             original,
             why,
             row,

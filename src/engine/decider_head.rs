@@ -3,7 +3,7 @@
 //! retraining and re-deciding the verify band from stored features.
 
 use super::super::head::{self as eh, HeadMode};
-use super::super::types::{EngineEvent, FlipPreview, HeadEvent};
+use super::super::types::{EngineEvent, FlipPreview, HeadEvent, HeadStatus};
 use super::super::verifier::{BatchResult, Item, Job};
 use super::super::writer::WriterMsg;
 use super::Decider;
@@ -23,6 +23,27 @@ impl Decider {
             cv_auc: h.and_then(|h| h.metrics.cv_auc),
             to_kept: flips.to_kept,
             to_removed: flips.to_removed,
+        }
+    }
+
+    /// The head panel's view of the head.
+    pub(super) fn head_status(&self) -> HeadStatus {
+        let h = &self.head;
+        let active = h.active.as_ref();
+        HeadStatus {
+            off_reason: h.off_reason.clone(),
+            enabled: h.enabled && active.is_some(),
+            version: active.map(|a| a.version.clone()),
+            shipped_default: active.is_some()
+                && h.prior.as_ref().map(|p| &p.version) == active.map(|a| &a.version),
+            metrics: active.map(|a| a.metrics.clone()),
+            features: h.spec.as_ref().map(|s| s.key()),
+            records_with_features: h.feats.len(),
+            idle_left: h.seeds_left.len() + h.weak_todo.len() + h.weak_in_flight.len(),
+            labels_since: h.labels_since,
+            retrain_every: h.opts.retrain_every,
+            last_flips: h.last_flips.map(|f| (f.to_kept, f.to_removed)),
+            cut: self.t.p_yes_cut,
         }
     }
 
@@ -324,6 +345,10 @@ impl Decider {
                 .map(|h| h.version.clone()),
         ));
         let (flips, _) = self.head_rescore();
+        self.head.last_flips = Some(Flips {
+            to_kept: flips.to_kept,
+            to_removed: flips.to_removed,
+        });
         let msg = format!(
             "head {}: +{} kept, -{} removed",
             if on { "on" } else { "off (P(yes) decides)" },

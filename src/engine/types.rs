@@ -25,6 +25,9 @@ pub struct RecordRow {
     pub file: String,
     pub score: f32,
     pub p_yes: Option<f32>,
+    /// P(head) when the verdict head scored this record.
+    #[serde(default)]
+    pub p_head: Option<f32>,
     pub tier: Tier,
     pub verdict: Verdict,
     pub decided_by: Option<DecidedBy>,
@@ -41,9 +44,6 @@ pub struct RecordDetail {
     pub hits: Vec<RuleHit>,
     pub locator: String,
     pub model: Option<String>,
-    /// The verdict head's probability, when a head scored the record.
-    #[serde(default)]
-    pub p_head: Option<f32>,
     /// The original record bytes, pretty-printed when they are JSON; or the error reading them.
     pub original: Result<String, String>,
     /// Human-readable reason for the verdict ("score 7.5 ≥ high 6", "P(yes) 0.81 ≥ 0.5", …).
@@ -187,6 +187,10 @@ pub enum Command {
     RetrainHead,
     /// Switch the verdict head on or off (off: the verify band is decided by P(yes)).
     SetHeadEnabled(bool),
+    /// The verdict head's state for the workbench's head panel.
+    HeadStatus {
+        reply: oneshot::Sender<HeadStatus>,
+    },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -254,6 +258,33 @@ pub enum EngineEvent {
     /// everything. The engine keeps answering commands (relabel, thresholds, export) until
     /// `Stop` (it stops by itself instead when `EngineConfig::exit_when_done` is set).
     Drained(StatsSnapshot),
+}
+
+/// The verdict head as the head panel shows it: what it learned from, how well, and
+/// what its last retrain changed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HeadStatus {
+    /// Why there is no head (`--head off`, a verifier without features); None: it can run.
+    pub off_reason: Option<String>,
+    /// Switched on by the curator (off: P(yes) decides the verify band).
+    pub enabled: bool,
+    /// The head in force: version, whether it is the shipped default, its training report.
+    pub version: Option<String>,
+    pub shipped_default: bool,
+    pub metrics: Option<crate::verify::head::HeadMetrics>,
+    /// The features it reads (`model|layer|pooling|tokens|dim`).
+    pub features: Option<String>,
+    /// Records of this run with stored features (what a retrain rescores).
+    pub records_with_features: usize,
+    /// Seed texts and weak labels still to featurize while the verifier idles.
+    pub idle_left: usize,
+    /// Curator labels since the last training, and how many trigger a retrain.
+    pub labels_since: usize,
+    pub retrain_every: usize,
+    /// Flips of the last retrain or switch, each way.
+    pub last_flips: Option<(u64, u64)>,
+    /// The cut P(head) is compared with (the threshold panel's P cut).
+    pub cut: f32,
 }
 
 /// What the verdict head did.

@@ -17,6 +17,7 @@ pub enum Action {
     OpenExport,
     ReviewUncertain,
     ReviewRejected,
+    OpenHead,
     // Moving around a list or a text.
     Up,
     Down,
@@ -50,6 +51,9 @@ pub enum Action {
     TypeValue,
     Apply,
     Reset,
+    // Head panel.
+    RetrainHead,
+    ToggleHead,
     /// Unbinds a key in a user keymap (`"x" = "none"`).
     None,
 }
@@ -68,6 +72,7 @@ impl Action {
             Action::OpenExport => "Export kept/removed records",
             Action::ReviewUncertain => "Review queue: most uncertain unlabelled first",
             Action::ReviewRejected => "Spot-check queue: rejected, unlabelled",
+            Action::OpenHead => "Verdict head: what it learned, how well, retrain, on/off",
             Action::Up => "Move up",
             Action::Down => "Move down",
             Action::PageUp => "Page up",
@@ -97,6 +102,8 @@ impl Action {
             Action::TypeValue => "Type a value",
             Action::Apply => "Apply (verdicts change at once)",
             Action::Reset => "Reset to the running values",
+            Action::RetrainHead => "Retrain the head now (re-decides from stored features)",
+            Action::ToggleHead => "Turn the head off (P(yes) decides) or back on",
             Action::None => "Unbound",
         }
     }
@@ -114,6 +121,7 @@ impl Action {
             Action::OpenExport => "export",
             Action::ReviewUncertain => "review",
             Action::ReviewRejected => "spot-check",
+            Action::OpenHead => "head",
             Action::Up => "up",
             Action::Down => "down",
             Action::PageUp => "page up",
@@ -143,6 +151,8 @@ impl Action {
             Action::TypeValue => "type",
             Action::Apply => "apply",
             Action::Reset => "reset",
+            Action::RetrainHead => "retrain",
+            Action::ToggleHead => "on/off",
             Action::None => "",
         }
     }

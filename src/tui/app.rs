@@ -22,11 +22,13 @@ use tui_textarea::TextArea;
 
 // One file per view: its state and the handling of its keys (they extend `App`).
 mod export;
+mod head;
 mod record;
 mod table;
 mod thresholds;
 
 pub use export::{ExportDialog, ExportField};
+pub use head::HeadPanel;
 pub use record::{Pane, RecordView, Review, ReviewKind};
 #[cfg(test)]
 use table::cycle;
@@ -70,6 +72,7 @@ pub enum Msg {
         gen: u64,
         value: LabelAgreement,
     },
+    HeadStatus(crate::engine::types::HeadStatus),
     /// The engine dropped a reply channel (it stopped or failed that request).
     ReplyLost(&'static str),
 }
@@ -108,6 +111,8 @@ pub enum Effect {
         gen: u64,
         thresholds: Thresholds,
     },
+    /// The verdict head's state, for the head panel.
+    HeadStatus,
     /// Leave the main loop (the engine has stopped or is gone).
     Exit,
 }
@@ -162,6 +167,7 @@ pub enum Overlay {
     Help { scroll: u16 },
     Thresholds(Box<ThresholdPanel>),
     Export(Box<ExportDialog>),
+    Head(Box<HeadPanel>),
 }
 
 /// Fixed facts about the session shown in the header.
@@ -209,6 +215,8 @@ pub struct App {
     pub overlay: Option<Overlay>,
     pub status: Option<Status>,
     pub labels_this_session: u64,
+    /// A verdict head decides the verify band (from the engine's last head event).
+    pub head_in_force: bool,
 }
 
 impl App {
@@ -249,6 +257,7 @@ impl App {
             overlay: None,
             status: None,
             labels_this_session: 0,
+            head_in_force: false,
         }
     }
 
@@ -266,6 +275,7 @@ impl App {
             Some(Overlay::Help { .. }) => Mode::Help,
             Some(Overlay::Thresholds(_)) => Mode::Thresholds,
             Some(Overlay::Export(_)) => Mode::Export,
+            Some(Overlay::Head(_)) => Mode::Head,
             None if self.record.is_some() => Mode::Record,
             None => Mode::Table,
         }
@@ -329,6 +339,7 @@ impl App {
                 }
             }
             Msg::Agreement { tag, gen, value } => self.on_agreement(tag, gen, value),
+            Msg::HeadStatus(status) => self.on_head_status(status),
             Msg::ReplyLost(what) => {
                 if what == "query" {
                     self.query_in_flight = false;
@@ -452,12 +463,14 @@ impl App {
             }
             Action::ReviewUncertain => return self.start_review(ReviewKind::Uncertain, fx),
             Action::ReviewRejected => return self.start_review(ReviewKind::Rejected, fx),
+            Action::OpenHead => return self.open_head(fx),
             _ => {}
         }
         match self.mode() {
             Mode::Help => self.help_action(action),
             Mode::Thresholds => self.threshold_action(action, fx),
             Mode::Export => self.export_action(action, fx),
+            Mode::Head => self.head_action(action, fx),
             Mode::Record => self.record_action(action, fx),
             Mode::Table | Mode::Global => self.table_action(action, fx),
         }
@@ -586,8 +599,13 @@ impl App {
                 self.last_query_at = None;
                 self.maybe_refresh(fx);
                 self.request_agreement(fx);
+                self.refresh_head_panel(fx);
             }
-            EngineEvent::Head(h) => self.set_status(StatusKind::Info, h.message),
+            EngineEvent::Head(h) => {
+                self.head_in_force = h.version.is_some();
+                self.set_status(StatusKind::Info, h.message);
+                self.refresh_head_panel(fx);
+            }
             EngineEvent::Error { file, message } => {
                 if self.errors.len() == ERRORS_KEPT {
                     self.errors.pop_front();
@@ -836,6 +854,7 @@ mod typeahead_tests {
             file: "f".into(),
             score: 0.0,
             p_yes: None,
+            p_head: None,
             tier: Tier::Reject,
             verdict: Verdict::Removed,
             decided_by: None,

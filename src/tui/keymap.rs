@@ -19,16 +19,18 @@ pub enum Mode {
     Record,
     Thresholds,
     Export,
+    Head,
     Help,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 6] = [
+    pub const ALL: [Mode; 7] = [
         Mode::Global,
         Mode::Table,
         Mode::Record,
         Mode::Thresholds,
         Mode::Export,
+        Mode::Head,
         Mode::Help,
     ];
 
@@ -39,6 +41,7 @@ impl Mode {
             Mode::Record => "Record view and review queues",
             Mode::Thresholds => "Threshold panel",
             Mode::Export => "Export dialog",
+            Mode::Head => "Verdict head panel",
             Mode::Help => "Help",
         }
     }
@@ -50,6 +53,7 @@ impl Mode {
             Mode::Record => "record",
             Mode::Thresholds => "thresholds",
             Mode::Export => "export",
+            Mode::Head => "head",
             Mode::Help => "help",
         }
     }
@@ -89,7 +93,7 @@ pub enum KeyCodeOrd {
 pub enum KeymapError {
     #[error("{origin}: invalid keymap TOML: {message}")]
     Toml { origin: String, message: String },
-    #[error("{origin}: [{section}] unknown mode (expected one of global, table, record, thresholds, export, help)")]
+    #[error("{origin}: [{section}] unknown mode (expected one of global, table, record, thresholds, export, head, help)")]
     UnknownMode { origin: String, section: String },
     #[error("{origin}: [{section}] key `{key}`: {reason}")]
     BadKey {

@@ -157,6 +157,11 @@ impl Session {
                         "agreement",
                     );
                 }
+                Effect::HeadStatus => {
+                    let (reply, rx) = oneshot::channel();
+                    let _ = self.cmd_tx.send(Command::HeadStatus { reply });
+                    self.await_reply(rx, Msg::HeadStatus, "head status");
+                }
                 Effect::Exit => self.exit = true,
             }
         }

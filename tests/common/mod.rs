@@ -170,6 +170,7 @@ pub fn record_row(seq: i64, id: impl Into<String>) -> RecordRow {
         file: "feed.jsonl".into(),
         score: 0.0,
         p_yes: None,
+        p_head: None,
         tier: Tier::Verify,
         verdict: Verdict::Pending,
         decided_by: Some(DecidedBy::Rule),

@@ -139,6 +139,15 @@ pub fn sample_records(n: usize) -> Vec<FakeRecord> {
         .collect()
 }
 
+/// The test head: a fixed probability per record id, unlike the test verifier's.
+pub fn test_head(id: &str) -> f32 {
+    let h = id
+        .bytes()
+        .rev()
+        .fold(11u32, |a, b| a.wrapping_mul(37).wrapping_add(b as u32));
+    (h % 101) as f32 / 100.0
+}
+
 /// The test verifier: a fixed probability per record id.
 pub fn test_verifier(id: &str) -> f32 {
     let h = id
@@ -157,6 +166,8 @@ pub struct FakeState {
     pub commands_seen: Vec<String>,
     pub errors: u64,
     pub max_query_limit: u64,
+    /// The fake verdict head: off unless a test switches it on with [`FakeEngine::head_on`].
+    pub head: HeadStatus,
 }
 
 impl FakeState {
@@ -166,9 +177,15 @@ impl FakeState {
             text_len: r.text.chars().count(),
             scored: true,
             p_yes: r.p_yes,
-            p_head: None,
+            p_head: self.p_head(r),
             label: r.label,
         }
+    }
+
+    /// P(head) of an answered record while the fake head is on.
+    fn p_head(&self, r: &FakeRecord) -> Option<f32> {
+        let on = self.head.enabled && self.head.version.is_some();
+        r.p_yes.filter(|_| on).map(|_| test_head(&r.id))
     }
 
     pub fn row(&self, r: &FakeRecord) -> RecordRow {
@@ -182,6 +199,7 @@ impl FakeState {
             file: r.file.clone(),
             score: r.score,
             p_yes: r.p_yes,
+            p_head: self.p_head(r),
             tier: d.tier,
             verdict: d.verdict,
             decided_by: d.decided_by,
@@ -278,7 +296,6 @@ impl FakeState {
             hits: r.hits.clone(),
             locator: format!("{}#{}@{}+{}", r.file, r.seq - 1, (r.seq - 1) * 812, 812),
             model: r.p_yes.map(|_| "test-verifier".to_string()),
-            p_head: None,
             original,
             why,
             matches: r.matches.clone(),
@@ -377,6 +394,10 @@ impl FakeEngine {
             commands_seen: Vec::new(),
             errors: 0,
             max_query_limit: 0,
+            head: HeadStatus {
+                off_reason: Some("the test engine has no verifier features".into()),
+                ..HeadStatus::default()
+            },
         }));
         let st = state.clone();
         tokio::spawn(async move {
@@ -443,6 +464,25 @@ impl FakeEngine {
         rx.await.unwrap();
     }
 
+    /// Switch the fake head on: a trained head with these metrics decides the verify band.
+    pub fn head_on(&self, metrics: cyberfilter::verify::head::HeadMetrics) {
+        let mut s = self.state.lock().unwrap();
+        s.head = HeadStatus {
+            off_reason: None,
+            enabled: true,
+            version: Some("fake-0".into()),
+            shipped_default: true,
+            metrics: Some(metrics),
+            features: Some("test|layer16|mean|t96|d576".into()),
+            records_with_features: s.records.iter().filter(|r| r.p_yes.is_some()).count(),
+            idle_left: 0,
+            labels_since: 0,
+            retrain_every: 10,
+            last_flips: None,
+            cut: s.thresholds.p_yes_cut,
+        };
+    }
+
     pub async fn error(&self, file: &str, message: &str) {
         let (tx, rx) = oneshot::channel();
         self.ctl
@@ -450,6 +490,17 @@ impl FakeEngine {
             .unwrap();
         rx.await.unwrap();
     }
+}
+
+fn head_event(h: &HeadStatus, message: String) -> EngineEvent {
+    EngineEvent::Head(HeadEvent {
+        message,
+        version: h.version.clone().filter(|_| h.enabled),
+        examples: h.metrics.as_ref().map_or(0, |m| m.examples),
+        cv_auc: h.metrics.as_ref().and_then(|m| m.cv_auc),
+        to_kept: h.last_flips.map_or(0, |f| f.0),
+        to_removed: h.last_flips.map_or(0, |f| f.1),
+    })
 }
 
 fn handle(st: &Arc<Mutex<FakeState>>, c: Command) -> Vec<EngineEvent> {
@@ -467,7 +518,41 @@ fn handle(st: &Arc<Mutex<FakeState>>, c: Command) -> Vec<EngineEvent> {
             vec![EngineEvent::Stats(s.stats())]
         }
         Command::Stop => vec![EngineEvent::Finished(s.stats())],
-        Command::RetrainHead | Command::SetHeadEnabled(_) => vec![],
+        Command::HeadStatus { reply } => {
+            let _ = reply.send(s.head.clone());
+            vec![]
+        }
+        Command::RetrainHead => {
+            if s.head.off_reason.is_some() {
+                return vec![head_event(&s.head, "head off: nothing to retrain".into())];
+            }
+            // A retrain that learned nothing new: same verdicts, a new version.
+            let n = s.label_log.len();
+            s.head.version = Some(format!("fake-{n}"));
+            s.head.last_flips = Some((0, 0));
+            s.head.labels_since = 0;
+            let msg = format!("head fake-{n} retrained (on demand)");
+            vec![
+                head_event(&s.head, msg),
+                EngineEvent::Redecided(FlipPreview::default()),
+            ]
+        }
+        Command::SetHeadEnabled(on) => {
+            let before: Vec<Verdict> = s.visible().iter().map(|r| s.row(r).verdict).collect();
+            s.head.enabled = on;
+            let mut f = FlipPreview::default();
+            let after: Vec<Verdict> = s.visible().iter().map(|r| s.row(r).verdict).collect();
+            for (b, a) in before.iter().zip(&after) {
+                match (b, a) {
+                    (Verdict::Removed, Verdict::Kept) => f.to_kept += 1,
+                    (Verdict::Kept, Verdict::Removed) => f.to_removed += 1,
+                    _ => {}
+                }
+            }
+            s.head.last_flips = Some((f.to_kept, f.to_removed));
+            let msg = format!("head {}", if on { "on" } else { "off" });
+            vec![head_event(&s.head, msg), EngineEvent::Redecided(f)]
+        }
         Command::SetThresholds(t) => {
             let flips = s.flips(&t);
             let before: Vec<RecordRow> = s.visible().iter().map(|r| s.row(r)).collect();

@@ -25,6 +25,14 @@ impl ThresholdField {
         }
     }
 
+    /// The label with the probability the cut applies to: P(head) while a head decides.
+    pub fn label_for(self, head_in_force: bool) -> &'static str {
+        match self {
+            ThresholdField::PCut if head_in_force => "P(head) cut",
+            f => f.label(),
+        }
+    }
+
     pub fn get(self, t: &Thresholds) -> f32 {
         match self {
             ThresholdField::High => t.high,

@@ -122,6 +122,7 @@ pub fn footer(app: &App, f: &mut Frame, area: Rect) {
             Action::Apply,
             Action::Close,
         ],
+        Mode::Head => &[Action::RetrainHead, Action::ToggleHead, Action::Close],
         Mode::Help => &[Action::Down, Action::Up, Action::Close],
     };
     let mut spans: Vec<Span> = Vec::new();

@@ -21,6 +21,7 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
         Some(Overlay::Help { scroll }) => help(app, *scroll, f, area),
         Some(Overlay::Thresholds(p)) => thresholds(app, p, f, area),
         Some(Overlay::Export(d)) => export(app, d, f, area),
+        Some(Overlay::Head(p)) => super::head::draw(app, p, f, area),
     }
 }
 
@@ -112,7 +113,7 @@ fn thresholds(app: &App, p: &ThresholdPanel, f: &mut Frame, area: Rect) {
         let mut spans = vec![
             Span::styled(if sel { " ▸ " } else { "   " }, t.marker),
             Span::styled(
-                format!("{:<15}", field.label()),
+                format!("{:<15}", field.label_for(app.head_in_force)),
                 if sel { t.title } else { t.base },
             ),
             Span::styled(format!("{:>6}", fmt(now)), t.dim),
@@ -237,7 +238,7 @@ fn sweep_chart(app: &App, p: &ThresholdPanel, f: &mut Frame, area: Rect) {
     let marker = vec![(x_now, 0.0), (x_now, 1.0)];
     let title = format!(
         "Sweep of {}: precision and recall against labels (│ = draft)",
-        p.sweep_field.label()
+        p.sweep_field.label_for(app.head_in_force)
     );
     let datasets = vec![
         Dataset::default()

@@ -100,9 +100,16 @@ fn summary_lines<'a>(t: &Theme, d: &'a RecordDetail, width: usize) -> Vec<Line<'
             ),
             // The learned head's probability, when a head scored the record ("by head" below
             // says when it decided).
-            Span::styled(if d.p_head.is_some() { "  P(head) " } else { "" }, t.dim),
             Span::styled(
-                d.p_head.map_or(String::new(), |p| format!("{p:.2}")),
+                if d.row.p_head.is_some() {
+                    "  P(head) "
+                } else {
+                    ""
+                },
+                t.dim,
+            ),
+            Span::styled(
+                d.row.p_head.map_or(String::new(), |p| format!("{p:.2}")),
                 t.base,
             ),
         ]),

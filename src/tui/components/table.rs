@@ -83,37 +83,34 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
 
     // Tier and rules columns when there is room for them.
     let wide = is_wide(f.area()) && table_area.width >= 110;
-    let header_cells: &[&str] = if wide {
-        &[
-            "id", "source", "tier", "score", "P(yes)", "verdict", "by", "label", "rules",
-        ]
-    } else {
-        &["id", "source", "score", "P(yes)", "verdict", "by", "label"]
-    };
+    // A P(head) column only while the verdict head scores the rows on screen.
+    let with_head = tv.rows.iter().any(|r| r.p_head.is_some());
+    let mut header_cells: Vec<&str> = vec!["id", "source"];
+    let mut widths = vec![
+        Constraint::Min(if wide { 18 } else { 16 }),
+        Constraint::Length(10),
+    ];
+    if wide {
+        header_cells.push("tier");
+        widths.push(Constraint::Length(6));
+    }
+    header_cells.extend(["score", "P(yes)"]);
+    widths.extend([Constraint::Length(6), Constraint::Length(6)]);
+    if with_head {
+        header_cells.push("P(head)");
+        widths.push(Constraint::Length(7));
+    }
+    header_cells.extend(["verdict", "by", "label"]);
+    widths.extend([
+        Constraint::Length(8),
+        Constraint::Length(5),
+        Constraint::Length(6),
+    ]);
+    if wide {
+        header_cells.push("rules");
+        widths.push(Constraint::Fill(1));
+    }
     let header = Row::new(header_cells.iter().map(|h| Cell::from(*h))).style(t.table_header);
-    let widths: Vec<Constraint> = if wide {
-        vec![
-            Constraint::Min(18),
-            Constraint::Length(10),
-            Constraint::Length(6),
-            Constraint::Length(6),
-            Constraint::Length(6),
-            Constraint::Length(8),
-            Constraint::Length(5),
-            Constraint::Length(6),
-            Constraint::Fill(1),
-        ]
-    } else {
-        vec![
-            Constraint::Min(16),
-            Constraint::Length(10),
-            Constraint::Length(6),
-            Constraint::Length(6),
-            Constraint::Length(8),
-            Constraint::Length(5),
-            Constraint::Length(6),
-        ]
-    };
 
     let cap = table_area.height.saturating_sub(1) as u64;
     let end = (tv.top + cap).min(tv.total);
@@ -121,7 +118,7 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
         .map(|i| {
             let selected = i == tv.selected;
             let row = match tv.row(i) {
-                Some(r) => record_row(app, r, wide),
+                Some(r) => record_row(app, r, wide, with_head),
                 None => Row::new(vec![Cell::from("…")]).style(t.dim),
             };
             if selected {
@@ -150,7 +147,7 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
     }
 }
 
-fn record_row<'a>(app: &App, r: &'a RecordRow, wide: bool) -> Row<'a> {
+fn record_row<'a>(app: &App, r: &'a RecordRow, wide: bool, with_head: bool) -> Row<'a> {
     let t = &app.theme;
     let p = r
         .p_yes
@@ -176,6 +173,14 @@ fn record_row<'a>(app: &App, r: &'a RecordRow, wide: bool) -> Row<'a> {
     cells.extend([
         Cell::from(Line::from(format!("{:.1}", r.score)).right_aligned()).style(t.base),
         Cell::from(Line::from(p).right_aligned()).style(t.base),
+    ]);
+    if with_head {
+        let ph = r
+            .p_head
+            .map_or_else(|| "–".to_string(), |p| format!("{p:.2}"));
+        cells.push(Cell::from(Line::from(ph).right_aligned()).style(t.base));
+    }
+    cells.extend([
         Cell::from(r.verdict.as_str()).style(t.verdict(r.verdict)),
         Cell::from(by).style(by_style),
         Cell::from(label).style(t.human),
