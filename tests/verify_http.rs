@@ -655,3 +655,172 @@ fn nothing_listening_is_unavailable_with_the_url() {
     }
     assert!(t.elapsed() < Duration::from_secs(5));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Embeddings: the verdict head's features over HTTP
+
+/// Words whose presence the test server's embedding counts: a server "model" that reads
+/// security writing, so a head trained on its vectors has something to learn.
+const EMBED_WORDS: [&str; 8] = [
+    "vulnerab",
+    "attack",
+    "exploit",
+    "overflow",
+    "malicious",
+    "remote",
+    "privilege",
+    "injection",
+];
+
+/// A pooled embedding of `text`: one dimension per word above (counts per 100 words), its
+/// length, and a constant, as a real server's vectors carry more than the signal.
+fn test_embedding(text: &str) -> Vec<f64> {
+    let lower = text.to_lowercase();
+    let words = lower.split_whitespace().count().max(1) as f64;
+    let mut v: Vec<f64> = EMBED_WORDS
+        .iter()
+        .map(|w| lower.matches(w).count() as f64 * 100.0 / words)
+        .collect();
+    v.push((words).ln());
+    v.push(1.0);
+    v
+}
+
+/// Chat completions (P(yes) 0.3 for every record: a verifier that knows nothing) and, when
+/// `embeddings`, `/v1/embeddings` with [`test_embedding`]; without it, 404 as llama.cpp's
+/// server answers when started without `--embeddings`.
+fn embedding_server(embeddings: bool, embed_calls: Arc<AtomicUsize>) -> TestServer {
+    TestServer::start(Duration::ZERO, move |_, req| {
+        let Some(input) = req.body.get("input").and_then(|v| v.as_array()) else {
+            return (
+                "200 OK",
+                completion(&[("No", (0.7f64).ln()), ("Yes", (0.3f64).ln())]),
+            );
+        };
+        if !embeddings {
+            return ("404 Not Found", r#"{"error":"This server does not support embeddings. Start it with `--embeddings`"}"#.into());
+        }
+        embed_calls.fetch_add(1, Ordering::SeqCst);
+        // Answered in reverse order with their indexes, as a server may.
+        let data: Vec<serde_json::Value> = input
+            .iter()
+            .enumerate()
+            .rev()
+            .map(|(i, t)| {
+                serde_json::json!({"object": "embedding", "index": i,
+                    "embedding": test_embedding(t.as_str().unwrap_or(""))})
+            })
+            .collect();
+        (
+            "200 OK",
+            serde_json::json!({"object": "list", "data": data}).to_string(),
+        )
+    })
+}
+
+#[test]
+fn embeddings_give_the_head_its_features_in_input_order() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let server = embedding_server(true, calls.clone());
+    let mut v = HttpVerifier::connect(quick(&server.url)).unwrap();
+    assert!(
+        v.set_feature_layer(Some(24)),
+        "{:?}",
+        v.features_unavailable()
+    );
+    let spec = v.feature_spec().expect("a feature spec");
+    assert_eq!(spec.dim, EMBED_WORDS.len() + 2);
+    assert_eq!(spec.pooling, "server-embedding");
+    let rows = v.verify_batch_features(&TEXTS).unwrap();
+    assert_eq!(rows.len(), TEXTS.len());
+    for (text, (p, f)) in TEXTS.iter().zip(&rows) {
+        assert!((p - 0.3).abs() < 1e-6, "{p}");
+        let want: Vec<f32> = test_embedding(text).iter().map(|x| *x as f32).collect();
+        assert_eq!(f, &want, "{text}");
+    }
+    // The probe and one request for the whole batch.
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn a_server_without_embeddings_leaves_the_head_off_saying_why() {
+    let server = embedding_server(false, Arc::new(AtomicUsize::new(0)));
+    let mut v = HttpVerifier::connect(quick(&server.url)).unwrap();
+    assert!(!v.set_feature_layer(Some(24)));
+    assert!(v.feature_spec().is_none());
+    let why = v.features_unavailable().expect("a reason");
+    assert!(
+        why.contains("/v1/embeddings") && why.contains("HTTP 404"),
+        "{why}"
+    );
+    // Answers still come, without features.
+    let rows = v.verify_batch_features(&TEXTS[..2]).unwrap();
+    assert!(rows.iter().all(|(p, f)| p.is_finite() && f.is_empty()));
+}
+
+/// The real binary with `--verifier http --head auto` against a server with embeddings: the
+/// weak labels are featurized through `/v1/embeddings`, a head trains on them and decides the
+/// verify band from P(head) (P(yes), 0.3 everywhere, no longer does). Against a server
+/// without embeddings the run says once why the head is off and P(yes) decides.
+#[test]
+fn a_run_over_http_trains_the_head_from_server_embeddings() {
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = [
+        root().join("sample_data/nvd"),
+        root().join("sample_data/nonsecurity"),
+        root().join("sample_data/arxiv"),
+    ];
+    let run = |server: &TestServer, store: &Path| {
+        let mut c = common::cyberfilter_cmd();
+        c.args(["run", "--verifier", "http", "--http-url", &server.url])
+            .args(["--head", "auto", "--progress", "none", "--store"])
+            .arg(store)
+            .args(&inputs);
+        c.output().unwrap()
+    };
+
+    let calls = Arc::new(AtomicUsize::new(0));
+    let server = embedding_server(true, calls.clone());
+    let store = dir.path().join("with.cfrun");
+    let out = run(&server, &store);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(calls.load(Ordering::SeqCst) > 1, "{err}");
+    let conn = rusqlite::Connection::open(&store).unwrap();
+    let by: Vec<(String, i64)> = conn
+        .prepare("SELECT COALESCE(decided_by, '-'), COUNT(*) FROM records WHERE tier = 'verify' GROUP BY 1")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let heads: i64 = conn
+        .query_row("SELECT COUNT(*) FROM heads", [], |r| r.get(0))
+        .unwrap();
+    assert!(heads >= 1, "no head trained; verify band by: {by:?}\n{err}");
+    assert!(
+        by.iter().any(|(b, n)| b == "head" && *n > 0),
+        "verify band by: {by:?}\n{err}"
+    );
+    // Every verify-band record has its P(head), and the verdict follows it at the cut.
+    let rows: Vec<(Option<f64>, String)> = conn
+        .prepare("SELECT p_head, verdict FROM records WHERE tier = 'verify'")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    for (p, verdict) in &rows {
+        let p = p.expect("P(head) on a verify-band record");
+        assert_eq!(verdict == "kept", p >= 0.5, "P(head) {p} -> {verdict}");
+    }
+
+    let server = embedding_server(false, Arc::new(AtomicUsize::new(0)));
+    let store = dir.path().join("without.cfrun");
+    let out = run(&server, &store);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let off: Vec<&str> = err.lines().filter(|l| l.contains("head off")).collect();
+    assert_eq!(off.len(), 1, "{err}");
+    assert!(off[0].contains("/v1/embeddings"), "{err}");
+}

@@ -119,7 +119,9 @@ impl Decider {
         let (head, head_notes) = super::head::HeadState::new(
             s.head,
             s.verifier.as_ref().and_then(|v| v.info.features.clone()),
-            s.verifier.as_ref().map(|v| v.info.model.as_str()),
+            s.verifier
+                .as_ref()
+                .map(|v| (v.info.model.as_str(), v.info.features_off.as_deref())),
             &read,
         );
         let mut d = Decider {

@@ -112,7 +112,7 @@ impl HeadState {
     pub fn new(
         opts: HeadOptions,
         spec: Option<FeatureSpec>,
-        verifier: Option<&str>,
+        verifier: Option<(&str, Option<&str>)>,
         store: &crate::store::RunStore,
     ) -> (HeadState, Vec<String>) {
         let mut notes = Vec::new();
@@ -140,9 +140,12 @@ impl HeadState {
         let Some(spec) = spec else {
             let why = match verifier {
                 None => "no verifier".to_string(),
-                Some(v) => format!(
-                    "the {v} verifier gives no hidden-state features (the HTTP backend's \
-                     /v1/embeddings is not used yet); verify-tier records are decided by P(yes)"
+                Some((_, Some(reason))) => {
+                    format!("{reason}; verify-tier records are decided by P(yes)")
+                }
+                Some((v, None)) => format!(
+                    "the {v} verifier gives no hidden-state features; verify-tier records are \
+                     decided by P(yes)"
                 ),
             };
             notes.push(format!("head off: {why}"));

@@ -65,6 +65,8 @@ pub struct VerifierInfo {
     pub preferred_batch: usize,
     /// The features the backend pools with every answer (verdict head), when asked for.
     pub features: Option<FeatureSpec>,
+    /// Why there are no features, when the backend says (the head's off line).
+    pub features_off: Option<String>,
 }
 
 pub struct VerifierThread {
@@ -93,16 +95,17 @@ pub fn spawn(
                     return;
                 }
             };
-            let features = if v.set_feature_layer(feature_layer) {
-                v.feature_spec()
+            let (features, features_off) = if v.set_feature_layer(feature_layer) {
+                (v.feature_spec(), None)
             } else {
-                None
+                (None, v.features_unavailable())
             };
             let info = VerifierInfo {
                 model: v.model_id(),
                 prompt_version: v.prompt_version(),
                 preferred_batch: v.preferred_batch().max(1),
                 features,
+                features_off,
             };
             let store = match RunStore::open_read(&store) {
                 Ok(s) => s,

@@ -89,6 +89,9 @@ enum TryError {
     Fatal(AskError),
 }
 
+/// The startup check's record (and the embeddings probe's).
+const PROBE_TEXT: &str = "CVE-2021-44228: remote code execution in Apache Log4j via JNDI.";
+
 /// The longest `Retry-After` we honour: a server asking for more is waited on this long, so a
 /// busy server cannot park a verifier thread (and the engine's stop) for minutes.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
@@ -102,6 +105,16 @@ pub struct HttpVerifier {
     specials: Vec<String>,
     model_id: String,
     last_failure: Option<String>,
+    /// `{base}/v1/embeddings`, and what it gave at the probe (the verdict head's features).
+    embeddings_endpoint: String,
+    embeddings: Option<EmbeddingSpec>,
+    embeddings_off: Option<String>,
+}
+
+/// The server's embeddings as the head reads them: one pooled vector per record.
+#[derive(Debug, Clone, Copy)]
+struct EmbeddingSpec {
+    dim: usize,
 }
 
 impl HttpVerifier {
@@ -109,7 +122,7 @@ impl HttpVerifier {
     /// reached, or does not return top log-probs, is `VerifyError::Unavailable`.
     pub fn connect(options: HttpOptions) -> Result<Self, VerifyError> {
         let v = Self::new(options)?;
-        let probe = v.prepare("CVE-2021-44228: remote code execution in Apache Log4j via JNDI.")?;
+        let probe = v.prepare(PROBE_TEXT)?;
         v.ask(&probe)
             .map_err(|e| VerifyError::Unavailable(format!("{} (startup check)", e.message)))?;
         Ok(v)
@@ -155,6 +168,9 @@ impl HttpVerifier {
         Ok(Self {
             agent,
             endpoint: format!("{base}/v1/chat/completions"),
+            embeddings_endpoint: format!("{base}/v1/embeddings"),
+            embeddings: None,
+            embeddings_off: None,
             options,
             style: PromptStyle::default(),
             tokenizer,
@@ -216,16 +232,19 @@ impl HttpVerifier {
 
     /// P(yes) for one prepared record, with retries.
     fn ask(&self, record: &str) -> Result<f32, AskError> {
-        let body = self.request_body(record);
+        let response = self.post(&self.endpoint, &self.request_body(record))?;
+        p_yes_from_response(&response).map_err(|m| AskError {
+            message: format!("{}: {m}", self.endpoint),
+            unreachable: false,
+        })
+    }
+
+    /// One POST with the retry policy: connection errors, 5xx and 429 are tried again.
+    fn post(&self, at: &str, body: &Value) -> Result<Value, AskError> {
         let mut attempt = 0u32;
         loop {
-            match self.try_once(&body) {
-                Ok(response) => {
-                    return p_yes_from_response(&response).map_err(|m| AskError {
-                        message: format!("{}: {m}", self.endpoint),
-                        unreachable: false,
-                    })
-                }
+            match self.try_once(at, body) {
+                Ok(response) => return Ok(response),
                 Err(TryError::Retry(e, asked)) if attempt < self.options.retries => {
                     let wait = retry_wait(self.options.backoff, attempt, asked);
                     tracing::debug!("{}; retrying in {} ms", e.message, wait.as_millis());
@@ -241,8 +260,21 @@ impl HttpVerifier {
         }
     }
 
-    fn try_once(&self, body: &Value) -> Result<Value, TryError> {
-        let at = &self.endpoint;
+    /// The server's pooled embedding of each prepared record (`/v1/embeddings`, one request).
+    fn embed(&self, records: &[String]) -> Result<Vec<Vec<f32>>, AskError> {
+        let mut body = json!({ "input": records, "encoding_format": "float" });
+        if let Some(m) = &self.options.model {
+            body["model"] = json!(m);
+        }
+        let at = &self.embeddings_endpoint;
+        let response = self.post(at, &body)?;
+        embeddings_from_response(&response, records.len()).map_err(|m| AskError {
+            message: format!("{at}: {m}"),
+            unreachable: false,
+        })
+    }
+
+    fn try_once(&self, at: &str, body: &Value) -> Result<Value, TryError> {
         let fail = |message: String, unreachable: bool| AskError {
             message: format!("{at}: {message}"),
             unreachable,
@@ -330,12 +362,95 @@ impl Verifier for HttpVerifier {
     }
 
     fn verify_batch(&mut self, texts: &[&str]) -> Result<Vec<f32>, VerifyError> {
+        let records = self.prepare_all(texts)?;
+        self.answer_prepared(&records)
+    }
+
+    /// Asks `/v1/embeddings` once with a probe text: a server that offers pooled embeddings
+    /// gives the head its features; one that does not leaves the head off, saying why.
+    fn set_feature_layer(&mut self, layer: Option<usize>) -> bool {
+        self.embeddings = None;
+        self.embeddings_off = None;
+        if layer.is_none() {
+            return false;
+        }
+        let probe = match self.prepare(PROBE_TEXT) {
+            Ok(p) => p,
+            Err(e) => {
+                self.embeddings_off = Some(e.to_string());
+                return false;
+            }
+        };
+        match self.embed(&[probe]) {
+            Ok(v) => {
+                self.embeddings = Some(EmbeddingSpec { dim: v[0].len() });
+                true
+            }
+            Err(e) => {
+                self.embeddings_off = Some(format!(
+                    "the HTTP server gives no embeddings for the head ({}); it needs \
+                     /v1/embeddings with pooled vectors (llama.cpp server --embeddings \
+                     --pooling mean, vLLM)",
+                    e.message
+                ));
+                false
+            }
+        }
+    }
+
+    /// The server's own pooled embedding (layer 0: the server chooses the layer and pooling),
+    /// of the record as it is sent for P(yes).
+    fn feature_spec(&self) -> Option<super::head::FeatureSpec> {
+        let e = self.embeddings?;
+        Some(super::head::FeatureSpec {
+            model: self.model_id.clone(),
+            layer: 0,
+            pooling: "server-embedding".into(),
+            max_text_tokens: self.options.max_text_tokens,
+            dim: e.dim,
+        })
+    }
+
+    /// P(yes) and the server's embedding of each text. Without its features an answer does
+    /// not count (the cache keys them together), so a failed embeddings request fails the
+    /// batch: its records stay pending and are asked again.
+    fn verify_batch_features(
+        &mut self,
+        texts: &[&str],
+    ) -> Result<Vec<(f32, Vec<f32>)>, VerifyError> {
+        let records = self.prepare_all(texts)?;
+        let answers = self.answer_prepared(&records)?;
+        if self.embeddings.is_none() {
+            return Ok(answers.into_iter().map(|p| (p, Vec::new())).collect());
+        }
+        let vectors = self.embed(&records).map_err(|e| {
+            if e.unreachable {
+                VerifyError::Unavailable(e.message)
+            } else {
+                VerifyError::Failed(e.message)
+            }
+        })?;
+        Ok(answers.into_iter().zip(vectors).collect())
+    }
+
+    fn features_unavailable(&self) -> Option<String> {
+        self.embeddings_off.clone()
+    }
+
+    fn failure_reason(&mut self) -> Option<String> {
+        self.last_failure.take()
+    }
+}
+
+impl HttpVerifier {
+    fn prepare_all(&self, texts: &[&str]) -> Result<Vec<String>, VerifyError> {
+        texts.iter().map(|t| self.prepare(t)).collect()
+    }
+
+    /// P(yes) of prepared records; a batch with no answer at all fails as a whole.
+    fn answer_prepared(&mut self, records: &[String]) -> Result<Vec<f32>, VerifyError> {
         self.last_failure = None;
-        let records: Vec<String> = texts
-            .iter()
-            .map(|t| self.prepare(t))
-            .collect::<Result<_, _>>()?;
-        let results = self.ask_all(&records);
+        let results = self.ask_all(records);
         let errors: Vec<&AskError> = results.iter().filter_map(|r| r.as_ref().err()).collect();
         if let Some(first) = errors.first() {
             if errors.len() == records.len() {
@@ -351,12 +466,6 @@ impl Verifier for HttpVerifier {
         Ok(results.into_iter().map(|r| r.unwrap_or(f32::NAN)).collect())
     }
 
-    fn failure_reason(&mut self) -> Option<String> {
-        self.last_failure.take()
-    }
-}
-
-impl HttpVerifier {
     /// Every record asked with up to `concurrency` requests in flight; results in order.
     fn ask_all(&self, records: &[String]) -> Vec<Result<f32, AskError>> {
         let workers = self.options.concurrency.clamp(1, records.len().max(1));
@@ -548,6 +657,61 @@ pub fn first_token_alternatives(response: &Value) -> Option<Vec<(String, f64)>> 
     )
 }
 
+/// The vectors of an OpenAI-style embeddings response (`data[i].embedding`, in `index`
+/// order), checked: one per input, pooled (numbers, not one vector per token), one size, finite.
+pub fn embeddings_from_response(response: &Value, inputs: usize) -> Result<Vec<Vec<f32>>, String> {
+    let data = response
+        .get("data")
+        .and_then(Value::as_array)
+        .ok_or_else(|| {
+            format!(
+                "no `data` array in the embeddings response: {}",
+                snippet(&response.to_string())
+            )
+        })?;
+    if data.len() != inputs {
+        return Err(format!("{} embeddings for {inputs} inputs", data.len()));
+    }
+    let mut out: Vec<(usize, Vec<f32>)> = Vec::with_capacity(inputs);
+    for (i, item) in data.iter().enumerate() {
+        let index = item
+            .get("index")
+            .and_then(Value::as_u64)
+            .map_or(i, |x| x as usize);
+        let values = item
+            .get("embedding")
+            .and_then(Value::as_array)
+            .ok_or_else(|| format!("data[{i}] has no `embedding` array"))?;
+        if values.first().is_some_and(Value::is_array) {
+            return Err(
+                "embeddings are per token, not pooled (start the server with a \
+                        pooling, e.g. --pooling mean)"
+                    .into(),
+            );
+        }
+        let v: Vec<f32> = values
+            .iter()
+            .map(|x| x.as_f64().map(|f| f as f32).filter(|f| f.is_finite()))
+            .collect::<Option<_>>()
+            .ok_or_else(|| {
+                format!("data[{i}].embedding holds a value that is not a finite number")
+            })?;
+        if v.is_empty() {
+            return Err(format!("data[{i}].embedding is empty"));
+        }
+        out.push((index, v));
+    }
+    out.sort_by_key(|x| x.0);
+    if out.iter().enumerate().any(|(i, x)| x.0 != i) {
+        return Err("embedding indexes are not 0..n".into());
+    }
+    let dim = out[0].1.len();
+    if out.iter().any(|x| x.1.len() != dim) {
+        return Err("embeddings of different sizes in one response".into());
+    }
+    Ok(out.into_iter().map(|x| x.1).collect())
+}
+
 /// P(yes) from a server's response, or why there is none.
 pub fn p_yes_from_response(response: &Value) -> Result<f32, String> {
     let top = first_token_alternatives(response).ok_or_else(|| {
@@ -602,6 +766,36 @@ mod tests {
 
     fn top(pairs: &[(&str, f64)]) -> Vec<(String, f64)> {
         pairs.iter().map(|(t, lp)| (t.to_string(), *lp)).collect()
+    }
+
+    #[test]
+    fn embeddings_are_read_in_index_order_and_checked() {
+        let r = json!({"data": [
+            {"index": 1, "embedding": [0.5, -1.0]},
+            {"index": 0, "embedding": [1.0, 2.0]}
+        ]});
+        assert_eq!(
+            embeddings_from_response(&r, 2).unwrap(),
+            vec![vec![1.0, 2.0], vec![0.5, -1.0]]
+        );
+        assert!(embeddings_from_response(&r, 3)
+            .unwrap_err()
+            .contains("2 embeddings for 3 inputs"));
+        let per_token = json!({"data": [{"embedding": [[0.1, 0.2], [0.3, 0.4]]}]});
+        assert!(embeddings_from_response(&per_token, 1)
+            .unwrap_err()
+            .contains("per token"));
+        let ragged = json!({"data": [{"embedding": [1.0]}, {"embedding": [1.0, 2.0]}]});
+        assert!(embeddings_from_response(&ragged, 2)
+            .unwrap_err()
+            .contains("different sizes"));
+        let text = json!({"data": [{"embedding": [1.0, "x"]}]});
+        assert!(embeddings_from_response(&text, 1)
+            .unwrap_err()
+            .contains("not a finite number"));
+        assert!(embeddings_from_response(&json!({"error": "no"}), 1)
+            .unwrap_err()
+            .contains("no `data` array"));
     }
 
     #[test]

@@ -46,6 +46,11 @@ pub trait Verifier {
             .map(|p| (p, Vec::new()))
             .collect())
     }
+    /// Why [`Self::set_feature_layer`] gave no features, when the backend can say (one line
+    /// for the curator: the head is off and this is why).
+    fn features_unavailable(&self) -> Option<String> {
+        None
+    }
     /// Why the texts answered NaN by the last `verify_batch` failed, when the backend knows
     /// (for the error the engine reports).
     fn failure_reason(&mut self) -> Option<String> {
