@@ -69,6 +69,7 @@ fn synthetic_head(seed: u64) -> cyberfilter::verify::head::Head {
                 group: "bench".into(),
                 pooled,
                 p_yes: Some(0.3),
+                score: None,
                 positive,
                 source: LabelSource::Weak,
             }

@@ -12,6 +12,7 @@ use cyberfilter::engine::{self, Command, EngineConfig, EngineEvent, ExportFormat
 use cyberfilter::rules::RuleSet;
 use cyberfilter::store::features as sf;
 use cyberfilter::store::RunStore;
+use cyberfilter::verify::head::Extra;
 use cyberfilter::verify::mlx::{default_model_path, factory_with, MlxOptions};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -91,7 +92,9 @@ fn brute_force(store: &Path) -> BTreeMap<i64, Verdict> {
     let mut out = BTreeMap::new();
     for r in sf::head_records(s.conn(), s.path()).unwrap() {
         let p_head = match (r.p_yes, feats.get(&r.content_hash)) {
-            (Some(p), Some(f)) => Some(head.predict(&f.vec, Some(p))),
+            (Some(p), Some(f)) => {
+                Some(head.predict(&f.vec, Extra::new(Some(p), r.scored.then_some(r.score))))
+            }
             _ => None,
         };
         let i = DecisionInputs {

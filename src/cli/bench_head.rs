@@ -6,7 +6,7 @@
 
 use super::bench::{best_f1_cut, prf_at, roc_auc};
 use super::eval::Prf;
-use crate::verify::head::{self, Example, FeatureSpec, Head, LabelSource, TrainOptions};
+use crate::verify::head::{self, Example, Extra, FeatureSpec, Head, LabelSource, TrainOptions};
 use crate::verify::mlx::MlxVerifier;
 use crate::verify::Verifier;
 use serde::Serialize;
@@ -195,6 +195,10 @@ pub struct HeadRow {
     pub layer: String,
     pub pooling: &'static str,
     pub with_p_yes: bool,
+    /// The default rules' score as an input (the engine's head learns its weight from curator
+    /// labels; here every example is a real label).
+    #[serde(default)]
+    pub with_score: bool,
     pub l2: f64,
     /// `cv` (k-fold on the input) or `train` (trained on --train, tested on the input).
     pub protocol: &'static str,
@@ -211,9 +215,19 @@ pub struct Labelled<'a> {
     pub positive: Vec<bool>,
 }
 
+impl Labelled<'_> {
+    /// The default rules' score of each text.
+    pub fn rule_scores(&self) -> Vec<f32> {
+        let rules = crate::rules::RuleSet::default_rules();
+        self.texts.iter().map(|t| rules.score(t).score).collect()
+    }
+}
+
+/// Examples of one layer's slot; `scores` (the rule score per text) when the head reads it.
 fn examples(
     feats: &[Featurized],
     positive: &[bool],
+    scores: Option<&[f32]>,
     slot: usize,
     dim: usize,
     group: &str,
@@ -227,10 +241,15 @@ fn examples(
             group: group.into(),
             pooled: f.pooled[slot * dim..(slot + 1) * dim].to_vec(),
             p_yes: f.p_yes.is_finite().then_some(f.p_yes),
+            score: scores.map(|s| s[i]),
             positive: p,
             source: LabelSource::Seed,
         })
         .collect()
+}
+
+fn extra(e: &Example) -> Extra {
+    Extra::new(e.p_yes, e.score)
 }
 
 pub struct HeadBench {
@@ -260,24 +279,38 @@ pub fn run(
         max_text_tokens: tokens,
         dim,
     };
+    let input_rule = input.rule_scores();
+    let train_rule = train.map(Labelled::rule_scores);
     let mut rows = Vec::new();
     for (slot, &layer) in args.layers.iter().enumerate() {
-        for with_p_yes in [false, true] {
+        for (with_p_yes, with_score) in [(false, false), (true, false), (true, true)] {
             for &l2 in &args.l2 {
                 let opts = TrainOptions {
                     l2,
                     folds: args.folds,
                     use_p_yes: with_p_yes,
+                    use_score: with_score,
                     ..Default::default()
                 };
                 let spec = spec_for(layer);
-                let test = examples(input_feats, &input.positive, slot, dim, "input");
+                let rule = |s: &[f32]| with_score.then(|| s.to_vec());
+                let test = examples(
+                    input_feats,
+                    &input.positive,
+                    rule(&input_rule).as_deref(),
+                    slot,
+                    dim,
+                    "input",
+                );
                 let (scores, protocol, train_cv_auc) = match (train, train_feats) {
                     (Some(t), Some(tf)) => {
-                        let ex = examples(tf, &t.positive, slot, dim, "train");
+                        let tr = train_rule.as_deref().and_then(rule);
+                        let ex = examples(tf, &t.positive, tr.as_deref(), slot, dim, "train");
                         let h = head::train(&spec, &ex, &opts, None).map_err(|e| e.to_string())?;
-                        let s: Vec<f32> =
-                            test.iter().map(|e| h.predict(&e.pooled, e.p_yes)).collect();
+                        let s: Vec<f32> = test
+                            .iter()
+                            .map(|e| h.predict(&e.pooled, extra(e)))
+                            .collect();
                         (s, "train", h.metrics.cv_auc)
                     }
                     _ => {
@@ -292,6 +325,7 @@ pub fn run(
                     layer: layer.to_string(),
                     pooling: "mean",
                     with_p_yes,
+                    with_score,
                     l2,
                     protocol,
                     roc_auc: roc_auc(&scores, &input.positive),
@@ -326,6 +360,7 @@ pub fn run(
                         .flat_map(|&s| f.pooled[s * dim..(s + 1) * dim].iter().copied())
                         .collect(),
                     p_yes: f.p_yes.is_finite().then_some(f.p_yes),
+                    score: None,
                     positive: p,
                     source: LabelSource::Seed,
                 })
@@ -353,7 +388,10 @@ pub fn run(
                 (Some(t), Some(tf)) => {
                     let ex = join(tf, &t.positive, "train");
                     let h = head::train(&spec, &ex, &opts, None).map_err(|e| e.to_string())?;
-                    let s: Vec<f32> = test.iter().map(|e| h.predict(&e.pooled, e.p_yes)).collect();
+                    let s: Vec<f32> = test
+                        .iter()
+                        .map(|e| h.predict(&e.pooled, extra(e)))
+                        .collect();
                     (s, "train", h.metrics.cv_auc)
                 }
                 _ => {
@@ -371,6 +409,7 @@ pub fn run(
                 layer: name.clone(),
                 pooling: "mean",
                 with_p_yes: true,
+                with_score: false,
                 l2,
                 protocol,
                 roc_auc: roc_auc(&scores, &input.positive),
@@ -394,13 +433,24 @@ pub fn run(
                 "the head reads layer {}: add it to --layers",
                 h.spec.layer
             ))?;
-        let test = examples(input_feats, &input.positive, slot, dim, "input");
-        let scores: Vec<f32> = test.iter().map(|e| h.predict(&e.pooled, e.p_yes)).collect();
+        let test = examples(
+            input_feats,
+            &input.positive,
+            h.use_score.then_some(input_rule.as_slice()),
+            slot,
+            dim,
+            "input",
+        );
+        let scores: Vec<f32> = test
+            .iter()
+            .map(|e| h.predict(&e.pooled, extra(e)))
+            .collect();
         let best = best_f1_cut(&scores, &input.positive);
         rows.push(HeadRow {
             layer: h.spec.layer.to_string(),
             pooling: "mean",
             with_p_yes: h.use_p_yes,
+            with_score: h.use_score,
             l2: h.metrics.l2,
             protocol: "saved",
             roc_auc: roc_auc(&scores, &input.positive),
@@ -424,16 +474,22 @@ pub fn run(
             (Some(t), Some(tf)) => (t, tf, "train"),
             _ => (input, input_feats, "input"),
         };
+        // A shipped head reads no rule score: a curator's own rules score on their own scale,
+        // and the run's curator labels teach that weight.
         let opts = TrainOptions {
             l2: args.l2[0],
             folds: args.folds,
+            use_score: false,
             ..Default::default()
         };
-        let ex = examples(feats, &src.positive, slot, dim, group);
+        let ex = examples(feats, &src.positive, None, slot, dim, group);
         let h = head::train(&spec_for(layer), &ex, &opts, None).map_err(|e| e.to_string())?;
         std::fs::write(path, h.to_json() + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
-        let test = examples(input_feats, &input.positive, slot, dim, "input");
-        let s: Vec<f32> = test.iter().map(|e| h.predict(&e.pooled, e.p_yes)).collect();
+        let test = examples(input_feats, &input.positive, None, slot, dim, "input");
+        let s: Vec<f32> = test
+            .iter()
+            .map(|e| h.predict(&e.pooled, extra(e)))
+            .collect();
         let best = best_f1_cut(&s, &input.positive);
         let manifest = serde_json::json!({
             "head": path.file_name().map(|f| f.to_string_lossy().into_owned()),
@@ -478,14 +534,15 @@ pub fn manifest_path_for(head: &Path) -> PathBuf {
 
 pub fn render(rows: &[HeadRow]) -> String {
     let mut s = String::from(
-        "   layer pooling  P(yes) in  l2      protocol  ROC AUC  best-F1 cut   F1@best  F1@cut  train CV AUC\n",
+        "   layer pooling  P(yes) in  score in  l2      protocol  ROC AUC  best-F1 cut   F1@best  F1@cut  train CV AUC\n",
     );
     for r in rows {
         s += &format!(
-            "{:>8} {:<8} {:<10} {:<7} {:<9} {:>7}  {:>11}  {:>7}  {:>6.3}  {}\n",
+            "{:>8} {:<8} {:<10} {:<9} {:<7} {:<9} {:>7}  {:>11}  {:>7}  {:>6.3}  {}\n",
             r.layer,
             r.pooling,
             if r.with_p_yes { "yes" } else { "no" },
+            if r.with_score { "yes" } else { "no" },
             r.l2,
             r.protocol,
             r.roc_auc.map_or("-".into(), |a| format!("{a:.3}")),

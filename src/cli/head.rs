@@ -7,7 +7,7 @@ use crate::decide::{decide, Decision, DecisionInputs, Label, Verdict};
 use crate::engine::head::{read_seed, HeadMode, HeadOptions};
 use crate::store::features::{self as sf, Flips};
 use crate::store::{parse_verdict, RunStore};
-use crate::verify::head::{self, Example, FeatureSpec, Head, LabelSource, TrainOptions};
+use crate::verify::head::{self, Example, Extra, FeatureSpec, Head, LabelSource, TrainOptions};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
@@ -230,6 +230,7 @@ pub fn store_examples(store: &RunStore, spec: &FeatureSpec) -> Result<Vec<Exampl
                     group: "curator".into(),
                     pooled: f.vec.clone(),
                     p_yes: r.p_yes.or(f.p_yes),
+                    score: r.scored.then_some(r.score),
                     positive: label == Label::Keep,
                     source: LabelSource::Curator,
                 });
@@ -252,6 +253,8 @@ pub fn store_examples(store: &RunStore, spec: &FeatureSpec) -> Result<Vec<Exampl
                 group: l.group.clone(),
                 pooled: f.vec.clone(),
                 p_yes: f.p_yes,
+                // As in the engine: only curator labels teach the score's weight.
+                score: None,
                 positive: l.positive,
                 source: l.source,
             });
@@ -287,7 +290,9 @@ pub fn redecide_store(store: &RunStore, head: Option<&Head>) -> Result<StoreRede
     };
     for r in sf::head_records(conn, p).map_err(|e| e.to_string())? {
         let p_head = match (head, r.p_yes, feats.get(&r.content_hash)) {
-            (Some(h), Some(py), Some(f)) => Some(h.predict(&f.vec, Some(py))),
+            (Some(h), Some(py), Some(f)) => {
+                Some(h.predict(&f.vec, Extra::new(Some(py), r.scored.then_some(r.score))))
+            }
             _ => None,
         };
         let inputs = DecisionInputs {

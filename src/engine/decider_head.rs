@@ -138,7 +138,13 @@ impl Decider {
             return None;
         }
         let packed = eh::pack(f);
-        let p = self.head.predict(&packed, Some(p_yes));
+        let score = self
+            .index
+            .pos(seq)
+            .and_then(|pos| eh::score_input(&self.index.inputs_at(pos)));
+        let p = self
+            .head
+            .predict(&packed, crate::verify::head::Extra::new(Some(p_yes), score));
         self.head.feats.insert(seq, packed);
         self.head_pending.0.push((seq, Some(p_yes), f.to_vec()));
         self.head_pending.1.push((seq, p));
@@ -280,7 +286,7 @@ impl Decider {
             if let Some(pos) = self.index.pos(seq) {
                 let i = self.index.inputs_at(pos);
                 if let Some(l) = i.label {
-                    labelled.push((seq, l, i.p_yes));
+                    labelled.push((seq, l, i.p_yes, eh::score_input(&i)));
                 }
             }
         }

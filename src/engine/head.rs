@@ -5,11 +5,15 @@
 //!
 //! P(head) is stored on each record and is a decision input like P(yes): a retrain rescores the
 //! records from their stored features (no model call) and re-decides them like a threshold move.
+//!
+//! The head also reads the record's rule score, but learns its weight from curator labels only:
+//! weak labels were chosen *by* the score (a head taught by them would just echo it), and seeds
+//! carry no score of this run's rules.
 
 use crate::decide::{DecisionInputs, Label};
 use crate::rules::{Thresholds, Tier};
 use crate::store::features::{self as sf, Flips, HeadLabel, StoredFeatures};
-use crate::verify::head::{self, Example, FeatureSpec, Head, LabelSource, TrainOptions};
+use crate::verify::head::{self, Example, Extra, FeatureSpec, Head, LabelSource, TrainOptions};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
@@ -220,22 +224,24 @@ impl HeadState {
     }
 
     /// P(head) of a record with these features and P(yes), when a head is in force.
-    pub fn predict(&self, feats: &[u16], p_yes: Option<f32>) -> Option<f32> {
+    pub fn predict(&self, feats: &[u16], extra: Extra) -> Option<f32> {
         let h = self.active.as_ref().filter(|_| self.enabled)?;
-        Some(h.predict_f16(feats, p_yes))
+        Some(h.predict_f16(feats, extra))
     }
 
     /// Training examples: curator labels on records with features, then seeds and weak
     /// labels (a text labelled by the curator is not counted twice).
-    pub fn examples(&self, labelled: &[(i64, Label, Option<f32>)]) -> Vec<Example> {
+    /// `labelled`: (seq, label, P(yes), rule score when the record was scored).
+    pub fn examples(&self, labelled: &[(i64, Label, Option<f32>, Option<f32>)]) -> Vec<Example> {
         let mut out = Vec::new();
-        for (seq, label, p_yes) in labelled {
+        for (seq, label, p_yes, score) in labelled {
             if let Some(f) = self.feats.get(seq) {
                 out.push(Example {
                     key: format!("seq:{seq}"),
                     group: "curator".into(),
                     pooled: unpack(f),
                     p_yes: *p_yes,
+                    score: *score,
                     positive: *label == Label::Keep,
                     source: LabelSource::Curator,
                 });
@@ -247,6 +253,8 @@ impl HeadState {
                 group: group.clone(),
                 pooled: unpack(f),
                 p_yes: *p_yes,
+                // Seeds and weak labels do not teach the score's weight (module doc).
+                score: None,
                 positive: *positive,
                 source: *source,
             });
@@ -354,6 +362,11 @@ pub fn read_seed(
     Ok(out)
 }
 
+/// The rule score as a head input: only for records the rules scored.
+pub fn score_input(i: &DecisionInputs) -> Option<f32> {
+    i.scored.then_some(i.score)
+}
+
 /// P(head) for every record of `index` with features and an answer, under `head` (None: no
 /// head); returns the records whose P(head) changed. Follow with `Index::redecide`.
 pub fn rescore_index(
@@ -371,7 +384,8 @@ pub fn rescore_index(
         if i.p_yes.is_none() {
             continue;
         }
-        let p = folded.as_ref().map(|h| h.predict_f16(f, i.p_yes));
+        let extra = Extra::new(i.p_yes, score_input(&i));
+        let p = folded.as_ref().map(|h| h.predict_f16(f, extra));
         if p != i.p_head {
             index.set_p_head(pos, p);
             changed.push((seq, p));

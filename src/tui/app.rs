@@ -162,9 +162,31 @@ pub struct Status {
     pub at: Duration,
 }
 
+/// The help overlay: the keymap, scrolled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HelpView {
+    pub scroll: u16,
+}
+
+impl HelpView {
+    pub fn handle(&mut self, action: Action) {
+        self.scroll = match action {
+            Action::Down => self.scroll.saturating_add(1),
+            Action::Up => self.scroll.saturating_sub(1),
+            Action::PageDown => self.scroll.saturating_add(10),
+            Action::PageUp => self.scroll.saturating_sub(10),
+            Action::Top => 0,
+            Action::Bottom => u16::MAX / 2,
+            _ => self.scroll,
+        };
+    }
+}
+
+/// What is drawn over the dashboard; each holds its own state and handles its own keys
+/// (`handle(action)`), returning what the App must do next.
 #[derive(Debug, Clone)]
 pub enum Overlay {
-    Help { scroll: u16 },
+    Help(HelpView),
     Thresholds(Box<ThresholdPanel>),
     Export(Box<ExportDialog>),
     Head(Box<HeadPanel>),
@@ -272,7 +294,7 @@ impl App {
     /// Which keymap section applies now.
     pub fn mode(&self) -> Mode {
         match &self.overlay {
-            Some(Overlay::Help { .. }) => Mode::Help,
+            Some(Overlay::Help(_)) => Mode::Help,
             Some(Overlay::Thresholds(_)) => Mode::Thresholds,
             Some(Overlay::Export(_)) => Mode::Export,
             Some(Overlay::Head(_)) => Mode::Head,
@@ -379,21 +401,8 @@ impl App {
             }
         }
         if let Some(Overlay::Export(d)) = self.overlay.as_mut() {
-            if let Some(input) = d.input.as_mut() {
-                match ev.code {
-                    KeyCode::Enter => {
-                        let text = input.lines().join("");
-                        if !text.trim().is_empty() {
-                            d.path = PathBuf::from(text.trim());
-                        }
-                        d.input = None;
-                    }
-                    KeyCode::Esc => d.input = None,
-                    _ => {
-                        input.input(ev);
-                    }
-                }
-                return;
+            if d.input.is_some() {
+                return d.on_input_key(ev);
             }
         }
         if let Some(action) = self.keymap.action(self.mode(), &ev) {
@@ -406,8 +415,8 @@ impl App {
             Action::Quit => return self.quit(fx),
             Action::Help => {
                 self.overlay = match self.overlay {
-                    Some(Overlay::Help { .. }) => None,
-                    _ => Some(Overlay::Help { scroll: 0 }),
+                    Some(Overlay::Help(_)) => None,
+                    _ => Some(Overlay::Help(HelpView::default())),
                 };
                 return;
             }
@@ -452,13 +461,8 @@ impl App {
             }
             Action::OpenThresholds => return self.open_thresholds(fx),
             Action::OpenExport => {
-                self.overlay = Some(Overlay::Export(Box::new(ExportDialog {
-                    format: ExportFormat::Jsonl,
-                    layout: ExportLayout::PerInput,
-                    path: self.export_dir.clone(),
-                    field: ExportField::Format,
-                    input: None,
-                })));
+                let dialog = ExportDialog::new(self.export_dir.clone());
+                self.overlay = Some(Overlay::Export(Box::new(dialog)));
                 return;
             }
             Action::ReviewUncertain => return self.start_review(ReviewKind::Uncertain, fx),
@@ -543,16 +547,8 @@ impl App {
     }
 
     fn help_action(&mut self, action: Action) {
-        if let Some(Overlay::Help { scroll }) = self.overlay.as_mut() {
-            *scroll = match action {
-                Action::Down => scroll.saturating_add(1),
-                Action::Up => scroll.saturating_sub(1),
-                Action::PageDown => scroll.saturating_add(10),
-                Action::PageUp => scroll.saturating_sub(10),
-                Action::Top => 0,
-                Action::Bottom => u16::MAX / 2,
-                _ => *scroll,
-            };
+        if let Some(Overlay::Help(h)) = self.overlay.as_mut() {
+            h.handle(action);
         }
     }
 

@@ -103,10 +103,23 @@ pub(super) fn round_to(v: f32, step: f32) -> f32 {
     (v / step).round() * step
 }
 
-impl App {
-    pub(super) fn open_thresholds(&mut self, fx: &mut Vec<Effect>) {
-        let panel = ThresholdPanel {
-            draft: self.stats.thresholds,
+/// What a key did to the panel, for the App to follow up (previews, the sweep, applying).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PanelChange {
+    Nothing,
+    /// Another field is selected: its sweep is wanted.
+    Field,
+    /// The draft changed: its preview and agreement are wanted.
+    Draft,
+    /// Apply these thresholds.
+    Apply(Thresholds),
+}
+
+impl ThresholdPanel {
+    /// A panel drafting from the thresholds in force.
+    pub fn new(running: Thresholds) -> ThresholdPanel {
+        ThresholdPanel {
+            draft: running,
             field: ThresholdField::High,
             input: None,
             input_error: None,
@@ -116,7 +129,82 @@ impl App {
             sweep_field: ThresholdField::High,
             sweep: Vec::new(),
             sweep_gen: 0,
+        }
+    }
+
+    /// One action on the panel; `running` is what Reset returns to.
+    pub fn handle(&mut self, action: Action, running: Thresholds) -> PanelChange {
+        let fields = ThresholdField::ALL;
+        let idx = fields.iter().position(|f| *f == self.field).unwrap_or(0);
+        match action {
+            Action::NextField | Action::PrevField => {
+                let n = fields.len();
+                let next = if action == Action::NextField {
+                    (idx + 1) % n
+                } else {
+                    (idx + n - 1) % n
+                };
+                self.field = fields[next];
+                PanelChange::Field
+            }
+            Action::Increase | Action::Decrease => {
+                let sign = if action == Action::Increase {
+                    1.0
+                } else {
+                    -1.0
+                };
+                let f = self.field;
+                let v = round_to(f.get(&self.draft) + sign * f.step(), f.step());
+                f.set(&mut self.draft, v);
+                PanelChange::Draft
+            }
+            Action::TypeValue => {
+                let mut ta = TextArea::new(vec![format!("{}", self.field.get(&self.draft))]);
+                ta.move_cursor(tui_textarea::CursorMove::End);
+                ta.set_cursor_line_style(ratatui::style::Style::default());
+                self.input = Some(ta);
+                self.input_error = None;
+                PanelChange::Nothing
+            }
+            Action::Apply => PanelChange::Apply(self.draft),
+            Action::Reset => {
+                self.draft = running;
+                PanelChange::Draft
+            }
+            _ => PanelChange::Nothing,
+        }
+    }
+
+    /// A key while a value is typed: Enter sets it (or says why not), Esc cancels.
+    pub fn on_input_key(&mut self, ev: KeyEvent) -> PanelChange {
+        let Some(input) = self.input.as_mut() else {
+            return PanelChange::Nothing;
         };
+        match ev.code {
+            KeyCode::Esc => self.input = None,
+            KeyCode::Enter => {
+                let text = input.lines().join("");
+                match text.trim().parse::<f32>() {
+                    Ok(v) if v.is_finite() => {
+                        self.field.set(&mut self.draft, v);
+                        self.input = None;
+                        self.input_error = None;
+                        return PanelChange::Draft;
+                    }
+                    _ => self.input_error = Some(format!("`{}` is not a number", text.trim())),
+                }
+            }
+            _ => {
+                input.input(ev);
+            }
+        }
+        PanelChange::Nothing
+    }
+}
+
+impl App {
+    pub(super) fn open_thresholds(&mut self, fx: &mut Vec<Effect>) {
+        let panel = ThresholdPanel::new(self.stats.thresholds);
         self.overlay = Some(Overlay::Thresholds(Box::new(panel)));
         self.request_agreement(fx);
         self.draft_changed(fx);
@@ -127,39 +215,24 @@ impl App {
         let Some(Overlay::Thresholds(p)) = self.overlay.as_mut() else {
             return;
         };
-        let fields = ThresholdField::ALL;
-        let idx = fields.iter().position(|f| *f == p.field).unwrap_or(0);
-        match action {
-            Action::NextField | Action::PrevField => {
-                let n = fields.len();
-                let next = if action == Action::NextField {
-                    (idx + 1) % n
-                } else {
-                    (idx + n - 1) % n
-                };
-                p.field = fields[next];
-                self.request_sweep(fx);
-            }
-            Action::Increase | Action::Decrease => {
-                let sign = if action == Action::Increase {
-                    1.0
-                } else {
-                    -1.0
-                };
-                let f = p.field;
-                let v = round_to(f.get(&p.draft) + sign * f.step(), f.step());
-                f.set(&mut p.draft, v);
-                self.draft_changed(fx);
-            }
-            Action::TypeValue => {
-                let mut ta = TextArea::new(vec![format!("{}", p.field.get(&p.draft))]);
-                ta.move_cursor(tui_textarea::CursorMove::End);
-                ta.set_cursor_line_style(ratatui::style::Style::default());
-                p.input = Some(ta);
-                p.input_error = None;
-            }
-            Action::Apply => {
-                let t = p.draft;
+        let change = p.handle(action, self.stats.thresholds);
+        self.follow_panel_change(change, fx);
+    }
+
+    pub(super) fn on_threshold_input(&mut self, ev: KeyEvent, fx: &mut Vec<Effect>) {
+        let Some(Overlay::Thresholds(p)) = self.overlay.as_mut() else {
+            return;
+        };
+        let change = p.on_input_key(ev);
+        self.follow_panel_change(change, fx);
+    }
+
+    fn follow_panel_change(&mut self, change: PanelChange, fx: &mut Vec<Effect>) {
+        match change {
+            PanelChange::Nothing => {}
+            PanelChange::Field => self.request_sweep(fx),
+            PanelChange::Draft => self.draft_changed(fx),
+            PanelChange::Apply(t) => {
                 fx.push(Effect::Send(Command::SetThresholds(t)));
                 // Shown at once; the engine's next stats confirm it.
                 self.stats.thresholds = t;
@@ -176,38 +249,6 @@ impl App {
                 self.request_agreement(fx);
                 self.draft_changed(fx);
                 self.request_sweep(fx);
-            }
-            Action::Reset => {
-                p.draft = self.stats.thresholds;
-                self.draft_changed(fx);
-            }
-            _ => {}
-        }
-    }
-
-    pub(super) fn on_threshold_input(&mut self, ev: KeyEvent, fx: &mut Vec<Effect>) {
-        let Some(Overlay::Thresholds(p)) = self.overlay.as_mut() else {
-            return;
-        };
-        let Some(input) = p.input.as_mut() else {
-            return;
-        };
-        match ev.code {
-            KeyCode::Esc => p.input = None,
-            KeyCode::Enter => {
-                let text = input.lines().join("");
-                match text.trim().parse::<f32>() {
-                    Ok(v) if v.is_finite() => {
-                        p.field.set(&mut p.draft, v);
-                        p.input = None;
-                        p.input_error = None;
-                        self.draft_changed(fx);
-                    }
-                    _ => p.input_error = Some(format!("`{}` is not a number", text.trim())),
-                }
-            }
-            _ => {
-                input.input(ev);
             }
         }
     }
@@ -290,5 +331,31 @@ impl App {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_panel_drafts_resets_and_applies_without_the_app() {
+        let running = Thresholds::default();
+        let mut p = ThresholdPanel::new(running);
+        assert_eq!(p.handle(Action::Increase, running), PanelChange::Draft);
+        assert_eq!(p.draft.high, running.high + 0.5);
+        assert_eq!(p.handle(Action::NextField, running), PanelChange::Field);
+        assert_eq!(p.field, ThresholdField::Low);
+        assert_eq!(p.handle(Action::TypeValue, running), PanelChange::Nothing);
+        p.on_input_key(KeyEvent::new(KeyCode::Char('x'), KeyModifiers::NONE));
+        let enter = KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE);
+        assert_eq!(p.on_input_key(enter), PanelChange::Nothing);
+        assert!(p.input_error.as_deref().unwrap().contains("not a number"));
+        assert_eq!(p.handle(Action::Reset, running), PanelChange::Draft);
+        assert_eq!(p.draft, running);
+        assert_eq!(
+            p.handle(Action::Apply, running),
+            PanelChange::Apply(running)
+        );
     }
 }

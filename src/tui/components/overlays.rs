@@ -18,7 +18,7 @@ use ratatui::Frame;
 pub fn draw(app: &App, f: &mut Frame, area: Rect) {
     match &app.overlay {
         None => {}
-        Some(Overlay::Help { scroll }) => help(app, *scroll, f, area),
+        Some(Overlay::Help(h)) => help(app, h.scroll, f, area),
         Some(Overlay::Thresholds(p)) => thresholds(app, p, f, area),
         Some(Overlay::Export(d)) => export(app, d, f, area),
         Some(Overlay::Head(p)) => super::head::draw(app, p, f, area),

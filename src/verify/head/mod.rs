@@ -88,6 +88,9 @@ pub struct Example {
     pub group: String,
     pub pooled: Vec<f32>,
     pub p_yes: Option<f32>,
+    /// The rule score, when this example may teach its weight: curator and seed labels. Weak
+    /// labels leave it out (`None`): the score chose them, so it would only learn itself.
+    pub score: Option<f32>,
     pub positive: bool,
     pub source: LabelSource,
 }
@@ -124,6 +127,8 @@ pub struct TrainOptions {
     pub folds: usize,
     /// Use the zero-shot P(yes) as an input.
     pub use_p_yes: bool,
+    /// Use the rule score as an input once some example carries one.
+    pub use_score: bool,
     pub max_iter: usize,
 }
 
@@ -133,6 +138,7 @@ impl Default for TrainOptions {
             l2: 0.05,
             folds: 5,
             use_p_yes: true,
+            use_score: true,
             max_iter: 300,
         }
     }
@@ -161,6 +167,9 @@ pub struct HeadMetrics {
 pub struct Head {
     pub spec: FeatureSpec,
     pub use_p_yes: bool,
+    /// The rule score is the last input (heads made before it existed read without it).
+    #[serde(default)]
+    pub use_score: bool,
     pub mean: Vec<f32>,
     pub scale: Vec<f32>,
     pub w: Vec<f32>,
@@ -180,12 +189,28 @@ fn p_yes_input(p: Option<f32>) -> Option<f32> {
     })
 }
 
-/// Raw head inputs of one example: the pooled vector, then logit(P(yes)) when used (`NaN`
-/// when missing: replaced by the mean, i.e. 0 after standardisation).
-fn raw_inputs(pooled: &[f32], p_yes: Option<f32>, use_p_yes: bool, out: &mut Vec<f32>) {
+/// What a head reads beside the pooled vector: the zero-shot P(yes) and the rule score.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Extra {
+    pub p_yes: Option<f32>,
+    pub score: Option<f32>,
+}
+
+impl Extra {
+    pub fn new(p_yes: Option<f32>, score: Option<f32>) -> Extra {
+        Extra { p_yes, score }
+    }
+}
+
+/// Raw head inputs of one example: the pooled vector, then logit(P(yes)) and the rule score
+/// when used (`NaN` when missing: replaced by the mean, i.e. 0 after standardisation).
+fn raw_inputs(pooled: &[f32], e: Extra, use_p_yes: bool, use_score: bool, out: &mut Vec<f32>) {
     out.extend_from_slice(pooled);
     if use_p_yes {
-        out.push(p_yes_input(p_yes).unwrap_or(f32::NAN));
+        out.push(p_yes_input(e.p_yes).unwrap_or(f32::NAN));
+    }
+    if use_score {
+        out.push(e.score.filter(|s| s.is_finite()).unwrap_or(f32::NAN));
     }
 }
 
@@ -260,31 +285,34 @@ impl Head {
             b -= wj * self.mean[j] as f64;
             w.push(wj);
         }
-        let p_yes = (self.use_p_yes && self.w.len() > d)
-            .then(|| (self.w[d] as f64 / self.scale[d] as f64, self.mean[d] as f64));
+        let column = |j: usize| (self.w[j] as f64 / self.scale[j] as f64, self.mean[j] as f64);
+        let p_yes = (self.use_p_yes && self.w.len() > d).then(|| column(d));
+        let s = d + usize::from(self.use_p_yes);
+        let score = (self.use_score && self.w.len() > s).then(|| column(s));
         Folded {
             w,
             b,
             p_yes,
+            score,
             a: self.platt_a as f64,
             c: self.platt_c as f64,
         }
     }
 
     /// [`Self::predict`] on f16 features (as the engine keeps them).
-    pub fn predict_f16(&self, pooled: &[u16], p_yes: Option<f32>) -> f32 {
-        self.folded().predict_f16(pooled, p_yes)
+    pub fn predict_f16(&self, pooled: &[u16], extra: Extra) -> f32 {
+        self.folded().predict_f16(pooled, extra)
     }
 
     /// Calibrated P(head).
-    pub fn predict(&self, pooled: &[f32], p_yes: Option<f32>) -> f32 {
-        self.folded().predict(pooled, p_yes)
+    pub fn predict(&self, pooled: &[f32], extra: Extra) -> f32 {
+        self.folded().predict(pooled, extra)
     }
 
     /// The uncalibrated logit (as trained, before folding).
-    pub fn logit(&self, pooled: &[f32], p_yes: Option<f32>) -> f64 {
+    pub fn logit(&self, pooled: &[f32], extra: Extra) -> f64 {
         let mut x = Vec::with_capacity(self.w.len());
-        raw_inputs(pooled, p_yes, self.use_p_yes, &mut x);
+        raw_inputs(pooled, extra, self.use_p_yes, self.use_score, &mut x);
         let mut z = self.b as f64;
         for (j, &v) in x.iter().enumerate().take(self.w.len()) {
             if v.is_finite() {
@@ -315,7 +343,7 @@ impl Head {
             path: origin.into(),
             reason: e.to_string(),
         })?;
-        let n = h.spec.dim + usize::from(h.use_p_yes);
+        let n = h.spec.dim + usize::from(h.use_p_yes) + usize::from(h.use_score);
         if h.w.len() != n || h.mean.len() != n || h.scale.len() != n {
             return Err(HeadError::File {
                 path: origin.into(),
@@ -340,29 +368,34 @@ pub struct Folded {
     b: f64,
     /// Weight over raw logit P(yes), and its mean (a missing P(yes) counts as the mean).
     p_yes: Option<(f64, f64)>,
+    /// The same for the rule score.
+    score: Option<(f64, f64)>,
     a: f64,
     c: f64,
 }
 
 impl Folded {
-    fn finish(&self, mut z: f64, p_yes: Option<f32>) -> f32 {
-        if let (Some((w, mean)), Some(v)) = (self.p_yes, p_yes_input(p_yes)) {
+    fn finish(&self, mut z: f64, e: Extra) -> f32 {
+        if let (Some((w, mean)), Some(v)) = (self.p_yes, p_yes_input(e.p_yes)) {
+            z += w * (v as f64 - mean);
+        }
+        if let (Some((w, mean)), Some(v)) = (self.score, e.score.filter(|s| s.is_finite())) {
             z += w * (v as f64 - mean);
         }
         lr::sigmoid(self.a * z + self.c) as f32
     }
 
-    pub fn predict(&self, pooled: &[f32], p_yes: Option<f32>) -> f32 {
+    pub fn predict(&self, pooled: &[f32], extra: Extra) -> f32 {
         let mut z = self.b;
         for (w, x) in self.w.iter().zip(pooled) {
             if x.is_finite() {
                 z += w * *x as f64;
             }
         }
-        self.finish(z, p_yes)
+        self.finish(z, extra)
     }
 
-    pub fn predict_f16(&self, pooled: &[u16], p_yes: Option<f32>) -> f32 {
+    pub fn predict_f16(&self, pooled: &[u16], extra: Extra) -> f32 {
         let lut = f16_table();
         let mut z = self.b;
         for (w, h) in self.w.iter().zip(pooled) {
@@ -371,7 +404,7 @@ impl Folded {
                 z += w * x as f64;
             }
         }
-        self.finish(z, p_yes)
+        self.finish(z, extra)
     }
 }
 
@@ -412,6 +445,9 @@ pub fn train_with_oof(
         p.check_features(spec)?;
     }
     let use_p_yes = prior.map_or(opts.use_p_yes, |p| p.use_p_yes);
+    // The score is the last input; a prior without it reads as weight 0 there.
+    let use_score = prior.is_some_and(|p| p.use_score)
+        || (opts.use_score && examples.iter().any(|e| e.score.is_some_and(f32::is_finite)));
     let positives = examples.iter().filter(|e| e.positive).count();
     let negatives = examples.len() - positives;
     if positives == 0 || negatives == 0 {
@@ -420,7 +456,7 @@ pub fn train_with_oof(
             negatives,
         });
     }
-    let d = spec.dim + usize::from(use_p_yes);
+    let d = spec.dim + usize::from(use_p_yes) + usize::from(use_score);
     let mut x = Vec::with_capacity(examples.len() * d);
     for e in examples {
         if e.pooled.len() != spec.dim {
@@ -431,7 +467,13 @@ pub fn train_with_oof(
                 spec: spec.key(),
             });
         }
-        raw_inputs(&e.pooled, e.p_yes, use_p_yes, &mut x);
+        raw_inputs(
+            &e.pooled,
+            Extra::new(e.p_yes, e.score),
+            use_p_yes,
+            use_score,
+            &mut x,
+        );
     }
     let y: Vec<bool> = examples.iter().map(|e| e.positive).collect();
     // Source weights, then each class brought to half of the total.
@@ -452,15 +494,19 @@ pub fn train_with_oof(
         .zip(&y)
         .map(|(w, y)| w * total / (2.0 * if *y { wp } else { wn }))
         .collect();
-    let prior_w: Option<Vec<f64>> = prior.map(|p| p.w.iter().map(|v| *v as f64).collect());
+    let prior_w: Option<Vec<f64>> = prior.map(|p| {
+        let mut w: Vec<f64> = p.w.iter().map(|v| *v as f64).collect();
+        w.resize(d, 0.0);
+        w
+    });
     let fit_rows = |rows: &[usize]| -> (Scaler, Vec<f64>, f64) {
-        let scaler = match prior {
-            Some(p) => Scaler {
-                mean: p.mean.clone(),
-                scale: p.scale.clone(),
-            },
-            None => Scaler::fit(&x, d, rows),
-        };
+        // A prior's standardisation is kept for the inputs it has; the rest is fitted.
+        let mut scaler = Scaler::fit(&x, d, rows);
+        if let Some(p) = prior {
+            let n = p.mean.len().min(d);
+            scaler.mean[..n].copy_from_slice(&p.mean[..n]);
+            scaler.scale[..n].copy_from_slice(&p.scale[..n]);
+        }
         let xs = scaler.apply(&x, d, rows);
         let ys: Vec<bool> = rows.iter().map(|&i| y[i]).collect();
         let ws: Vec<f64> = rows.iter().map(|&i| weights[i]).collect();
@@ -528,6 +574,7 @@ pub fn train_with_oof(
     let mut head = Head {
         spec: spec.clone(),
         use_p_yes,
+        use_score,
         mean: scaler.mean,
         scale: scaler.scale,
         w: w.iter().map(|v| *v as f32).collect(),

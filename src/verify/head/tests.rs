@@ -32,6 +32,7 @@ fn examples(n: usize, dim: usize, seed: u64) -> Vec<Example> {
                 group: if i % 2 == 0 { "a" } else { "b" }.into(),
                 pooled,
                 p_yes: Some(0.3),
+                score: None,
                 positive,
                 source: if i % 5 == 0 {
                     LabelSource::Curator
@@ -59,7 +60,7 @@ fn a_head_learns_separable_features_with_cv_auc_and_calibration() {
         let v: Vec<f32> = ex
             .iter()
             .filter(|e| e.positive == pos)
-            .map(|e| head.predict(&e.pooled, e.p_yes))
+            .map(|e| head.predict(&e.pooled, Extra::new(e.p_yes, e.score)))
             .collect();
         v.iter().sum::<f32>() / v.len() as f32
     };
@@ -124,8 +125,64 @@ fn a_head_refuses_another_models_features_and_refines_its_own() {
     )
     .unwrap();
     assert_eq!(refined.mean, head.mean);
+    assert!(!refined.use_score);
     assert_eq!(
         refined.metrics.prior.as_deref(),
         Some(head.version.as_str())
     );
+}
+
+#[test]
+fn the_rule_score_is_an_input_when_labels_carry_it_and_a_prior_without_it_is_extended() {
+    let s = spec("m", 8);
+    // Pooled features that barely separate; the score separates well.
+    let mut ex = examples(150, 8, 7);
+    for (i, e) in ex.iter_mut().enumerate() {
+        e.pooled[0] = (i % 7) as f32 * 0.1;
+        e.pooled[1] = (i % 5) as f32 * 0.1;
+        e.score = Some(if e.positive { 5.0 } else { 1.0 } + (i % 4) as f32 * 0.5);
+    }
+    let without = train(
+        &s,
+        &ex,
+        &TrainOptions {
+            use_score: false,
+            ..Default::default()
+        },
+        None,
+    )
+    .unwrap();
+    let with = train(&s, &ex, &TrainOptions::default(), None).unwrap();
+    assert!(with.use_score && !without.use_score);
+    assert_eq!(with.inputs(), 8 + 2);
+    let (a, b) = (
+        with.metrics.cv_auc.unwrap(),
+        without.metrics.cv_auc.unwrap(),
+    );
+    assert!(a > 0.95 && a > b, "with score {a}, without {b}");
+    // The folded fast path and the trained logit agree.
+    for e in ex.iter().take(20) {
+        let x = Extra::new(e.p_yes, e.score);
+        let z = with.logit(&e.pooled, x);
+        let p = lr::sigmoid(with.platt_a as f64 * z + with.platt_c as f64) as f32;
+        assert!((with.predict(&e.pooled, x) - p).abs() < 1e-4);
+    }
+    // A missing score counts as the mean: no effect beyond the bias.
+    let e = &ex[0];
+    let missing = with.predict(&e.pooled, Extra::new(e.p_yes, None));
+    assert!(missing.is_finite());
+
+    // A prior without the score (the shipped default) refined by scored curator labels: the
+    // new head reads the score, keeps the prior's standardisation for the inputs it had.
+    let prior = train(&s, &examples(90, 8, 8), &TrainOptions::default(), None).unwrap();
+    assert!(!prior.use_score);
+    let refined = train(&s, &ex, &TrainOptions::default(), Some(&prior)).unwrap();
+    assert!(refined.use_score);
+    assert_eq!(&refined.mean[..prior.mean.len()], prior.mean.as_slice());
+    assert_eq!(refined.mean.len(), prior.mean.len() + 1);
+    // Heads saved before the score input existed still load (no `use_score` field).
+    let mut old: serde_json::Value = serde_json::from_str(&prior.to_json()).unwrap();
+    old.as_object_mut().unwrap().remove("use_score");
+    let back = Head::from_json(&old.to_string(), "old head").unwrap();
+    assert_eq!(back, prior);
 }
