@@ -248,13 +248,7 @@ async fn export_sends_the_chosen_format_and_reports_the_result() {
         status.starts_with("exported ") && status.ends_with("records to out/x"),
         "{status}"
     );
-    assert!(h
-        .engine
-        .state
-        .lock()
-        .unwrap()
-        .commands_seen
-        .contains(&"Export".to_string()));
+    assert!(h.saw("Export"));
 }
 
 #[tokio::test]
@@ -263,13 +257,7 @@ async fn quit_stops_the_engine_and_waits_for_it() {
     h.keys("?").await;
     h.key_mod(KeyCode::Char('c'), KeyModifiers::CONTROL).await;
     assert!(h.session.should_exit());
-    assert!(h
-        .engine
-        .state
-        .lock()
-        .unwrap()
-        .commands_seen
-        .contains(&"Stop".to_string()));
+    assert!(h.saw("Stop"));
 }
 
 #[tokio::test]

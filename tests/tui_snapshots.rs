@@ -137,13 +137,7 @@ async fn head_panel_and_p_head_column() {
     h.tick(300).await;
     let off = h.render();
     assert!(off.contains("switched off"), "{off}");
-    assert!(h
-        .engine
-        .state
-        .lock()
-        .unwrap()
-        .commands_seen
-        .contains(&"SetHeadEnabled".to_string()));
+    assert!(h.saw("SetHeadEnabled"));
     h.key(KeyCode::Esc).await;
     h.tick(300).await;
     assert!(!h.render().contains("P(head)"), "{}", h.render());
@@ -174,12 +168,6 @@ async fn head_panel_says_why_the_head_is_off() {
         "{frame}"
     );
     h.keys("r").await;
-    assert!(!h
-        .engine
-        .state
-        .lock()
-        .unwrap()
-        .commands_seen
-        .contains(&"RetrainHead".to_string()));
+    assert!(!h.saw("RetrainHead"));
     assert!(h.render().contains("no verdict head in this run"));
 }

@@ -718,6 +718,19 @@ fn embedding_server(embeddings: bool, embed_calls: Arc<AtomicUsize>) -> TestServ
     })
 }
 
+/// The rows of a two-column query.
+fn pairs<A: rusqlite::types::FromSql, B: rusqlite::types::FromSql>(
+    conn: &rusqlite::Connection,
+    sql: &str,
+) -> Vec<(A, B)> {
+    conn.prepare(sql)
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
 #[test]
 fn embeddings_give_the_head_its_features_in_input_order() {
     let calls = Arc::new(AtomicUsize::new(0));
@@ -787,13 +800,10 @@ fn a_run_over_http_trains_the_head_from_server_embeddings() {
     assert!(out.status.success(), "{err}");
     assert!(calls.load(Ordering::SeqCst) > 1, "{err}");
     let conn = rusqlite::Connection::open(&store).unwrap();
-    let by: Vec<(String, i64)> = conn
-        .prepare("SELECT COALESCE(decided_by, '-'), COUNT(*) FROM records WHERE tier = 'verify' GROUP BY 1")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let by: Vec<(String, i64)> = pairs(
+        &conn,
+        "SELECT COALESCE(decided_by, '-'), COUNT(*) FROM records WHERE tier = 'verify' GROUP BY 1",
+    );
     let heads: i64 = conn
         .query_row("SELECT COUNT(*) FROM heads", [], |r| r.get(0))
         .unwrap();
@@ -803,13 +813,10 @@ fn a_run_over_http_trains_the_head_from_server_embeddings() {
         "verify band by: {by:?}\n{err}"
     );
     // Every verify-band record has its P(head), and the verdict follows it at the cut.
-    let rows: Vec<(Option<f64>, String)> = conn
-        .prepare("SELECT p_head, verdict FROM records WHERE tier = 'verify'")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let rows: Vec<(Option<f64>, String)> = pairs(
+        &conn,
+        "SELECT p_head, verdict FROM records WHERE tier = 'verify'",
+    );
     for (p, verdict) in &rows {
         let p = p.expect("P(head) on a verify-band record");
         assert_eq!(verdict == "kept", p >= 0.5, "P(head) {p} -> {verdict}");

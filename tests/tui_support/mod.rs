@@ -706,6 +706,12 @@ impl Harness {
     pub fn app(&self) -> &App {
         &self.session.app
     }
+
+    /// Whether the fake engine has received this command (by its variant name).
+    pub fn saw(&self, command: &str) -> bool {
+        let s = self.engine.state.lock().unwrap();
+        s.commands_seen.iter().any(|c| c == command)
+    }
 }
 
 pub fn out_dir() -> PathBuf {
