@@ -124,7 +124,7 @@ impl Default for Thresholds {
         Thresholds {
             high: 4.5,
             low: 2.0,
-            min_text_len: 20,
+            min_text_len: 10,
             p_yes_cut: 0.5,
         }
     }
