@@ -187,6 +187,22 @@ pub enum Command {
     RetrainHead,
     /// Switch the verdict head on or off (off: the verify band is decided by P(yes)).
     SetHeadEnabled(bool),
+    /// Candidate rules mined from the curator's labels (the miner of `rules suggest --store`).
+    SuggestRules {
+        reply: oneshot::Sender<Result<crate::engine::suggest::Suggestions, String>>,
+    },
+    /// What adding this `[[rule]]` to the run's rules would flip (every stored text
+    /// re-scored), without changing anything.
+    PreviewRule {
+        rule: String,
+        reply: oneshot::Sender<Result<FlipPreview, String>>,
+    },
+    /// Add this `[[rule]]` to the session's rule file, re-score every stored text and
+    /// re-decide (`Redecided` follows); replies with the rule file written.
+    AddRule {
+        rule: String,
+        reply: oneshot::Sender<Result<PathBuf, String>>,
+    },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

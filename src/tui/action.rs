@@ -15,6 +15,7 @@ pub enum Action {
     Search,
     OpenThresholds,
     OpenExport,
+    OpenSuggest,
     ReviewUncertain,
     ReviewRejected,
     // Moving around a list or a text.
@@ -66,6 +67,7 @@ impl Action {
             Action::Search => "Search ids and text",
             Action::OpenThresholds => "Tune thresholds (high, low, P(yes) cut)",
             Action::OpenExport => "Export kept/removed records",
+            Action::OpenSuggest => "Rules mined from your labels: preview and add one",
             Action::ReviewUncertain => "Review queue: most uncertain unlabelled first",
             Action::ReviewRejected => "Spot-check queue: rejected, unlabelled",
             Action::Up => "Move up",
@@ -112,6 +114,7 @@ impl Action {
             Action::Search => "search",
             Action::OpenThresholds => "thresholds",
             Action::OpenExport => "export",
+            Action::OpenSuggest => "suggest",
             Action::ReviewUncertain => "review",
             Action::ReviewRejected => "spot-check",
             Action::Up => "up",

@@ -23,11 +23,13 @@ use tui_textarea::TextArea;
 // One file per view: its state and the handling of its keys (they extend `App`).
 mod export;
 mod record;
+mod suggest;
 mod table;
 mod thresholds;
 
 pub use export::{ExportDialog, ExportField};
 pub use record::{Pane, RecordView, Review, ReviewKind};
+pub use suggest::SuggestPanel;
 #[cfg(test)]
 use table::cycle;
 pub use table::TableView;
@@ -70,6 +72,15 @@ pub enum Msg {
         gen: u64,
         value: LabelAgreement,
     },
+    /// Candidate rules mined from the session's labels.
+    Suggestions(Result<crate::engine::suggest::Suggestions, String>),
+    /// The flips of adding the candidate asked for under `gen`.
+    RulePreview {
+        gen: u64,
+        preview: Result<FlipPreview, String>,
+    },
+    /// A candidate added to the session's rule file (the file), or why not.
+    RuleAdded(Result<PathBuf, String>),
     /// The engine dropped a reply channel (it stopped or failed that request).
     ReplyLost(&'static str),
 }
@@ -107,6 +118,17 @@ pub enum Effect {
         tag: AgreementTag,
         gen: u64,
         thresholds: Thresholds,
+    },
+    /// Mine candidate rules from the session's labels.
+    Suggest,
+    /// Preview adding this `[[rule]]` (re-scored from stored text).
+    PreviewRule {
+        gen: u64,
+        rule: String,
+    },
+    /// Add this `[[rule]]` to the session's rule file and re-score the run.
+    AddRule {
+        rule: String,
     },
     /// Leave the main loop (the engine has stopped or is gone).
     Exit,
@@ -162,6 +184,7 @@ pub enum Overlay {
     Help { scroll: u16 },
     Thresholds(Box<ThresholdPanel>),
     Export(Box<ExportDialog>),
+    Suggest(Box<SuggestPanel>),
 }
 
 /// Fixed facts about the session shown in the header.
@@ -266,6 +289,7 @@ impl App {
             Some(Overlay::Help { .. }) => Mode::Help,
             Some(Overlay::Thresholds(_)) => Mode::Thresholds,
             Some(Overlay::Export(_)) => Mode::Export,
+            Some(Overlay::Suggest(_)) => Mode::Suggest,
             None if self.record.is_some() => Mode::Record,
             None => Mode::Table,
         }
@@ -329,6 +353,9 @@ impl App {
                 }
             }
             Msg::Agreement { tag, gen, value } => self.on_agreement(tag, gen, value),
+            Msg::Suggestions(list) => self.on_suggestions(list, &mut fx),
+            Msg::RulePreview { gen, preview } => self.on_rule_preview(gen, preview),
+            Msg::RuleAdded(result) => self.on_rule_added(result, &mut fx),
             Msg::ReplyLost(what) => {
                 if what == "query" {
                     self.query_in_flight = false;
@@ -440,6 +467,7 @@ impl App {
                 return;
             }
             Action::OpenThresholds => return self.open_thresholds(fx),
+            Action::OpenSuggest => return self.open_suggest(fx),
             Action::OpenExport => {
                 self.overlay = Some(Overlay::Export(Box::new(ExportDialog {
                     format: ExportFormat::Jsonl,
@@ -458,6 +486,7 @@ impl App {
             Mode::Help => self.help_action(action),
             Mode::Thresholds => self.threshold_action(action, fx),
             Mode::Export => self.export_action(action, fx),
+            Mode::Suggest => self.suggest_action(action, fx),
             Mode::Record => self.record_action(action, fx),
             Mode::Table | Mode::Global => self.table_action(action, fx),
         }

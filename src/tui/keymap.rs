@@ -19,16 +19,18 @@ pub enum Mode {
     Record,
     Thresholds,
     Export,
+    Suggest,
     Help,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 6] = [
+    pub const ALL: [Mode; 7] = [
         Mode::Global,
         Mode::Table,
         Mode::Record,
         Mode::Thresholds,
         Mode::Export,
+        Mode::Suggest,
         Mode::Help,
     ];
 
@@ -39,6 +41,7 @@ impl Mode {
             Mode::Record => "Record view and review queues",
             Mode::Thresholds => "Threshold panel",
             Mode::Export => "Export dialog",
+            Mode::Suggest => "Rules from labels",
             Mode::Help => "Help",
         }
     }
@@ -50,6 +53,7 @@ impl Mode {
             Mode::Record => "record",
             Mode::Thresholds => "thresholds",
             Mode::Export => "export",
+            Mode::Suggest => "suggest",
             Mode::Help => "help",
         }
     }

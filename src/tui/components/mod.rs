@@ -3,6 +3,7 @@
 pub mod dashboard;
 pub mod overlays;
 pub mod record;
+pub mod suggest;
 pub mod table;
 
 use super::theme::Theme;
