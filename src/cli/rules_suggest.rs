@@ -9,11 +9,9 @@ use super::{
     resolve_store, InputArgs, RuleArgs, EXIT_DATAERR, EXIT_FAILURE, EXIT_NOINPUT, EXIT_OK,
     EXIT_USAGE,
 };
-use crate::decide::Label;
 use crate::rules::suggest::{Corpus, SuggestOptions};
 use crate::rules::{RuleSet, Thresholds};
 use crate::store::RunStore;
-use std::collections::HashMap;
 use std::io::Write;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
@@ -181,28 +179,12 @@ fn print(
     out.flush()
 }
 
-/// Curator labels from the store's label log (the last entry per record wins; an undo entry
-/// carries the label it restores). Returns how many stored records were left out unlabelled.
+/// Curator labels from the store's label log, through the engine's reader (the workbench's
+/// suggest overlay mines the same corpus). Returns how many labelled records were left out.
 fn from_store(path: &std::path::Path, rules: &RuleSet, corpus: &mut Corpus) -> Result<u64, String> {
     let store = RunStore::open_read(path).map_err(|e| e.to_string())?;
-    let mut labels: HashMap<i64, Option<Label>> = HashMap::new();
-    for entry in store.label_log().map_err(|e| e.to_string())? {
-        labels.insert(entry.record_seq, entry.new_label);
-    }
-    let mut seqs: Vec<(i64, Label)> = labels
-        .into_iter()
-        .filter_map(|(seq, l)| l.map(|l| (seq, l)))
-        .collect();
-    seqs.sort_unstable_by_key(|(seq, _)| *seq);
-    let mut missing = 0u64;
-    for (seq, label) in seqs {
-        match store.text_for(seq).map_err(|e| e.to_string())? {
-            Some((text, _)) => {
-                let score = rules.score(&text).score;
-                corpus.add(&text, label == Label::Keep, score, true);
-            }
-            None => missing += 1,
-        }
-    }
+    let (mined, missing) =
+        crate::engine::suggest::corpus_from_store(&store, rules, corpus.max_n())?;
+    *corpus = mined;
     Ok(missing)
 }

@@ -52,6 +52,8 @@ pub struct Setup {
     pub startup_errors: Vec<String>,
     /// The run's rules, to show where they matched in an opened record.
     pub rules: Arc<RuleSet>,
+    /// Where the run's rules came from (`None`: built in); added rules are written there.
+    pub rules_file: Option<PathBuf>,
     pub head: super::head::HeadOptions,
 }
 
@@ -67,6 +69,7 @@ const VERDICT_ROWS_PER_TICK: usize = 256;
 pub struct Decider {
     store_path: PathBuf,
     rules: Arc<RuleSet>,
+    rules_file: Option<PathBuf>,
     read: RunStore,
     t: Thresholds,
     index: Index,
@@ -96,6 +99,9 @@ pub struct Decider {
     /// Features and P(head) of the answers being applied, written after them.
     head_pending: HeadPending,
 }
+
+/// Re-scored records: (seq, score, hits).
+type RescoredRecords = Vec<(i64, f32, Vec<crate::rules::RuleHit>)>;
 
 type HeadPending = (Vec<(i64, Option<f32>, Vec<f32>)>, Vec<(i64, Option<f32>)>);
 
@@ -127,6 +133,7 @@ impl Decider {
         let mut d = Decider {
             store_path: s.store_path,
             rules: s.rules,
+            rules_file: s.rules_file,
             read,
             t: s.thresholds,
             index,
@@ -591,6 +598,19 @@ impl Decider {
             Command::HeadStatus { reply } => {
                 let _ = reply.send(self.head_status());
             }
+            Command::SuggestRules { reply } => {
+                let _ = reply.send(self.suggest_rules());
+            }
+            Command::PreviewRule { rule, reply } => {
+                let _ = reply.send(self.preview_rule(&rule));
+            }
+            Command::AddRule { rule, reply } => {
+                let r = self.add_rule(&rule);
+                if let Err(e) = &r {
+                    self.error("rules", e.clone());
+                }
+                let _ = reply.send(r);
+            }
         }
     }
 
@@ -602,8 +622,14 @@ impl Decider {
             return;
         }
         self.t = t;
-        let r = self.index.redecide(&t);
         self.write(WriterMsg::Thresholds(t));
+        self.redecide_all();
+    }
+
+    /// Re-decide every record under the thresholds in force: write the changed decisions,
+    /// queue what newly needs the verifier, report the flips.
+    fn redecide_all(&mut self) {
+        let r = self.index.redecide(&self.t);
         for chunk in r.changed.chunks(10_000) {
             self.write(WriterMsg::Decisions(chunk.to_vec()));
         }
@@ -616,6 +642,59 @@ impl Decider {
         }
         self.drained_sent = self.drained_sent && self.batcher.is_empty();
         self.emit(EngineEvent::Redecided(r.flips));
+    }
+
+    // ----- rules mined from labels (the workbench's suggest overlay) --------------------
+
+    fn suggest_rules(&mut self) -> Result<super::suggest::Suggestions, String> {
+        self.flush();
+        let opts = crate::rules::suggest::SuggestOptions::default();
+        super::suggest::suggest_from_store(&self.read, &self.rules, &self.t, &opts)
+    }
+
+    /// The run's rules with `rule` added, and every stored text re-scored with them.
+    fn rescored(&mut self, rule: &str) -> Result<(RuleSet, RescoredRecords), String> {
+        self.flush();
+        let file = super::suggest::session_rule_file(self.rules_file.as_deref(), &self.store_path);
+        let rules = super::suggest::with_rule(&self.rules, rule, &file.display().to_string())?;
+        let scores = super::suggest::rescore(&self.read, &rules)?;
+        Ok((rules, scores))
+    }
+
+    fn preview_rule(&mut self, rule: &str) -> Result<FlipPreview, String> {
+        let (_, scores) = self.rescored(rule)?;
+        let at: Vec<(usize, f32)> = scores
+            .iter()
+            .filter_map(|(seq, s, _)| self.index.pos(*seq).map(|p| (p, *s)))
+            .collect();
+        Ok(self.index.preview_scores(&at, &self.t))
+    }
+
+    /// Add `rule` to the session's rule file, re-score and re-decide the run. Refused while
+    /// inputs are still being read: the readers score with the rules they started with.
+    fn add_rule(&mut self, rule: &str) -> Result<PathBuf, String> {
+        if self.readers_left > 0 {
+            return Err("inputs are still being read; add rules once reading is done".into());
+        }
+        let (rules, scores) = self.rescored(rule)?;
+        let file = super::suggest::session_rule_file(self.rules_file.as_deref(), &self.store_path);
+        let tmp = file.with_extension("toml.tmp");
+        std::fs::write(&tmp, rules.source())
+            .and_then(|()| std::fs::rename(&tmp, &file))
+            .map_err(|e| format!("{}: cannot write: {e}", file.display()))?;
+        for (seq, s, _) in &scores {
+            if let Some(pos) = self.index.pos(*seq) {
+                self.index.set_score(pos, *s);
+            }
+        }
+        self.write(WriterMsg::Rules {
+            hash: rules.hash().to_string(),
+            scores,
+        });
+        self.rules = Arc::new(rules);
+        self.rules_file = Some(file.clone());
+        self.redecide_all();
+        Ok(file)
     }
 
     fn seqs_for(&mut self, id: &str) -> Vec<i64> {

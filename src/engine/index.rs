@@ -300,6 +300,24 @@ impl Index {
         f
     }
 
+    /// What re-deciding under `t` would change if the records at these positions had these
+    /// scores (a rule added), without changing anything.
+    pub fn preview_scores(&self, scores: &[(usize, f32)], t: &Thresholds) -> FlipPreview {
+        let mut f = FlipPreview::default();
+        for &(pos, score) in scores {
+            let old = self.decision_at(pos);
+            let mut i = self.inputs_at(pos);
+            i.score = score;
+            count_flip(&mut f, &old, &decide(&i, t), &i, self.queued_at(pos));
+        }
+        f
+    }
+
+    /// Replace a record's rule score without deciding (a rule added; then [`Self::redecide`]).
+    pub fn set_score(&mut self, pos: usize, score: f32) {
+        self.entries[pos].score = score;
+    }
+
     /// Re-decide every record under `t`.
     pub fn redecide(&mut self, t: &Thresholds) -> Redecision {
         let mut r = Redecision::default();

@@ -685,6 +685,7 @@ pub fn prepare(s: &EngineSettings, req: &LaunchRequest) -> Result<Prepared, Laun
     }
 
     let mut config = EngineConfig::new(store.clone(), inputs.clone(), rules);
+    config.rules_file = s.rules.clone();
     config.thresholds = (overridden || !existing).then_some(thresholds);
     config.verifier = factory;
     config.verifier_name = s.verifier.name().into();

@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod query;
 pub mod source;
 pub mod stats;
+pub mod suggest;
 pub mod types;
 pub mod verifier;
 mod writer;
@@ -60,6 +61,9 @@ pub struct EngineConfig {
     pub store: PathBuf,
     pub inputs: Vec<PathBuf>,
     pub rules: Arc<RuleSet>,
+    /// The rule file `rules` came from (`None`: the built-in rules); rules the curator adds
+    /// from the workbench are written there (see [`suggest::session_rule_file`]).
+    pub rules_file: Option<PathBuf>,
     /// Thresholds to apply; `None` keeps the store's (or the defaults for a new store).
     pub thresholds: Option<Thresholds>,
     /// The verifier backend; `None` leaves verify-tier records pending.
@@ -97,6 +101,7 @@ impl EngineConfig {
             store,
             inputs,
             rules: Arc::new(rules),
+            rules_file: None,
             thresholds: None,
             verifier: None,
             verifier_name: "none".into(),
@@ -327,6 +332,7 @@ pub fn start(config: EngineConfig) -> Result<EngineHandle, EngineError> {
         events: events_tx,
         startup_errors,
         rules: config.rules.clone(),
+        rules_file: config.rules_file.clone(),
         head: config.head.clone(),
     })?;
     let join = std::thread::Builder::new()

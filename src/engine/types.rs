@@ -191,6 +191,22 @@ pub enum Command {
     HeadStatus {
         reply: oneshot::Sender<HeadStatus>,
     },
+    /// Candidate rules mined from the curator's labels (the miner of `rules suggest --store`).
+    SuggestRules {
+        reply: oneshot::Sender<Result<crate::engine::suggest::Suggestions, String>>,
+    },
+    /// What adding this `[[rule]]` to the run's rules would flip (every stored text
+    /// re-scored), without changing anything.
+    PreviewRule {
+        rule: String,
+        reply: oneshot::Sender<Result<FlipPreview, String>>,
+    },
+    /// Add this `[[rule]]` to the session's rule file, re-score every stored text and
+    /// re-decide (`Redecided` follows); replies with the rule file written.
+    AddRule {
+        rule: String,
+        reply: oneshot::Sender<Result<PathBuf, String>>,
+    },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -28,6 +28,11 @@ pub enum WriterMsg {
         message: String,
     },
     Thresholds(Thresholds),
+    /// A rule added: the run's new rules hash and every re-scored record (seq, score, hits).
+    Rules {
+        hash: String,
+        scores: Vec<(i64, f32, Vec<crate::rules::RuleHit>)>,
+    },
     Metrics(String),
     State(RunState),
     /// Commit everything so far, then answer.
@@ -189,6 +194,7 @@ fn apply(store: &RunStore, msg: WriterMsg) -> Result<(), StoreError> {
         WriterMsg::File(f) => RunStore::set_file_progress(conn, path, &f),
         WriterMsg::Error { file, message } => RunStore::add_error(conn, path, &file, &message),
         WriterMsg::Thresholds(t) => store.set_thresholds(&t),
+        WriterMsg::Rules { hash, scores } => store.set_rules(&hash, &scores),
         WriterMsg::Metrics(line) => RunStore::add_metrics(conn, path, &line),
         WriterMsg::State(s) => store.set_state(s),
         WriterMsg::HeadFeatures { spec, rows } => sf::put_features_by_seq(conn, path, &spec, &rows),

@@ -124,7 +124,7 @@ impl Default for Thresholds {
         Thresholds {
             high: 4.5,
             low: 2.0,
-            min_text_len: 20,
+            min_text_len: 10,
             p_yes_cut: 0.5,
         }
     }
@@ -172,6 +172,8 @@ pub fn tier_for(score: f32, text_len: usize, scored: bool, t: &Thresholds) -> Ti
 #[derive(Debug, Clone)]
 pub struct RuleSet {
     hash: String,
+    /// The rule file's text, so a rule can be added to it (`engine::suggest`).
+    source: std::sync::Arc<str>,
     thresholds: Thresholds,
     scorer: scorer::Scorer,
 }
@@ -199,9 +201,15 @@ impl RuleSet {
         })?;
         Ok(RuleSet {
             hash: blake3::hash(src.as_bytes()).to_hex().to_string(),
+            source: src.into(),
             thresholds: parsed.thresholds,
             scorer,
         })
+    }
+
+    /// The rule file's text as compiled.
+    pub fn source(&self) -> &str {
+        &self.source
     }
 
     /// Hex hash of the rule file text, stored with a run.

@@ -271,6 +271,11 @@ impl Corpus {
     }
 
     /// Records added so far: [positive, negative].
+    /// The longest phrase counted, in words.
+    pub fn max_n(&self) -> usize {
+        self.max_n
+    }
+
     pub fn class_sizes(&self) -> [u32; 2] {
         let pos = self.docs.iter().filter(|d| d.positive).count() as u32;
         [pos, self.docs.len() as u32 - pos]

@@ -464,6 +464,28 @@ impl RunStore {
         )
     }
 
+    /// A rule added to the run: the config's rules hash (a resume checks it) and every
+    /// re-scored record's score and hits, inside the writer's transaction.
+    pub fn set_rules(
+        &self,
+        hash: &str,
+        scores: &[(i64, f32, Vec<RuleHit>)],
+    ) -> Result<(), StoreError> {
+        if let Some(mut c) = self.config()? {
+            c.rules_hash = hash.to_string();
+            self.set_config(&c)?;
+        }
+        let mut st = self
+            .conn
+            .prepare_cached("UPDATE records SET score = ?2, rules = ?3 WHERE seq = ?1")
+            .ctx(&self.path)?;
+        for (seq, score, hits) in scores {
+            st.execute(params![seq, *score as f64, encode_hits(hits)])
+                .ctx(&self.path)?;
+        }
+        Ok(())
+    }
+
     pub fn state(&self) -> Result<Option<RunState>, StoreError> {
         Ok(self.meta("state")?.and_then(|s| RunState::parse(&s)))
     }

@@ -24,12 +24,14 @@ use tui_textarea::TextArea;
 mod export;
 mod head;
 mod record;
+mod suggest;
 mod table;
 mod thresholds;
 
 pub use export::{ExportDialog, ExportField};
 pub use head::HeadPanel;
 pub use record::{Pane, RecordView, Review, ReviewKind};
+pub use suggest::SuggestPanel;
 #[cfg(test)]
 use table::cycle;
 pub use table::TableView;
@@ -73,6 +75,15 @@ pub enum Msg {
         value: LabelAgreement,
     },
     HeadStatus(crate::engine::types::HeadStatus),
+    /// Candidate rules mined from the session's labels.
+    Suggestions(Result<crate::engine::suggest::Suggestions, String>),
+    /// The flips of adding the candidate asked for under `gen`.
+    RulePreview {
+        gen: u64,
+        preview: Result<FlipPreview, String>,
+    },
+    /// A candidate added to the session's rule file (the file), or why not.
+    RuleAdded(Result<PathBuf, String>),
     /// The engine dropped a reply channel (it stopped or failed that request).
     ReplyLost(&'static str),
 }
@@ -113,6 +124,17 @@ pub enum Effect {
     },
     /// The verdict head's state, for the head panel.
     HeadStatus,
+    /// Mine candidate rules from the session's labels.
+    Suggest,
+    /// Preview adding this `[[rule]]` (re-scored from stored text).
+    PreviewRule {
+        gen: u64,
+        rule: String,
+    },
+    /// Add this `[[rule]]` to the session's rule file and re-score the run.
+    AddRule {
+        rule: String,
+    },
     /// Leave the main loop (the engine has stopped or is gone).
     Exit,
 }
@@ -190,6 +212,7 @@ pub enum Overlay {
     Thresholds(Box<ThresholdPanel>),
     Export(Box<ExportDialog>),
     Head(Box<HeadPanel>),
+    Suggest(Box<SuggestPanel>),
 }
 
 /// Fixed facts about the session shown in the header.
@@ -298,6 +321,7 @@ impl App {
             Some(Overlay::Thresholds(_)) => Mode::Thresholds,
             Some(Overlay::Export(_)) => Mode::Export,
             Some(Overlay::Head(_)) => Mode::Head,
+            Some(Overlay::Suggest(_)) => Mode::Suggest,
             None if self.record.is_some() => Mode::Record,
             None => Mode::Table,
         }
@@ -362,6 +386,9 @@ impl App {
             }
             Msg::Agreement { tag, gen, value } => self.on_agreement(tag, gen, value),
             Msg::HeadStatus(status) => self.on_head_status(status),
+            Msg::Suggestions(list) => self.on_suggestions(list, &mut fx),
+            Msg::RulePreview { gen, preview } => self.on_rule_preview(gen, preview),
+            Msg::RuleAdded(result) => self.on_rule_added(result, &mut fx),
             Msg::ReplyLost(what) => {
                 if what == "query" {
                     self.query_in_flight = false;
@@ -460,6 +487,7 @@ impl App {
                 return;
             }
             Action::OpenThresholds => return self.open_thresholds(fx),
+            Action::OpenSuggest => return self.open_suggest(fx),
             Action::OpenExport => {
                 let dialog = ExportDialog::new(self.export_dir.clone());
                 self.overlay = Some(Overlay::Export(Box::new(dialog)));
@@ -475,6 +503,7 @@ impl App {
             Mode::Thresholds => self.threshold_action(action, fx),
             Mode::Export => self.export_action(action, fx),
             Mode::Head => self.head_action(action, fx),
+            Mode::Suggest => self.suggest_action(action, fx),
             Mode::Record => self.record_action(action, fx),
             Mode::Table | Mode::Global => self.table_action(action, fx),
         }

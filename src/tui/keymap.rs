@@ -20,17 +20,19 @@ pub enum Mode {
     Thresholds,
     Export,
     Head,
+    Suggest,
     Help,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 7] = [
+    pub const ALL: [Mode; 8] = [
         Mode::Global,
         Mode::Table,
         Mode::Record,
         Mode::Thresholds,
         Mode::Export,
         Mode::Head,
+        Mode::Suggest,
         Mode::Help,
     ];
 
@@ -42,6 +44,7 @@ impl Mode {
             Mode::Thresholds => "Threshold panel",
             Mode::Export => "Export dialog",
             Mode::Head => "Verdict head panel",
+            Mode::Suggest => "Rules from labels",
             Mode::Help => "Help",
         }
     }
@@ -54,6 +57,7 @@ impl Mode {
             Mode::Thresholds => "thresholds",
             Mode::Export => "export",
             Mode::Head => "head",
+            Mode::Suggest => "suggest",
             Mode::Help => "help",
         }
     }
@@ -93,7 +97,7 @@ pub enum KeyCodeOrd {
 pub enum KeymapError {
     #[error("{origin}: invalid keymap TOML: {message}")]
     Toml { origin: String, message: String },
-    #[error("{origin}: [{section}] unknown mode (expected one of global, table, record, thresholds, export, head, help)")]
+    #[error("{origin}: [{section}] unknown mode (expected one of global, table, record, thresholds, export, head, suggest, help)")]
     UnknownMode { origin: String, section: String },
     #[error("{origin}: [{section}] key `{key}`: {reason}")]
     BadKey {

@@ -162,6 +162,25 @@ impl Session {
                     let _ = self.cmd_tx.send(Command::HeadStatus { reply });
                     self.await_reply(rx, Msg::HeadStatus, "head status");
                 }
+                Effect::Suggest => {
+                    let (reply, rx) = oneshot::channel();
+                    let _ = self.cmd_tx.send(Command::SuggestRules { reply });
+                    self.await_reply(rx, Msg::Suggestions, "suggest");
+                }
+                Effect::PreviewRule { gen, rule } => {
+                    let (reply, rx) = oneshot::channel();
+                    let _ = self.cmd_tx.send(Command::PreviewRule { rule, reply });
+                    self.await_reply(
+                        rx,
+                        move |preview| Msg::RulePreview { gen, preview },
+                        "rule preview",
+                    );
+                }
+                Effect::AddRule { rule } => {
+                    let (reply, rx) = oneshot::channel();
+                    let _ = self.cmd_tx.send(Command::AddRule { rule, reply });
+                    self.await_reply(rx, Msg::RuleAdded, "add rule");
+                }
                 Effect::Exit => self.exit = true,
             }
         }

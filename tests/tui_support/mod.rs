@@ -7,10 +7,13 @@
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use cyberfilter::decide::{decide, DecisionInputs, Label, Verdict};
+use cyberfilter::engine::index::count_flip;
 use cyberfilter::engine::query;
+use cyberfilter::engine::suggest::{suggestions, with_rule};
 use cyberfilter::engine::types::*;
 use cyberfilter::record::SourceKind;
-use cyberfilter::rules::{RuleHit, Thresholds, Tier};
+use cyberfilter::rules::suggest::{Corpus, SuggestOptions};
+use cyberfilter::rules::{RuleHit, RuleSet, Thresholds, Tier};
 use cyberfilter::tui::app::{App, SessionInfo};
 use cyberfilter::tui::keymap::Keymap;
 use cyberfilter::tui::theme::Theme;
@@ -557,15 +560,7 @@ fn handle(st: &Arc<Mutex<FakeState>>, c: Command) -> Vec<EngineEvent> {
             let flips = s.flips(&t);
             let before: Vec<RecordRow> = s.visible().iter().map(|r| s.row(r)).collect();
             s.thresholds = t;
-            let changed: Vec<RecordRow> = s
-                .visible()
-                .iter()
-                .zip(before)
-                .filter_map(|(r, b)| {
-                    let now = s.row(r);
-                    (now != b).then_some(now)
-                })
-                .collect();
+            let changed = s.changed_rows(before);
             vec![
                 EngineEvent::Redecided(flips),
                 EngineEvent::Verdicts(changed),
@@ -631,6 +626,91 @@ fn handle(st: &Arc<Mutex<FakeState>>, c: Command) -> Vec<EngineEvent> {
             let _ = reply.send(s.agreement(&thresholds));
             vec![]
         }
+        // Rules from labels: the real miner over the revealed records' texts and labels; an
+        // added rule changes each score by what it adds under the real rule set.
+        Command::SuggestRules { reply } => {
+            let rules = RuleSet::default_rules();
+            let mut corpus = Corpus::new(3);
+            for r in s.visible() {
+                if let Some(l) = r.label {
+                    corpus.add(&r.text, l == Label::Keep, r.score, true);
+                }
+            }
+            let opts = SuggestOptions {
+                min_support: 2,
+                ..SuggestOptions::default()
+            };
+            let _ = reply.send(suggestions(&corpus, &rules, &s.thresholds, &opts));
+            vec![]
+        }
+        Command::PreviewRule { rule, reply } => {
+            let _ = reply.send(s.rule_scores(&rule).map(|scores| s.score_flips(&scores)));
+            vec![]
+        }
+        Command::AddRule { rule, reply } => {
+            let scores = match s.rule_scores(&rule) {
+                Ok(x) => x,
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                    return vec![];
+                }
+            };
+            let flips = s.score_flips(&scores);
+            let before: Vec<RecordRow> = s.visible().iter().map(|r| s.row(r)).collect();
+            for (i, score) in scores.into_iter().enumerate() {
+                s.records[i].score = score;
+            }
+            let changed = s.changed_rows(before);
+            let _ = reply.send(Ok(PathBuf::from("fake.rules.toml")));
+            vec![
+                EngineEvent::Redecided(flips),
+                EngineEvent::Verdicts(changed),
+                EngineEvent::Stats(s.stats()),
+            ]
+        }
+    }
+}
+
+impl FakeState {
+    /// The visible rows that differ from `before` (the rows before a change), as re-decided.
+    fn changed_rows(&self, before: Vec<RecordRow>) -> Vec<RecordRow> {
+        self.visible()
+            .iter()
+            .zip(before)
+            .filter_map(|(r, b)| {
+                let now = self.row(r);
+                (now != b).then_some(now)
+            })
+            .collect()
+    }
+
+    /// Whether a command of this name (`AddRule`, `Export`, …) reached the engine.
+    pub fn saw(&self, command: &str) -> bool {
+        self.commands_seen.iter().any(|c| c == command)
+    }
+
+    /// The visible records' scores with `rule` added: each changes by what the rule adds to
+    /// the real default rules' score of its text.
+    pub fn rule_scores(&self, rule: &str) -> Result<Vec<f32>, String> {
+        let base = RuleSet::default_rules();
+        let with = with_rule(&base, rule, "fake.rules.toml")?;
+        Ok(self
+            .visible()
+            .iter()
+            .map(|r| r.score + with.score(&r.text).score - base.score(&r.text).score)
+            .collect())
+    }
+
+    /// What giving the visible records these scores would flip (the engine's counting).
+    pub fn score_flips(&self, scores: &[f32]) -> FlipPreview {
+        let mut f = FlipPreview::default();
+        for (r, &score) in self.visible().iter().zip(scores) {
+            let old = decide(&self.inputs(r), &self.thresholds);
+            let mut i = self.inputs(r);
+            i.score = score;
+            count_flip(&mut f, &old, &decide(&i, &self.thresholds), &i, false);
+        }
+        f
     }
 }
 
@@ -709,8 +789,7 @@ impl Harness {
 
     /// Whether the fake engine has received this command (by its variant name).
     pub fn saw(&self, command: &str) -> bool {
-        let s = self.engine.state.lock().unwrap();
-        s.commands_seen.iter().any(|c| c == command)
+        self.engine.state.lock().unwrap().saw(command)
     }
 }
 

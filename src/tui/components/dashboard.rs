@@ -123,6 +123,13 @@ pub fn footer(app: &App, f: &mut Frame, area: Rect) {
             Action::Close,
         ],
         Mode::Head => &[Action::RetrainHead, Action::ToggleHead, Action::Close],
+        Mode::Suggest => &[
+            Action::Down,
+            Action::Up,
+            Action::Apply,
+            Action::Reset,
+            Action::Close,
+        ],
         Mode::Help => &[Action::Down, Action::Up, Action::Close],
     };
     let mut spans: Vec<Span> = Vec::new();

@@ -4,6 +4,7 @@ pub mod dashboard;
 pub mod head;
 pub mod overlays;
 pub mod record;
+pub mod suggest;
 pub mod table;
 
 use super::theme::Theme;

@@ -1,6 +1,7 @@
 //! Overlays drawn over the dashboard: help, threshold tuning, export.
 
 use super::{block, centered};
+use crate::engine::types::FlipPreview;
 use crate::store::export::{ExportFormat, ExportLayout};
 use crate::tui::app::{
     precision_recall, App, ExportDialog, ExportField, Overlay, ThresholdField, ThresholdPanel,
@@ -22,6 +23,7 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
         Some(Overlay::Thresholds(p)) => thresholds(app, p, f, area),
         Some(Overlay::Export(d)) => export(app, d, f, area),
         Some(Overlay::Head(p)) => super::head::draw(app, p, f, area),
+        Some(Overlay::Suggest(p)) => super::suggest::draw(app, p, f, area),
     }
 }
 
@@ -80,18 +82,23 @@ fn help(app: &App, scroll: u16, f: &mut Frame, area: Rect) {
     );
 }
 
-fn thresholds(app: &App, p: &ThresholdPanel, f: &mut Frame, area: Rect) {
-    let t = &app.theme;
-    let wide = is_wide(area);
-    let r = if wide {
-        centered(area, 96, 30.min(area.height.saturating_sub(2)))
+/// A panel overlay's rectangle: `w` wide and up to 30 rows, centred, on wide screens; the whole
+/// screen less a margin on narrow ones.
+pub fn panel_rect(area: Rect, w: u16) -> Rect {
+    if is_wide(area) {
+        centered(area, w, 30.min(area.height.saturating_sub(2)))
     } else {
         centered(
             area,
             area.width.saturating_sub(2),
             area.height.saturating_sub(2),
         )
-    };
+    }
+}
+
+fn thresholds(app: &App, p: &ThresholdPanel, f: &mut Frame, area: Rect) {
+    let t = &app.theme;
+    let r = panel_rect(area, 96);
     f.render_widget(Clear, r);
     let blk = block(t, "Thresholds: tune, preview, apply", true);
     let inner = blk.inner(r);
@@ -129,35 +136,7 @@ fn thresholds(app: &App, p: &ThresholdPanel, f: &mut Frame, area: Rect) {
         lines.push(Line::from(spans));
     }
     let flips = match &p.preview {
-        Some(fp) => Line::from(vec![
-            Span::styled(" If applied: ", t.dim),
-            Span::styled(
-                format!(
-                    "kept +{} −{}",
-                    fmt_count(fp.to_kept),
-                    fmt_count(fp.from_kept)
-                ),
-                t.kept,
-            ),
-            Span::raw("  "),
-            Span::styled(
-                format!(
-                    "removed +{} −{}",
-                    fmt_count(fp.to_removed),
-                    fmt_count(fp.from_removed)
-                ),
-                t.removed,
-            ),
-            Span::raw("  "),
-            Span::styled(
-                format!(
-                    "pending +{} −{}",
-                    fmt_count(fp.to_pending),
-                    fmt_count(fp.from_pending)
-                ),
-                t.pending,
-            ),
-        ]),
+        Some(fp) => flips_line(t, " If applied: ", fp),
         None => Line::styled(" If applied: computing…", t.dim),
     };
     lines.push(Line::raw(""));
@@ -355,4 +334,37 @@ fn export(app: &App, d: &ExportDialog, f: &mut Frame, area: Rect) {
         let a = Rect::new(inner.x + 11, inner.y + 2, inner.width.saturating_sub(12), 1);
         f.render_widget(input, a);
     }
+}
+
+/// What a change would flip (threshold move or added rule): what enters and leaves each verdict.
+pub fn flips_line<'a>(t: &crate::tui::theme::Theme, lead: &'a str, fp: &FlipPreview) -> Line<'a> {
+    Line::from(vec![
+        Span::styled(lead, t.dim),
+        Span::styled(
+            format!(
+                "kept +{} −{}",
+                fmt_count(fp.to_kept),
+                fmt_count(fp.from_kept)
+            ),
+            t.kept,
+        ),
+        Span::raw("  "),
+        Span::styled(
+            format!(
+                "removed +{} −{}",
+                fmt_count(fp.to_removed),
+                fmt_count(fp.from_removed)
+            ),
+            t.removed,
+        ),
+        Span::raw("  "),
+        Span::styled(
+            format!(
+                "pending +{} −{}",
+                fmt_count(fp.to_pending),
+                fmt_count(fp.from_pending)
+            ),
+            t.pending,
+        ),
+    ])
 }
