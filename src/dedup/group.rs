@@ -26,6 +26,9 @@ pub struct Item {
     pub split: bool,
     /// Chosen as its group's representative.
     pub pinned: bool,
+    /// Last tie-break between equally good representatives: the record's place in its input
+    /// (file number and index), so the choice does not depend on arrival order.
+    pub order: u64,
 }
 
 /// How a record joined its group.
@@ -51,6 +54,7 @@ pub struct Grouper {
     rank: Vec<u8>,
     text_len: Vec<u32>,
     pinned: Vec<bool>,
+    order: Vec<u64>,
     via: Vec<Via>,
     hashes: Vec<u64>,
     /// Signatures by position (zeros where `has_sig` is false).
@@ -147,6 +151,7 @@ impl Grouper {
                 !self.pinned[x],
                 self.rank[x],
                 std::cmp::Reverse(self.text_len[x]),
+                self.order[x],
                 x,
             )
         };
@@ -165,6 +170,7 @@ impl Grouper {
         self.rank.push(self.settings.rank(it.source));
         self.text_len.push(it.text_len);
         self.pinned.push(it.pinned);
+        self.order.push(it.order);
         self.via.push(Via::Alone);
         self.hashes.push(it.hash);
         self.sigs.push(it.sig.unwrap_or([0; super::minhash::PERMS]));
@@ -275,7 +281,7 @@ impl Grouper {
     /// Bytes held, roughly (for `bench dedup`).
     pub fn bytes(&self) -> usize {
         let n = self.parent.capacity();
-        n * (4 * 5 + 1 + 1 + 1 + 8 + std::mem::size_of::<Signature>() + 1)
+        n * (4 * 5 + 1 + 1 + 1 + 8 + 8 + std::mem::size_of::<Signature>() + 1)
             + (self.ids.capacity() + self.texts.capacity()) * 16
             + self.lsh.bytes()
     }

@@ -171,7 +171,13 @@ pub fn item(
         sig,
         split: false,
         pinned: false,
+        order: 0,
     }
+}
+
+/// The representative tie-break of a record: its file's number, then its index in the file.
+pub fn order_key(file_id: i64, index: u64) -> u64 {
+    ((file_id.max(0) as u64) << 40) | (index & ((1 << 40) - 1))
 }
 
 #[cfg(test)]

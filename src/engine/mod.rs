@@ -88,6 +88,9 @@ pub struct EngineConfig {
     pub shared_cache: Option<PathBuf>,
     /// The verdict head (`--head`, `--head-seed`, ...).
     pub head: head::HeadOptions,
+    /// Duplicate grouping (`--dedup`, `--dedup-threshold`); `None`: off, every record on its
+    /// own as before.
+    pub dedup: Option<crate::dedup::Settings>,
 }
 
 impl EngineConfig {
@@ -112,6 +115,7 @@ impl EngineConfig {
             readers: 0,
             shared_cache: None,
             head: head::HeadOptions::default(),
+            dedup: Some(crate::dedup::Settings::default()),
         }
     }
 }
@@ -135,6 +139,9 @@ pub fn start(config: EngineConfig) -> Result<EngineHandle, EngineError> {
     let thresholds_flag = config.thresholds;
     if let Some(t) = &thresholds_flag {
         t.validate().map_err(EngineError::Config)?;
+    }
+    if let Some(d) = &config.dedup {
+        d.validate().map_err(EngineError::Config)?;
     }
     // Inputs first: a run whose inputs cannot be read creates no store.
     let files = config
@@ -196,6 +203,14 @@ pub fn start(config: EngineConfig) -> Result<EngineHandle, EngineError> {
             .unwrap_or_else(|| config.rules.thresholds()),
     };
     store.set_thresholds(&thresholds)?;
+    crate::store::groups::set_config(
+        store.conn(),
+        store.path(),
+        &crate::store::groups::DedupConfig {
+            enabled: config.dedup.is_some(),
+            settings: config.dedup.clone().unwrap_or_default(),
+        },
+    )?;
     store.set_state(RunState::Running)?;
 
     let mut file_rows = HashMap::new();
@@ -274,6 +289,7 @@ pub fn start(config: EngineConfig) -> Result<EngineHandle, EngineError> {
     let flags = Arc::new(source::Flags {
         paused: AtomicBool::new(false),
         stop: AtomicBool::new(false),
+        signatures: config.dedup.is_some(),
     });
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -328,6 +344,7 @@ pub fn start(config: EngineConfig) -> Result<EngineHandle, EngineError> {
         startup_errors,
         rules: config.rules.clone(),
         head: config.head.clone(),
+        dedup: config.dedup.clone(),
     })?;
     let join = std::thread::Builder::new()
         .name("cyberfilter-decider".into())

@@ -224,6 +224,8 @@ pub struct Grouping {
     pub seqs: Vec<i64>,
     pub ids: Vec<String>,
     pub sources: Vec<SourceKind>,
+    /// (file id, index in the file) of each record.
+    pub places: Vec<(i64, u64)>,
     pub grouper: Grouper,
     /// Records whose signature was computed from the stored text (none was stored).
     pub sigs_computed: u64,
@@ -269,7 +271,8 @@ pub fn grouping(
     let marks = marks(conn, path)?;
     let with_sigs = has_tables(conn);
     let sql = format!(
-        "SELECT r.seq, r.id, r.source, substr(r.text, 1, {TEXT_HEAD}), r.content_hash, r.text_len, {}
+        "SELECT r.seq, r.id, r.source, substr(r.text, 1, {TEXT_HEAD}), r.content_hash, r.text_len, {},
+            r.file_id, r.idx
          FROM records r {} ORDER BY r.seq",
         if with_sigs { "s.sig" } else { "NULL" },
         if with_sigs {
@@ -284,6 +287,7 @@ pub fn grouping(
         seqs: Vec::new(),
         ids: Vec::new(),
         sources: Vec::new(),
+        places: Vec::new(),
         grouper: Grouper::new(settings.clone()),
         sigs_computed: 0,
     };
@@ -311,6 +315,9 @@ pub fn grouping(
             }
         };
         let mut item = crate::dedup::item(source, &id, &head, &hash, text_len, sig);
+        let file_id: i64 = r.get(7).ctx(path)?;
+        let index = r.get::<_, i64>(8).ctx(path)? as u64;
+        item.order = crate::dedup::order_key(file_id, index);
         match marks.get(&seq) {
             Some(Mark::Split) => item.split = true,
             Some(Mark::Rep) => item.pinned = true,
@@ -318,6 +325,7 @@ pub fn grouping(
         }
         g.grouper.push(&item);
         g.seqs.push(seq);
+        g.places.push((file_id, index));
         g.ids.push(id);
         g.sources.push(source);
     }

@@ -841,6 +841,7 @@ mod typeahead_tests {
             decided_by: None,
             label: None,
             rules: vec![],
+            group: None,
         }
     }
 

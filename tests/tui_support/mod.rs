@@ -187,6 +187,7 @@ impl FakeState {
             decided_by: d.decided_by,
             label: r.label,
             rules: r.hits.iter().map(|h| h.rule.clone()).collect(),
+            group: None,
         }
     }
 
@@ -468,6 +469,14 @@ fn handle(st: &Arc<Mutex<FakeState>>, c: Command) -> Vec<EngineEvent> {
         }
         Command::Stop => vec![EngineEvent::Finished(s.stats())],
         Command::RetrainHead | Command::SetHeadEnabled(_) => vec![],
+        // The fake engine has no duplicate groups.
+        Command::SplitDuplicate { .. }
+        | Command::ChooseRepresentative { .. }
+        | Command::SetDedupThreshold(_) => vec![],
+        Command::Group { reply, .. } => {
+            let _ = reply.send(None);
+            vec![]
+        }
         Command::SetThresholds(t) => {
             let flips = s.flips(&t);
             let before: Vec<RecordRow> = s.visible().iter().map(|r| s.row(r)).collect();
