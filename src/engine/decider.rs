@@ -950,6 +950,8 @@ impl Decider {
         self.write_index_changes();
         if self.verifier.is_some() && self.index.needs_verifier(pos) {
             self.enqueue(pos, seq, None, false);
+            // A `Drained` follows once the verifier has answered it.
+            self.drained_sent = self.drained_sent && self.batcher.is_empty();
         }
         if let Ok(mut rows) = self.rows_for(&[pos]) {
             self.recent.append(&mut rows);

@@ -748,6 +748,13 @@ pub fn prepare(s: &EngineSettings, req: &LaunchRequest) -> Result<Prepared, Laun
         .options()
         .map_err(|e| LaunchError::new(exit::CONFIG, e))?;
     config.dedup = s.dedup.clone();
+    // Like the thresholds: a resumed run keeps the grouping it had (a threshold moved in the
+    // workbench included) unless a flag, variable or the config file says otherwise.
+    config.dedup_from_store = existing
+        && s.origins
+            .iter()
+            .filter(|(id, _, _)| id.starts_with("dedup"))
+            .all(|(_, _, o)| *o == Origin::Default);
     config.exit_when_done = req.exit_when_done;
     config.stats_interval = req.stats_interval;
     Ok(Prepared {

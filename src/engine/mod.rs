@@ -91,6 +91,8 @@ pub struct EngineConfig {
     /// Duplicate grouping (`--dedup`, `--dedup-threshold`); `None`: off, every record on its
     /// own as before.
     pub dedup: Option<crate::dedup::Settings>,
+    /// Resuming: use the grouping stored with the run when it has one, not `dedup`.
+    pub dedup_from_store: bool,
 }
 
 impl EngineConfig {
@@ -116,6 +118,7 @@ impl EngineConfig {
             shared_cache: None,
             head: head::HeadOptions::default(),
             dedup: Some(crate::dedup::Settings::default()),
+            dedup_from_store: false,
         }
     }
 }
@@ -203,12 +206,18 @@ pub fn start(config: EngineConfig) -> Result<EngineHandle, EngineError> {
             .unwrap_or_else(|| config.rules.thresholds()),
     };
     store.set_thresholds(&thresholds)?;
+    let mut dedup = config.dedup.clone();
+    if config.dedup_from_store {
+        if let Some(c) = crate::store::groups::config(store.conn(), store.path())? {
+            dedup = c.enabled.then_some(c.settings);
+        }
+    }
     crate::store::groups::set_config(
         store.conn(),
         store.path(),
         &crate::store::groups::DedupConfig {
-            enabled: config.dedup.is_some(),
-            settings: config.dedup.clone().unwrap_or_default(),
+            enabled: dedup.is_some(),
+            settings: dedup.clone().unwrap_or_default(),
         },
     )?;
     store.set_state(RunState::Running)?;
@@ -289,7 +298,7 @@ pub fn start(config: EngineConfig) -> Result<EngineHandle, EngineError> {
     let flags = Arc::new(source::Flags {
         paused: AtomicBool::new(false),
         stop: AtomicBool::new(false),
-        signatures: config.dedup.is_some(),
+        signatures: dedup.is_some(),
     });
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -344,7 +353,7 @@ pub fn start(config: EngineConfig) -> Result<EngineHandle, EngineError> {
         startup_errors,
         rules: config.rules.clone(),
         head: config.head.clone(),
-        dedup: config.dedup.clone(),
+        dedup,
     })?;
     let join = std::thread::Builder::new()
         .name("cyberfilter-decider".into())

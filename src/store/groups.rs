@@ -178,7 +178,7 @@ pub struct Member {
 
 pub fn via_str(v: Via) -> &'static str {
     match v {
-        Via::Alone => "alone",
+        Via::Alone => "first",
         Via::Id => "id",
         Via::Text => "text",
         Via::Near => "near",
