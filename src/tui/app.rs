@@ -888,3 +888,81 @@ mod typeahead_tests {
         assert!(matches!(fx.as_slice(), [Effect::GetRecord { id }] if id == "r0"));
     }
 }
+
+#[cfg(test)]
+mod duplicate_keys_tests {
+    use super::*;
+
+    fn key(c: char) -> Msg {
+        Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::SHIFT))
+    }
+
+    #[test]
+    fn d_filters_duplicates_and_s_p_split_or_promote_the_selected_record_only() {
+        let mut a = App::new(
+            Keymap::default_keymap(),
+            Theme::dark(),
+            SessionInfo::default(),
+        );
+        let fx = a.start();
+        let gen = fx
+            .iter()
+            .find_map(|e| match e {
+                Effect::Query { gen, .. } => Some(*gen),
+                _ => None,
+            })
+            .unwrap();
+        let mut row = typeahead_tests_row(7);
+        row.group = Some(3);
+        a.update(Msg::Page {
+            gen,
+            page: RecordPage {
+                rows: vec![row],
+                total: 1,
+            },
+        });
+        let fx = a.update(key('D'));
+        assert!(a.filter.duplicates);
+        let gen = fx
+            .iter()
+            .find_map(|e| match e {
+                Effect::Query { gen, filter, .. } if filter.duplicates => Some(*gen),
+                _ => None,
+            })
+            .expect("a duplicates-only query");
+        let mut row = typeahead_tests_row(7);
+        row.group = Some(3);
+        a.update(Msg::Page {
+            gen,
+            page: RecordPage {
+                rows: vec![row],
+                total: 1,
+            },
+        });
+        let fx = a.update(key('S'));
+        assert!(fx.iter().any(|e| matches!(e,
+            Effect::Send(Command::SplitDuplicate { id, split: true }) if id == "#7")));
+        let fx = a.update(key('P'));
+        assert!(fx.iter().any(|e| matches!(e,
+            Effect::Send(Command::ChooseRepresentative { id }) if id == "#7")));
+    }
+
+    fn typeahead_tests_row(i: i64) -> RecordRow {
+        RecordRow {
+            seq: i,
+            id: format!("r{i}"),
+            name: String::new(),
+            source: SourceKind::Json,
+            kind: "x".into(),
+            file: "f".into(),
+            score: 0.0,
+            p_yes: None,
+            tier: crate::rules::Tier::Reject,
+            verdict: crate::decide::Verdict::Removed,
+            decided_by: None,
+            label: None,
+            rules: vec![],
+            group: None,
+        }
+    }
+}
