@@ -6,9 +6,7 @@
 mod engine_support;
 
 use cyberfilter::decide::{Label, Verdict};
-use cyberfilter::engine::{
-    self, Command, EngineEvent, GroupView, IngestSource, RecordFilter, SortBy,
-};
+use cyberfilter::engine::{self, Command, EngineEvent, IngestSource, RecordFilter, SortBy};
 use cyberfilter::rules::Thresholds;
 use cyberfilter::store::RunStore;
 use engine_support::*;
@@ -96,17 +94,6 @@ fn dedup_config(store: &Path, inputs: Vec<PathBuf>) -> engine::EngineConfig {
 
 fn all_rows(h: &engine::EngineHandle) -> Vec<engine::RecordRow> {
     query(h, RecordFilter::default(), SortBy::Arrival, 100).rows
-}
-
-fn group(h: &engine::EngineHandle, id: &str) -> Option<GroupView> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    h.commands
-        .blocking_send(Command::Group {
-            id: id.into(),
-            reply: tx,
-        })
-        .unwrap();
-    rx.blocking_recv().unwrap()
 }
 
 fn drained(h: &mut engine::EngineHandle) {
@@ -210,7 +197,7 @@ fn a_label_applies_to_the_group_a_split_is_remembered_and_a_threshold_move_regro
     let mut h = engine::start(c).unwrap();
     drained(&mut h);
 
-    let g = group(&h, "doc-2").expect("in a group");
+    let g = group_view(&h, "doc-2").expect("in a group");
     assert_eq!(g.members.len(), 2);
     assert!(g.members[0].representative && g.members[0].id == "doc-1");
     assert_eq!(g.members[1].via, "near");
@@ -247,7 +234,7 @@ fn a_label_applies_to_the_group_a_split_is_remembered_and_a_threshold_move_regro
             split: true,
         })
         .unwrap();
-    let g = group(&h, "doc-2").unwrap();
+    let g = group_view(&h, "doc-2").unwrap();
     assert_eq!(g.members.len(), 1);
     assert_eq!(get_record(&h, "doc-2").unwrap().row.group, None);
     // Clearing the label of a record on its own again sends it to the verifier.
@@ -290,9 +277,9 @@ fn a_label_applies_to_the_group_a_split_is_remembered_and_a_threshold_move_regro
     c.exit_when_done = false;
     let mut h = engine::start(c).unwrap();
     drained(&mut h);
-    assert_eq!(group(&h, "doc-2").unwrap().members.len(), 1);
-    assert_eq!(group(&h, "doc-1").unwrap().members.len(), 1);
-    assert_eq!(group(&h, "CVE-2024-1000").unwrap().members.len(), 2);
+    assert_eq!(group_view(&h, "doc-2").unwrap().members.len(), 1);
+    assert_eq!(group_view(&h, "doc-1").unwrap().members.len(), 1);
+    assert_eq!(group_view(&h, "CVE-2024-1000").unwrap().members.len(), 2);
     let d1 = get_record(&h, "doc-1").unwrap();
     assert_eq!(d1.row.label, Some(Label::Reject), "the group label stayed");
     h.commands.blocking_send(Command::Stop).unwrap();

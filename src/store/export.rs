@@ -619,33 +619,31 @@ fn open_sink(
     layout: ExportLayout,
     ts: &str,
 ) -> Result<Sink, StoreError> {
-    match layout {
-        ExportLayout::PerInput => {
-            let ext = match format {
-                ExportFormat::Jsonl => "jsonl",
-                ExportFormat::Json => "json",
-            };
-            Sink::create(
-                out.join(format!("{stem}.{}.{ext}", v.as_str())),
-                format == ExportFormat::Json,
-                false,
-            )
-        }
-        ExportLayout::Upstream => {
-            let kind = match v {
-                Verdict::Kept => "filtered",
-                Verdict::Removed => "removed",
-                Verdict::Pending => "pending",
-            };
-            Sink::create(out.join(format!("{stem}_{kind}_{ts}.json")), true, true)
-        }
-    }
+    let upstream = match v {
+        Verdict::Kept => "filtered",
+        Verdict::Removed => "removed",
+        Verdict::Pending => "pending",
+    };
+    open_named(out, stem, v.as_str(), upstream, format, layout, ts)
 }
 
 /// `{stem}.duplicates.jsonl` (or `{stem}_duplicates_{ts}.json` in the upstream layout).
 fn open_dups(
     out: &Path,
     stem: &str,
+    format: ExportFormat,
+    layout: ExportLayout,
+    ts: &str,
+) -> Result<Sink, StoreError> {
+    open_named(out, stem, "duplicates", "duplicates", format, layout, ts)
+}
+
+/// `{stem}.{name}.{ext}` per input, or `{stem}_{upstream}_{ts}.json` in the upstream layout.
+fn open_named(
+    out: &Path,
+    stem: &str,
+    name: &str,
+    upstream: &str,
     format: ExportFormat,
     layout: ExportLayout,
     ts: &str,
@@ -657,13 +655,13 @@ fn open_dups(
                 ExportFormat::Json => "json",
             };
             Sink::create(
-                out.join(format!("{stem}.duplicates.{ext}")),
+                out.join(format!("{stem}.{name}.{ext}")),
                 format == ExportFormat::Json,
                 false,
             )
         }
         ExportLayout::Upstream => {
-            Sink::create(out.join(format!("{stem}_duplicates_{ts}.json")), true, true)
+            Sink::create(out.join(format!("{stem}_{upstream}_{ts}.json")), true, true)
         }
     }
 }

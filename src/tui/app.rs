@@ -826,7 +826,7 @@ mod typeahead_tests {
     use crate::decide::Verdict;
     use crate::rules::Tier;
 
-    fn row(i: u64) -> RecordRow {
+    pub(super) fn row(i: u64) -> RecordRow {
         RecordRow {
             seq: i as i64,
             id: format!("r{i}"),
@@ -904,23 +904,7 @@ mod duplicate_keys_tests {
             Theme::dark(),
             SessionInfo::default(),
         );
-        let fx = a.start();
-        let gen = fx
-            .iter()
-            .find_map(|e| match e {
-                Effect::Query { gen, .. } => Some(*gen),
-                _ => None,
-            })
-            .unwrap();
-        let mut row = typeahead_tests_row(7);
-        row.group = Some(3);
-        a.update(Msg::Page {
-            gen,
-            page: RecordPage {
-                rows: vec![row],
-                total: 1,
-            },
-        });
+        a.start();
         let fx = a.update(key('D'));
         assert!(a.filter.duplicates);
         let gen = fx
@@ -930,7 +914,7 @@ mod duplicate_keys_tests {
                 _ => None,
             })
             .expect("a duplicates-only query");
-        let mut row = typeahead_tests_row(7);
+        let mut row = super::typeahead_tests::row(7);
         row.group = Some(3);
         a.update(Msg::Page {
             gen,
@@ -945,24 +929,5 @@ mod duplicate_keys_tests {
         let fx = a.update(key('P'));
         assert!(fx.iter().any(|e| matches!(e,
             Effect::Send(Command::ChooseRepresentative { id }) if id == "#7")));
-    }
-
-    fn typeahead_tests_row(i: i64) -> RecordRow {
-        RecordRow {
-            seq: i,
-            id: format!("r{i}"),
-            name: String::new(),
-            source: SourceKind::Json,
-            kind: "x".into(),
-            file: "f".into(),
-            score: 0.0,
-            p_yes: None,
-            tier: crate::rules::Tier::Reject,
-            verdict: crate::decide::Verdict::Removed,
-            decided_by: None,
-            label: None,
-            rules: vec![],
-            group: None,
-        }
     }
 }

@@ -298,6 +298,18 @@ pub fn get_record(h: &EngineHandle, id: &str) -> Option<RecordDetail> {
     rx.blocking_recv().unwrap()
 }
 
+/// The engine's duplicate group of record `id`.
+pub fn group_view(h: &EngineHandle, id: &str) -> Option<cyberfilter::engine::GroupView> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    h.commands
+        .blocking_send(Command::Group {
+            id: id.to_string(),
+            reply: tx,
+        })
+        .unwrap();
+    rx.blocking_recv().unwrap()
+}
+
 /// Run to the end (headless mode) and return the final stats.
 pub fn run_to_end(c: EngineConfig) -> engine::StatsSnapshot {
     let mut h = engine::start(c).expect("engine starts");
