@@ -89,6 +89,9 @@ fn dedup_config(store: &Path, inputs: Vec<PathBuf>) -> engine::EngineConfig {
     });
     c.batch_wait = Duration::from_millis(20);
     c.stats_interval = Duration::from_millis(50);
+    // One reader: a.jsonl's records arrive first, so which record was asked before its
+    // better duplicate arrived is fixed (the groups themselves do not depend on it).
+    c.readers = 1;
     c
 }
 
@@ -200,7 +203,7 @@ fn a_label_applies_to_the_group_a_split_is_remembered_and_a_threshold_move_regro
     let g = group_view(&h, "doc-2").expect("in a group");
     assert_eq!(g.members.len(), 2);
     assert!(g.members[0].representative && g.members[0].id == "doc-1");
-    assert_eq!(g.members[1].via, "near");
+    assert!(g.members.iter().any(|m| m.via == "near"), "{g:?}");
     assert!(g.members[1].similarity.unwrap() >= 0.7);
     let dup_only = query(
         &h,
@@ -225,6 +228,21 @@ fn a_label_applies_to_the_group_a_split_is_remembered_and_a_threshold_move_regro
         assert_eq!(d.row.label, Some(Label::Reject), "{id}");
         assert_eq!(d.row.verdict, Verdict::Removed, "{id}");
     }
+    // One undo takes the whole group's label back, then label it again.
+    h.commands.blocking_send(Command::UndoLabel).unwrap();
+    for id in ["doc-1", "doc-2"] {
+        assert_eq!(get_record(&h, id).unwrap().row.label, None, "{id}");
+    }
+    h.commands
+        .blocking_send(Command::Relabel {
+            id: "doc-1".into(),
+            label: Some(Label::Reject),
+        })
+        .unwrap();
+    assert_eq!(
+        get_record(&h, "doc-2").unwrap().row.label,
+        Some(Label::Reject)
+    );
 
     // Split doc-2 off: it stands alone (its own label stays with it); the store keeps the mark.
     let doc2_seq = get_record(&h, "doc-2").unwrap().row.seq;

@@ -1002,10 +1002,42 @@ impl Decider {
         self.flush();
         match self.read.last_undoable_label() {
             Ok(Some(e)) => {
-                self.apply_label(e.record_seq, &e.record_id, e.old_label, Some(e.log_id))
+                self.apply_label(e.record_seq, &e.record_id, e.old_label, Some(e.log_id));
+                self.undo_rest_of_group(&e);
             }
             Ok(None) => self.error("relabel", "no label change to undo".into()),
             Err(e) => self.error("store", e.to_string()),
+        }
+    }
+
+    /// A label on a group was logged once per member: undo the entries of the same change
+    /// (same label, same second, same group) with the one just undone.
+    fn undo_rest_of_group(&mut self, first: &crate::store::LabelLogEntry) {
+        let Some(g) = &self.groups else { return };
+        let group_of = |seq: i64, ix: &Index| ix.pos(seq).map(|p| g.rep_of(p as u32));
+        let Some(rep) = group_of(first.record_seq, &self.index) else {
+            return;
+        };
+        let mut seen = std::collections::HashSet::new();
+        loop {
+            let next = match self.read.last_undoable_label() {
+                Ok(Some(e)) if seen.insert(e.log_id) => e,
+                _ => return,
+            };
+            let g = self.groups.as_ref().expect("checked above");
+            let same = next.new_label == first.new_label
+                && next.time == first.time
+                && next.record_seq != first.record_seq
+                && self.index.pos(next.record_seq).map(|p| g.rep_of(p as u32)) == Some(rep);
+            if !same {
+                return;
+            }
+            self.apply_label(
+                next.record_seq,
+                &next.record_id,
+                next.old_label,
+                Some(next.log_id),
+            );
         }
     }
 
