@@ -898,6 +898,34 @@ mod tests {
     }
 
     #[test]
+    fn dedup_settings_layer_like_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("c.toml");
+        std::fs::write(&cfg, "[engine]\ndedup_threshold = 0.8\n").unwrap();
+        let c = cfg.to_str().unwrap();
+        // Default on, threshold from the file.
+        let s = settings(&["--config", c], &[]);
+        assert_eq!(s.dedup.as_ref().map(|d| d.threshold), Some(0.8));
+        // A flag over the file.
+        let s = settings(&["--config", c, "--dedup-threshold", "0.9"], &[]);
+        assert_eq!(s.dedup.as_ref().map(|d| d.threshold), Some(0.9));
+        let s = settings(&["--config", c, "--dedup", "off"], &[]);
+        assert!(s.dedup.is_none());
+        let printed = s.to_toml();
+        assert!(printed.contains("dedup = \"off\""), "{printed}");
+        assert!(printed.contains("dedup_threshold = 0.8"), "{printed}");
+        let s = settings(&["--dedup-prefer", "nvd-legacy,cve5"], &[]);
+        let d = s.dedup.unwrap();
+        assert_eq!(
+            d.prefer,
+            vec![
+                crate::record::SourceKind::NvdLegacy,
+                crate::record::SourceKind::Cve5
+            ]
+        );
+    }
+
+    #[test]
     fn an_unknown_engine_key_names_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("c.toml");
