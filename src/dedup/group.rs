@@ -203,6 +203,9 @@ impl Grouper {
             if self.settings.threshold <= 1.0 {
                 let mut cands = Vec::new();
                 self.lsh.candidates(&sig, |c| cands.push(c));
+                // A candidate sharing several bands is compared once.
+                cands.sort_unstable();
+                cands.dedup();
                 let mut roots: Vec<u32> = Vec::new();
                 for (o, _) in &links {
                     let r = self.find(*o);
