@@ -1,12 +1,11 @@
 //! MinHash signatures over word shingles: a fixed 128 bytes per record, whatever its length.
 //!
 //! Words are runs of alphanumeric characters, lowercased; a shingle is `SHINGLE` consecutive
-//! words (a text shorter than that is one shingle). Each shingle is hashed once to 64 bits and
-//! one-permutation hashing ([`signature_of`]) spreads the shingles over `PERMS` bins, keeping
-//! each bin's minimum: one hash per shingle, not one per shingle and bin. Each minimum is kept as
-//! 16 bits: two different minima agree on 16 bits with probability 2^-16, so the estimate of
-//! the Jaccard similarity (the share of equal positions) is off by at most that much on
-//! average, and the signature is half the size.
+//! words (a text shorter than that is one shingle). Each shingle is hashed once to 64 bits,
+//! then `PERMS` multiply-shift hashes (`(a·h + b) >> 32`, `a` odd) stand in for the random
+//! permutations. The minimum of each is kept as its low 16 bits: two different minima agree
+//! on 16 bits with probability 2^-16, so the estimate of the Jaccard similarity (the share of
+//! equal positions) is off by at most that much on average, and the signature is half the size.
 
 /// Hash functions per signature.
 pub const PERMS: usize = 64;
@@ -26,6 +25,36 @@ pub(crate) fn mix64(mut z: u64) -> u64 {
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
 }
+
+/// The fixed (seeded) multipliers and offsets of the `PERMS` hash functions.
+struct Perms {
+    a: [u64; PERMS],
+    b: [u64; PERMS],
+}
+
+const fn perms() -> Perms {
+    let mut a = [0u64; PERMS];
+    let mut b = [0u64; PERMS];
+    let mut i = 0;
+    let mut s: u64 = 0x6379_6265_7266_696c; // "cyberfil"
+    while i < PERMS {
+        // splitmix64 as a const generator.
+        s = s.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = s;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        a[i] = (z ^ (z >> 31)) | 1;
+        s = s.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = s;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        b[i] = z ^ (z >> 31);
+        i += 1;
+    }
+    Perms { a, b }
+}
+
+static PERM: Perms = perms();
 
 /// FNV-1a over a word's lowercased bytes (ASCII fast path; other characters lowercased by
 /// `char::to_lowercase`).
@@ -82,34 +111,20 @@ pub fn signature(text: &str) -> Option<Signature> {
     Some(signature_of(&sh))
 }
 
-/// The signature of a set of shingle hashes (duplicates do not matter): one-permutation
-/// hashing. Each shingle hash lands in one of `PERMS` bins by its top bits and the bin keeps the
-/// smallest of its low bits, so a shingle costs one hash instead of `PERMS`; an empty bin
-/// borrows the next filled bin to its right (circularly), marked with the distance, so two
-/// texts agree on it only when they agree on that bin (densification, Shrivastava 2017).
+/// The signature of a set of shingle hashes (duplicates do not matter).
 pub fn signature_of(shingles: &[u64]) -> Signature {
-    let mut mins = [u64::MAX; PERMS];
+    let mut mins = [u32::MAX; PERMS];
     for &h in shingles {
-        // `h` is already mixed (see `shingles`); mix again so bins and values are independent
-        // of how the caller hashed.
-        let x = mix64(h ^ 0x9e37_79b9_7f4a_7c15);
-        let bin = (x >> 58) as usize % PERMS;
-        let v = x & ((1 << 58) - 1);
-        if v < mins[bin] {
-            mins[bin] = v;
+        for ((m, a), b) in mins.iter_mut().zip(&PERM.a).zip(&PERM.b) {
+            let v = (a.wrapping_mul(h).wrapping_add(*b) >> 32) as u32;
+            *m = (*m).min(v);
         }
     }
+    // The low bits of each minimum, re-mixed so equal minima stay equal and different ones
+    // rarely collide.
     let mut sig = [0u16; PERMS];
-    if mins.iter().all(|m| *m == u64::MAX) {
-        return sig;
-    }
-    for (i, s) in sig.iter_mut().enumerate() {
-        let mut d = 0;
-        while mins[(i + d) % PERMS] == u64::MAX {
-            d += 1;
-        }
-        let m = mins[(i + d) % PERMS];
-        *s = mix64(m ^ ((d as u64) << 58) ^ ((i as u64) << 40)) as u16;
+    for (i, (s, m)) in sig.iter_mut().zip(mins).enumerate() {
+        *s = mix64(m as u64 ^ ((i as u64) << 40)) as u16;
     }
     sig
 }
