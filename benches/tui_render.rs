@@ -32,6 +32,7 @@ fn row(i: u64) -> RecordRow {
         decided_by: Some([DecidedBy::Rule, DecidedBy::Llm, DecidedBy::Human][(i % 3) as usize]),
         label: None,
         rules: vec!["sqli".into(), "rce".into(), "cwe_ref".into()],
+        group: None,
     }
 }
 

@@ -125,6 +125,16 @@ pub fn decide(i: &DecisionInputs, t: &Thresholds) -> Decision {
     }
 }
 
+/// The inputs a record is decided on when it may be a duplicate: its own when it is not one
+/// (`rep` is `None`) or when it carries its own label, else its group representative's (a
+/// duplicate's verdict follows its representative's, label included).
+pub fn group_inputs(own: &DecisionInputs, rep: Option<&DecisionInputs>) -> DecisionInputs {
+    match rep {
+        Some(r) if own.label.is_none() => *r,
+        _ => *own,
+    }
+}
+
 /// A human-readable reason for a decision, beside the decision it explains: the record view,
 /// `cyberfilter show` and the export's `why` all say this.
 pub fn why(i: &DecisionInputs, d: &Decision, t: &Thresholds) -> String {

@@ -14,6 +14,7 @@
 
 pub mod cli;
 pub mod decide;
+pub mod dedup;
 pub mod engine;
 pub mod ingest;
 pub mod paths;

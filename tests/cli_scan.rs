@@ -253,3 +253,37 @@ fn gen_nvd_output_scans_cleanly_and_is_deterministic() {
     assert!(kept * 100 >= recs.len() * 85, "{kept} of {}", recs.len());
     assert!(Path::new(&f1).exists());
 }
+
+#[test]
+fn scan_groups_prints_one_line_per_duplicate_group() {
+    let data = root().join("sample_data");
+    let out = run(&["scan", data.to_str().unwrap(), "--groups"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let groups = lines(&out);
+    assert!(!groups.is_empty());
+    let mut ids = std::collections::HashSet::new();
+    for g in &groups {
+        let members = g["members"].as_array().unwrap();
+        assert!(members.len() >= 2, "{g}");
+        assert_eq!(g["size"], members.len());
+        // The group id is its representative's place, one of the members.
+        assert_eq!(g["group"], g["representative"]["at"]);
+        assert!(members.iter().any(|m| m["at"] == g["group"]));
+        assert!(
+            ids.insert(g["group"].as_str().unwrap().to_string()),
+            "ids are unique"
+        );
+        for m in members {
+            assert!(["first", "id", "text", "near"].contains(&m["via"].as_str().unwrap()));
+        }
+    }
+    // CAPEC-1 comes both as XML and as the JSON-wrapped catalogue: one group.
+    assert!(groups.iter().any(|g| g["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["id"] == "CAPEC-1")
+        .count()
+        == 2));
+    assert!(stderr(&out).contains("duplicate groups"));
+}

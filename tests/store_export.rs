@@ -62,7 +62,10 @@ fn exports_in_every_layout_carry_originals_and_decisions() {
     let stem = "nvd-api2.0-search-47cves_nvdlib";
     let mut n = 0;
     let mut ids = Vec::new();
-    for v in ["kept", "removed", "pending"] {
+    // This page holds a run of Cisco advisories sharing one description: grouping (on by
+    // default) writes one of them to kept/removed and the others, near-duplicates, to
+    // `{stem}.duplicates.jsonl`, each naming the record it duplicates.
+    for v in ["kept", "removed", "pending", "duplicates"] {
         // Only verdicts with records get a file.
         let path = out.join(format!("{stem}.{v}.jsonl"));
         let text = std::fs::read_to_string(&path).unwrap_or_default();
@@ -70,7 +73,11 @@ fn exports_in_every_layout_carry_originals_and_decisions() {
         for line in text.lines() {
             let rec: Value = serde_json::from_str(line).unwrap();
             let cf = &rec["cyberfilter"];
-            assert_eq!(cf["verdict"], v);
+            if v == "duplicates" {
+                assert!(cf["duplicate_of"]["id"].is_string(), "{cf}");
+            } else {
+                assert_eq!(cf["verdict"], v);
+            }
             // The original NVD item, untouched, with the decision beside it.
             assert_eq!(rec["cve"]["id"], cf["id"]);
             assert!(cf["score"].is_number() && cf["tier"].is_string());
@@ -86,8 +93,11 @@ fn exports_in_every_layout_carry_originals_and_decisions() {
     let summary: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["records"], 47);
+    assert!(summary["duplicates"].as_u64().unwrap() > 0);
     assert_eq!(
-        summary["kept"].as_u64().unwrap() + summary["removed"].as_u64().unwrap(),
+        summary["kept"].as_u64().unwrap()
+            + summary["removed"].as_u64().unwrap()
+            + summary["duplicates"].as_u64().unwrap(),
         47
     );
     let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
@@ -162,7 +172,25 @@ fn exports_in_every_layout_carry_originals_and_decisions() {
     assert!(removed
         .iter()
         .all(|r| r["filtered_reason"].as_str().is_some_and(|s| !s.is_empty())));
-    assert_eq!(kept.len() + removed.len(), 47);
+    let dups = names
+        .iter()
+        .find(|n| n.starts_with(&format!("{stem}_duplicates_")))
+        .expect("duplicates file");
+    let dups: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(out3.join(dups)).unwrap()).unwrap();
+    assert_eq!(kept.len() + removed.len() + dups.len(), 47);
+
+    // `--dedup off`: every record by its own verdict, no duplicates file (today's output).
+    let out4 = dir.path().join("nodedup");
+    let r = export(&store, &out4, &["--dedup", "off"]);
+    assert_eq!(r["duplicates"], 0);
+    assert_eq!(
+        r["kept"].as_u64().unwrap()
+            + r["removed"].as_u64().unwrap()
+            + r["pending"].as_u64().unwrap(),
+        47
+    );
+    assert!(!out4.join(format!("{stem}.duplicates.jsonl")).exists());
 
     // Exporting again into the same folder: refused without --force (73); with it, the
     // earlier timestamped arrays are replaced rather than piled up.
@@ -197,7 +225,7 @@ fn exports_in_every_layout_carry_originals_and_decisions() {
     let out4 = dir.path().join("merged");
     export(&store, &out4, &["--merge"]);
     let mut merged = 0;
-    for v in ["kept", "removed"] {
+    for v in ["kept", "removed", "duplicates"] {
         let text = std::fs::read_to_string(out4.join(format!("all.{v}.jsonl"))).unwrap();
         for line in text.lines() {
             let rec: Value = serde_json::from_str(line).unwrap();

@@ -1,4 +1,4 @@
-//! The suggest overlay against the fake engine (whose miner is the real one): `S` lists the
+//! The suggest overlay against the fake engine (whose miner is the real one): `M` lists the
 //! candidates mined from the session's labels, moving the selection previews the flips of
 //! adding one, Enter adds it and the re-decided flips come back as for a threshold move.
 
@@ -29,7 +29,7 @@ async fn suggest_lists_previews_and_adds_a_rule_from_the_labels() {
             });
         }
     }
-    h.keys("S").await;
+    h.keys("M").await;
     let (pos, preview) = {
         let Some(Overlay::Suggest(p)) = &h.app().overlay else {
             panic!("no suggest overlay")

@@ -28,12 +28,16 @@ pub enum BenchCommand {
     Verifier(VerifierArgs),
     /// P(yes) of the verifier on labelled records: ROC AUC and the F1-maximising cut.
     Accuracy(AccuracyArgs),
+    /// Duplicate grouping: time and memory on a generated 1M-record input, recall and
+    /// precision on planted similarities, engine throughput on/off, real-data overlap.
+    Dedup(super::bench_dedup::DedupArgs),
 }
 
 pub fn run(cmd: &BenchCommand) -> i32 {
     match cmd {
         BenchCommand::Verifier(a) => run_verifier(a),
         BenchCommand::Accuracy(a) => run_accuracy(a),
+        BenchCommand::Dedup(a) => super::bench_dedup::run(a),
     }
 }
 

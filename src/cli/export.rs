@@ -49,6 +49,11 @@ pub struct ExportArgs {
     /// Print the full export report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// `on` (default): when the run grouped duplicates, one record per group in the
+    /// kept/removed/pending files (its group's member ids on it) and the other members in
+    /// `{stem}.duplicates.jsonl`; `off`: every record by its own verdict, as without grouping.
+    #[arg(long, value_enum, value_name = "ON|OFF", default_value = "on")]
+    pub dedup: crate::engine::launch::OnOff,
 }
 
 pub fn run(args: &ExportArgs) -> i32 {
@@ -84,6 +89,7 @@ pub fn run(args: &ExportArgs) -> i32 {
         thresholds: None,
         merge: args.merge,
         replace: args.force,
+        dedup: args.dedup == crate::engine::launch::OnOff::On,
     };
     match export_with(&store, &args.out, &options) {
         Ok(r) => {
@@ -91,12 +97,17 @@ pub fn run(args: &ExportArgs) -> i32 {
                 println!("{}", serde_json::to_string(&r).unwrap_or_default());
             } else {
                 println!(
-                    "exported {} records to {}: kept {}, removed {}, pending {}{}",
+                    "exported {} records to {}: kept {}, removed {}, pending {}{}{}",
                     r.records,
                     r.out.display(),
                     r.kept,
                     r.removed,
                     r.pending,
+                    if r.duplicates > 0 {
+                        format!(", duplicates {}", r.duplicates)
+                    } else {
+                        String::new()
+                    },
                     if r.original_errors > 0 {
                         format!("; {} originals unreadable", r.original_errors)
                     } else {

@@ -23,6 +23,7 @@
 //!   `run` over the same store resumes.
 
 pub mod bench;
+pub mod bench_dedup;
 pub mod bench_head;
 pub mod eval;
 pub mod export;

@@ -25,6 +25,85 @@ pub struct ScanArgs {
     /// Print only the summary (no JSON lines); for timing the read+score path alone.
     #[arg(long)]
     pub summary_only: bool,
+    /// Group duplicates (same CVE/ATT&CK/CAPEC/CWE id, equal or near-equal text) and print
+    /// one JSON line per group of two or more records instead of one per record: its id (the
+    /// representative's place), the representative and every member with how it joined.
+    #[arg(long)]
+    pub groups: bool,
+    /// With `--groups`: the near-duplicate threshold (estimated Jaccard of word shingles).
+    #[arg(long, value_name = "J", default_value_t = crate::dedup::DEFAULT_THRESHOLD)]
+    pub dedup_threshold: f32,
+}
+
+/// `scan --groups`: the grouper and what is printed of each record.
+struct ScanGroups {
+    grouper: crate::dedup::group::Grouper,
+    records: Vec<(String, SourceKind, String, (String, u64))>,
+}
+
+impl ScanGroups {
+    fn push(&mut self, rec: &Record) {
+        let hash = rec.content_hash();
+        let head: String = rec.text.chars().take(64).collect();
+        let mut item = crate::dedup::item(
+            rec.source,
+            &rec.id,
+            &head,
+            &hash,
+            text_chars(&rec.text),
+            crate::dedup::minhash::signature(&rec.text),
+        );
+        // Files are not numbered in a scan: a hash of the path keeps the tie-break stable.
+        let file = rec.locator.file.display().to_string();
+        let fh = crate::dedup::key_hash(&file) & 0xff_ffff;
+        item.order = (fh << 40) | (rec.locator.index & ((1 << 40) - 1));
+        self.grouper.push(&item);
+        self.records.push((
+            rec.id.clone(),
+            rec.source,
+            rec.locator.to_string(),
+            (file, rec.locator.index),
+        ));
+    }
+
+    /// One JSON value per group of two or more, in input order of the representatives.
+    fn lines(&self) -> Vec<serde_json::Value> {
+        let g = &self.grouper;
+        let mut reps: Vec<u32> = (0..g.len() as u32)
+            .filter(|&p| g.rep_of(p) == p && g.members(p).len() > 1)
+            .collect();
+        reps.sort_by(|a, b| {
+            self.records[*a as usize]
+                .3
+                .cmp(&self.records[*b as usize].3)
+        });
+        reps.into_iter()
+            .map(|r| {
+                let mut ms = g.members(r);
+                ms.sort_by(|a, b| {
+                    self.records[*a as usize]
+                        .3
+                        .cmp(&self.records[*b as usize].3)
+                });
+                let show = |p: u32| {
+                    let (id, src, at, _) = &self.records[p as usize];
+                    serde_json::json!({
+                        "id": id,
+                        "source": src.as_str(),
+                        "at": at,
+                        "via": crate::store::groups::via_str(g.via(p)),
+                        "similarity": g.similarity(p, r),
+                    })
+                };
+                serde_json::json!({
+                    "group": self.records[r as usize].2,
+                    "size": ms.len(),
+                    "representative": show(r),
+                    "members": ms.into_iter().map(show).collect::<Vec<_>>(),
+                })
+            })
+            .collect()
+    }
 }
 
 /// One output line.
@@ -141,6 +220,18 @@ pub fn run(args: &ScanArgs) -> i32 {
     let mut sum = ScanSummary::default();
     let mut write_error: Option<std::io::Error> = None;
     let started = Instant::now();
+    let settings = crate::dedup::Settings {
+        threshold: args.dedup_threshold,
+        ..Default::default()
+    };
+    if let Err(e) = settings.validate() {
+        eprintln!("cyberfilter scan: {e}");
+        return EXIT_USAGE;
+    }
+    let mut groups = args.groups.then(|| ScanGroups {
+        grouper: crate::dedup::group::Grouper::new(settings),
+        records: Vec::new(),
+    });
 
     let mut consume = |item: Item| -> ControlFlow<()> {
         match item {
@@ -155,7 +246,9 @@ pub fn run(args: &ScanArgs) -> i32 {
                 sum.scoring += t0.elapsed();
                 sum.records += 1;
                 sum.per_source.entry(rec.source).or_default()[tier_index(tier)] += 1;
-                if !args.summary_only {
+                if let Some(g) = groups.as_mut() {
+                    g.push(&rec);
+                } else if !args.summary_only {
                     let line = Line {
                         id: &rec.id,
                         source: rec.source.as_str(),
@@ -196,6 +289,24 @@ pub fn run(args: &ScanArgs) -> i32 {
     ) {
         eprintln!("cyberfilter scan: {e}");
         return EXIT_NOINPUT;
+    }
+    if let (Some(g), false) = (&groups, args.summary_only) {
+        for v in g.lines() {
+            let res = serde_json::to_writer(&mut out, &v)
+                .map_err(std::io::Error::from)
+                .and_then(|_| out.write_all(b"\n"));
+            if let Err(e) = res {
+                write_error = Some(e);
+                break;
+            }
+        }
+    }
+    if let Some(g) = &groups {
+        eprintln!(
+            "{} duplicate groups of two or more records (near-duplicate threshold {})",
+            g.grouper.groups(),
+            g.grouper.settings().threshold
+        );
     }
     if write_error.is_none() {
         if let Err(e) = out.flush() {

@@ -55,6 +55,7 @@ pub struct Setup {
     /// Where the run's rules came from (`None`: built in); added rules are written there.
     pub rules_file: Option<PathBuf>,
     pub head: super::head::HeadOptions,
+    pub dedup: Option<crate::dedup::Settings>,
 }
 
 /// Queued texts kept in memory up to this many bytes; beyond, the verifier reads them back.
@@ -98,6 +99,15 @@ pub struct Decider {
     head: super::head::HeadState,
     /// Features and P(head) of the answers being applied, written after them.
     head_pending: HeadPending,
+    /// Duplicate grouping (positions are the index's), when on.
+    groups: Option<crate::dedup::group::Grouper>,
+}
+
+/// Signatures and membership rows of one chunk of new records.
+#[derive(Default)]
+struct DedupWrites {
+    sigs: Vec<(i64, crate::dedup::minhash::Signature)>,
+    members: Vec<crate::store::groups::Member>,
 }
 
 /// Re-scored records: (seq, score, hits).
@@ -109,9 +119,32 @@ impl Decider {
     pub fn new(s: Setup) -> Result<Decider, EngineError> {
         let read = RunStore::open_read(&s.store_path)?;
         let mut index = Index::default();
-        let mut stale = Vec::new();
         for st in &s.stored {
-            let d = index.push(st.seq, st.source, &st.inputs, &s.thresholds);
+            index.push(st.seq, st.source, &st.inputs, &s.thresholds);
+        }
+        // The groups of everything stored, recomputed from stored signatures, ids and hashes.
+        let mut members = None;
+        let groups = match &s.dedup {
+            None => None,
+            Some(settings) => {
+                let g = crate::store::groups::grouping(read.conn(), &s.store_path, settings)?;
+                if g.seqs.len() != index.len() {
+                    return Err(EngineError::Thread(format!(
+                        "store {}: {} records grouped, {} indexed",
+                        s.store_path.display(),
+                        g.seqs.len(),
+                        index.len()
+                    )));
+                }
+                index.set_reps(&g.grouper.reps(), &s.thresholds);
+                index.take_changes();
+                members = Some(g.members());
+                Some(g.grouper)
+            }
+        };
+        let mut stale = Vec::new();
+        for (pos, st) in s.stored.iter().enumerate() {
+            let d = index.decision_at(pos);
             if st.verdict != Some(d.verdict) || st.tier != Some(d.tier) {
                 stale.push((st.seq, d));
             }
@@ -159,7 +192,15 @@ impl Decider {
             fatal: None,
             head,
             head_pending: Default::default(),
+            groups,
         };
+        if let Some(rows) = members {
+            d.write(WriterMsg::Members {
+                rows,
+                alone: vec![],
+                clear: true,
+            });
+        }
         for note in head_notes {
             d.head_note(note);
         }
@@ -312,12 +353,23 @@ impl Decider {
         match r {
             ReaderMsg::Records(v) => {
                 let mut inserts = Vec::with_capacity(v.len());
+                let mut dd = DedupWrites::default();
                 for s in v {
-                    self.on_record(s, &mut inserts);
+                    self.on_record(s, &mut inserts, &mut dd);
                 }
                 if !inserts.is_empty() {
+                    // A later record of this chunk may have made an earlier one a duplicate.
+                    if self.groups.is_some() {
+                        for r in inserts.iter_mut() {
+                            if let Some(pos) = self.index.pos(r.seq) {
+                                r.decision = self.index.decision_at(pos);
+                            }
+                        }
+                    }
                     self.write(WriterMsg::Inserts(inserts));
                 }
+                self.write_dedup(dd);
+                self.write_index_changes();
             }
             ReaderMsg::Error { file_id, message } => {
                 let file = self.file_name(file_id);
@@ -362,7 +414,12 @@ impl Decider {
     }
 
     /// Decide one record; its row goes into `inserts` (written before anything that follows).
-    fn on_record(&mut self, s: super::source::Scored, inserts: &mut Vec<NewRecord>) {
+    fn on_record(
+        &mut self,
+        s: super::source::Scored,
+        inserts: &mut Vec<NewRecord>,
+        dd: &mut DedupWrites,
+    ) {
         let seq = self.index.next_seq();
         let inputs = DecisionInputs {
             score: s.score.score,
@@ -372,7 +429,50 @@ impl Decider {
             p_head: None,
             label: None,
         };
-        let d = self.index.push(seq, s.record.source, &inputs, &self.t);
+        self.index.push(seq, s.record.source, &inputs, &self.t);
+        let pos = self.index.len() - 1;
+        if let Some(g) = self.groups.as_mut() {
+            let head: String = s
+                .record
+                .text
+                .chars()
+                .take(crate::store::groups::TEXT_HEAD)
+                .collect();
+            let mut item = crate::dedup::item(
+                s.record.source,
+                &s.record.id,
+                &head,
+                &s.hash,
+                s.text_len,
+                s.sig,
+            );
+            item.order = crate::dedup::order_key(s.file_id, s.record.locator.index);
+            let mut changed = g.push(&item);
+            if let Some(sig) = s.sig {
+                dd.sigs.push((seq, sig));
+            }
+            let needing = self.index.repoint(&changed, |p| g.rep_of(p), &self.t);
+            if g.via(pos as u32) != crate::dedup::group::Via::Alone {
+                changed.push(pos as u32);
+                changed.push(g.rep_of(pos as u32));
+                for p in changed {
+                    let rep = g.rep_of(p);
+                    dd.members.push(crate::store::groups::Member {
+                        seq: self.index.seq_at(p as usize),
+                        rep_seq: self.index.seq_at(rep as usize),
+                        via: crate::store::groups::via_str(g.via(p)).to_string(),
+                        similarity: g.similarity(p, rep),
+                    });
+                }
+            }
+            if self.verifier.is_some() {
+                for p in needing {
+                    let sq = self.index.seq_at(p);
+                    self.enqueue(p, sq, None, false);
+                }
+            }
+        }
+        let d = self.index.decision_at(pos);
         self.c.records_session += 1;
         if let Some(f) = self.files.get_mut(&s.file_id) {
             f.records += 1;
@@ -398,9 +498,10 @@ impl Decider {
                 decided_by: d.decided_by,
                 label: None,
                 rules: hits.into_iter().map(|h| h.rule).collect(),
+                group: self.group_of(pos),
             });
         }
-        let wants_verifier = self.verifier.is_some() && d.needs_verifier(&inputs);
+        let wants_verifier = self.verifier.is_some() && self.index.needs_verifier(pos);
         let queued_text = if wants_verifier && self.batcher.text_bytes() < QUEUE_TEXT_BYTES {
             Some((Arc::<str>::from(s.record.text.as_str()), s.hash))
         } else {
@@ -428,8 +529,35 @@ impl Decider {
             decision: d,
         });
         if wants_verifier {
-            let pos = self.index.len() - 1;
             self.enqueue(pos, seq, queued_text, false);
+        }
+    }
+
+    /// The group id (representative's seq) of a record in a group of two or more.
+    fn group_of(&self, pos: usize) -> Option<i64> {
+        self.index
+            .in_group(pos)
+            .then(|| self.index.seq_at(self.index.rep_at(pos)))
+    }
+
+    fn write_dedup(&mut self, dd: DedupWrites) {
+        if !dd.sigs.is_empty() {
+            self.write(WriterMsg::Sigs(dd.sigs));
+        }
+        if !dd.members.is_empty() {
+            self.write(WriterMsg::Members {
+                rows: dd.members,
+                alone: vec![],
+                clear: false,
+            });
+        }
+    }
+
+    /// Decisions that changed as a side effect (duplicates following their representative).
+    fn write_index_changes(&mut self) {
+        let changes = self.index.take_changes();
+        if !changes.is_empty() {
+            self.write(WriterMsg::Decisions(changes));
         }
     }
 
@@ -471,9 +599,9 @@ impl Decider {
             let items = self.batcher.take(
                 now,
                 |item| {
-                    index.pos(item.seq).is_some_and(|pos| {
-                        item.force || index.decision_at(pos).needs_verifier(&index.inputs_at(pos))
-                    })
+                    index
+                        .pos(item.seq)
+                        .is_some_and(|pos| item.force || index.needs_verifier(pos))
                 },
                 |item| no_longer.push(item.seq),
             );
@@ -538,6 +666,7 @@ impl Decider {
         if !answers.is_empty() {
             self.write(WriterMsg::Answers(answers));
         }
+        self.write_index_changes();
         self.head_flush_answers();
         for seq in &r.failed {
             if let Some(pos) = self.index.pos(*seq) {
@@ -610,6 +739,17 @@ impl Decider {
                     self.error("rules", e.clone());
                 }
                 let _ = reply.send(r);
+            }
+            Command::SplitDuplicate { id, split } => {
+                let mark = split.then_some(crate::store::groups::Mark::Split);
+                self.mark(&id, mark)
+            }
+            Command::ChooseRepresentative { id } => {
+                self.mark(&id, Some(crate::store::groups::Mark::Rep))
+            }
+            Command::SetDedupThreshold(th) => self.set_dedup_threshold(th),
+            Command::Group { id, reply } => {
+                let _ = reply.send(self.group_view(&id));
             }
         }
     }
@@ -710,6 +850,7 @@ impl Decider {
 
     fn relabel(&mut self, id: &str, label: Option<Label>) {
         let seqs = self.seqs_for(id);
+        let seqs = self.with_group(seqs);
         if seqs.is_empty() {
             self.error("relabel", format!("no record with id {id}"));
             return;
@@ -717,6 +858,152 @@ impl Decider {
         for seq in seqs {
             self.apply_label(seq, id, label, None);
         }
+    }
+
+    /// These records and every member of their duplicate groups (a label on any member
+    /// applies to the group), in seq order.
+    fn with_group(&self, seqs: Vec<i64>) -> Vec<i64> {
+        let Some(g) = &self.groups else { return seqs };
+        let mut all: Vec<i64> = seqs
+            .iter()
+            .filter_map(|s| self.index.pos(*s))
+            .flat_map(|p| g.members(p as u32))
+            .map(|p| self.index.seq_at(p as usize))
+            .collect();
+        all.sort_unstable();
+        all.dedup();
+        all
+    }
+
+    /// Store a curator's mark on the records with this id, then regroup.
+    fn mark(&mut self, id: &str, mark: Option<crate::store::groups::Mark>) {
+        if self.groups.is_none() {
+            self.error(
+                "dedup",
+                format!("cannot change {id}'s group: grouping is off"),
+            );
+            return;
+        }
+        let seqs = self.seqs_for(id);
+        if seqs.is_empty() {
+            self.error("dedup", format!("no record with id {id}"));
+            return;
+        }
+        for seq in seqs {
+            self.write(WriterMsg::Mark(seq, mark));
+        }
+        self.regroup();
+    }
+
+    fn set_dedup_threshold(&mut self, th: f32) {
+        let Some(g) = &self.groups else {
+            self.error(
+                "dedup",
+                "cannot set the dedup threshold: grouping is off".into(),
+            );
+            return;
+        };
+        let settings = crate::dedup::Settings {
+            threshold: th,
+            ..g.settings().clone()
+        };
+        if let Err(e) = settings.validate() {
+            self.error("dedup", e);
+            return;
+        }
+        self.write(WriterMsg::DedupConfig(crate::store::groups::DedupConfig {
+            enabled: true,
+            settings: settings.clone(),
+        }));
+        self.groups = Some(crate::dedup::group::Grouper::new(settings));
+        self.regroup();
+    }
+
+    /// Recompute every group from the store (signatures, ids, hashes, marks) and re-decide.
+    fn regroup(&mut self) {
+        let Some(settings) = self.groups.as_ref().map(|g| g.settings().clone()) else {
+            return;
+        };
+        self.flush();
+        let g = match crate::store::groups::grouping(self.read.conn(), &self.store_path, &settings)
+        {
+            Ok(g) if g.seqs.len() == self.index.len() => g,
+            Ok(g) => {
+                let msg = format!(
+                    "{} records grouped, {} indexed",
+                    g.seqs.len(),
+                    self.index.len()
+                );
+                self.error("dedup", msg);
+                return;
+            }
+            Err(e) => {
+                self.error("dedup", format!("regrouping: {e}"));
+                return;
+            }
+        };
+        let old: Vec<crate::decide::Decision> = (0..self.index.len())
+            .map(|p| self.index.decision_at(p))
+            .collect();
+        let needing = self.index.set_reps(&g.grouper.reps(), &self.t);
+        let changes = self.index.take_changes();
+        let mut flips = FlipPreview::default();
+        for (seq, d) in &changes {
+            if let Some(pos) = self.index.pos(*seq) {
+                let i = self.index.inputs_at(pos);
+                super::index::count_flip(&mut flips, &old[pos], d, &i, true);
+            }
+        }
+        flips.newly_pending = needing.len() as u64;
+        for chunk in changes.chunks(10_000) {
+            self.write(WriterMsg::Decisions(chunk.to_vec()));
+        }
+        self.write(WriterMsg::Members {
+            rows: g.members(),
+            alone: vec![],
+            clear: true,
+        });
+        self.groups = Some(g.grouper);
+        if self.verifier.is_some() {
+            for p in needing {
+                let seq = self.index.seq_at(p);
+                self.enqueue(p, seq, None, false);
+            }
+            self.drained_sent = self.drained_sent && self.batcher.is_empty();
+        }
+        self.emit(EngineEvent::Redecided(flips));
+    }
+
+    fn group_view(&mut self, id: &str) -> Option<GroupView> {
+        let seq = *self.seqs_for(id).first()?;
+        let pos = self.index.pos(seq)?;
+        let g = self.groups.as_ref()?;
+        let rep = g.rep_of(pos as u32);
+        let mut ms = g.members(rep);
+        ms.sort_unstable();
+        let seqs: Vec<i64> = ms.iter().map(|&p| self.index.seq_at(p as usize)).collect();
+        let recs = self.read.records_by_seq(&seqs).ok()?;
+        let mut members: Vec<GroupMember> = recs
+            .into_iter()
+            .filter_map(|r| {
+                let p = self.index.pos(r.seq)?;
+                Some(GroupMember {
+                    seq: r.seq,
+                    id: r.id,
+                    source: r.source,
+                    file: r.file,
+                    verdict: self.index.decision_at(p).verdict,
+                    similarity: g.similarity(p as u32, rep),
+                    via: crate::store::groups::via_str(g.via(p as u32)).to_string(),
+                    representative: p as u32 == rep,
+                })
+            })
+            .collect();
+        members.sort_by_key(|m| (!m.representative, m.seq));
+        Some(GroupView {
+            rep_seq: self.index.seq_at(rep as usize),
+            members,
+        })
     }
 
     fn apply_label(&mut self, seq: i64, id: &str, label: Option<Label>, undoes: Option<i64>) {
@@ -744,8 +1031,12 @@ impl Decider {
             Err(_) => {}
         }
         self.head_on_label(seq);
-        if self.verifier.is_some() && new.needs_verifier(&self.index.inputs_at(pos)) {
+        let _ = new;
+        self.write_index_changes();
+        if self.verifier.is_some() && self.index.needs_verifier(pos) {
             self.enqueue(pos, seq, None, false);
+            // A `Drained` follows once the verifier has answered it.
+            self.drained_sent = self.drained_sent && self.batcher.is_empty();
         }
         if let Ok(mut rows) = self.rows_for(&[pos]) {
             self.recent.append(&mut rows);
@@ -776,12 +1067,14 @@ impl Decider {
             if self.index.inputs_at(pos).label == label {
                 continue;
             }
-            let (_, new) = self.index.set_label(pos, label, &self.t);
-            if self.verifier.is_some() && new.needs_verifier(&self.index.inputs_at(pos)) {
+            self.index.set_label(pos, label, &self.t);
+            if self.verifier.is_some() && self.index.needs_verifier(pos) {
                 self.enqueue(pos, seq, None, false);
             }
             changed.push(pos);
         }
+        // The store already holds these labels; the duplicates that follow them do not.
+        self.write_index_changes();
         if !changed.is_empty() {
             tracing::info!("{} label(s) from another process picked up", changed.len());
             if let Ok(mut rows) = self.rows_for(&changed) {
@@ -794,10 +1087,42 @@ impl Decider {
         self.flush();
         match self.read.last_undoable_label() {
             Ok(Some(e)) => {
-                self.apply_label(e.record_seq, &e.record_id, e.old_label, Some(e.log_id))
+                self.apply_label(e.record_seq, &e.record_id, e.old_label, Some(e.log_id));
+                self.undo_rest_of_group(&e);
             }
             Ok(None) => self.error("relabel", "no label change to undo".into()),
             Err(e) => self.error("store", e.to_string()),
+        }
+    }
+
+    /// A label on a group was logged once per member: undo the entries of the same change
+    /// (same label, same second, same group) with the one just undone.
+    fn undo_rest_of_group(&mut self, first: &crate::store::LabelLogEntry) {
+        let Some(g) = &self.groups else { return };
+        let group_of = |seq: i64, ix: &Index| ix.pos(seq).map(|p| g.rep_of(p as u32));
+        let Some(rep) = group_of(first.record_seq, &self.index) else {
+            return;
+        };
+        let mut seen = std::collections::HashSet::new();
+        loop {
+            let next = match self.read.last_undoable_label() {
+                Ok(Some(e)) if seen.insert(e.log_id) => e,
+                _ => return,
+            };
+            let g = self.groups.as_ref().expect("checked above");
+            let same = next.new_label == first.new_label
+                && next.time == first.time
+                && next.record_seq != first.record_seq
+                && self.index.pos(next.record_seq).map(|p| g.rep_of(p as u32)) == Some(rep);
+            if !same {
+                return;
+            }
+            self.apply_label(
+                next.record_seq,
+                &next.record_id,
+                next.old_label,
+                Some(next.log_id),
+            );
         }
     }
 
@@ -878,6 +1203,7 @@ impl Decider {
             decided_by: d.decided_by,
             label,
             rules: hits.into_iter().map(|h| h.rule).collect(),
+            group: self.index.pos(r.seq).and_then(|p| self.group_of(p)),
         }
     }
 
@@ -907,9 +1233,10 @@ impl Decider {
                     &self.index.decision_at(p),
                     self.index.source_at(p),
                     self.index.inputs_at(p).label.is_some(),
-                ) && search
-                    .as_ref()
-                    .is_none_or(|s| s.contains(&self.index.seq_at(p)))
+                ) && (!f.duplicates || self.index.in_group(p))
+                    && search
+                        .as_ref()
+                        .is_none_or(|s| s.contains(&self.index.seq_at(p)))
             })
             .collect();
         super::query::sort(
@@ -990,6 +1317,7 @@ impl Decider {
 
     fn snapshot(&self) -> StatsSnapshot {
         let c = self.index.counts();
+        let (groups, duplicates, verifier_saved) = self.index.group_counts(&self.t);
         let now = Instant::now();
         let bytes: u64 = self.files.values().map(|f| f.bytes_done).sum();
         let (records_per_sec, mb_per_sec) = self.rates.per_sec(now, self.c.records_session, bytes);
@@ -1017,6 +1345,9 @@ impl Decider {
             errors: self.c.errors,
             paused: self.flags.paused.load(Ordering::Relaxed),
             thresholds: self.t,
+            groups,
+            duplicates,
+            verifier_saved,
         }
     }
 

@@ -1,10 +1,11 @@
 //! The in-memory index of decision inputs: 16 bytes per record plus its seq, so re-deciding a
 //! million records after a threshold move is a tight loop over a vector, not a database scan.
 
-use crate::decide::{decide, DecidedBy, Decision, DecisionInputs, Label, Verdict};
+use crate::decide::{decide, group_inputs, DecidedBy, Decision, DecisionInputs, Label, Verdict};
 use crate::engine::types::{FlipPreview, LabelAgreement};
 use crate::record::SourceKind;
 use crate::rules::{Thresholds, Tier};
+use std::collections::{HashMap, HashSet};
 
 /// One record's decision inputs and current decision, packed.
 #[derive(Debug, Clone, Copy)]
@@ -114,6 +115,13 @@ pub struct Index {
     seqs: Vec<i64>,
     entries: Vec<Entry>,
     counts: Counts,
+    /// Duplicate groups: each record's representative (its own position when it is none's
+    /// duplicate), and each representative's duplicates.
+    follow: Vec<u32>,
+    followers: HashMap<u32, Vec<u32>>,
+    /// Decisions of duplicates changed as a side effect of their representative's change,
+    /// for the store (drained by [`Index::take_changes`]).
+    changes: Vec<(i64, Decision)>,
 }
 
 impl Index {
@@ -158,6 +166,7 @@ impl Index {
             decision: pack_decision(&d),
         });
         self.seqs.push(seq);
+        self.follow.push(self.follow.len() as u32);
         self.counts.apply(&d, 1);
         if inputs.label.is_some() {
             self.counts.labelled += 1;
@@ -222,7 +231,8 @@ impl Index {
     ) -> (Decision, Decision) {
         let old = self.decision_at(pos);
         let had_label = self.inputs_at(pos).label.is_some();
-        let d = decide(inputs, t);
+        let rep = self.rep_inputs(pos);
+        let d = decide(&group_inputs(inputs, rep.as_ref()), t);
         let e = &mut self.entries[pos];
         e.p_yes = inputs.p_yes.unwrap_or(f32::NAN);
         e.p_head = inputs.p_head.unwrap_or(f32::NAN);
@@ -240,7 +250,156 @@ impl Index {
             (true, false) => self.counts.labelled -= 1,
             _ => {}
         }
+        self.refresh_followers(pos, t);
         (old, d)
+    }
+
+    /// The representative's inputs when `pos` is a duplicate.
+    fn rep_inputs(&self, pos: usize) -> Option<DecisionInputs> {
+        let r = self.follow[pos] as usize;
+        (r != pos).then(|| self.inputs_at(r))
+    }
+
+    /// The inputs `pos` is decided on (its representative's when it is a duplicate).
+    pub fn group_inputs_at(&self, pos: usize) -> DecisionInputs {
+        group_inputs(&self.inputs_at(pos), self.rep_inputs(pos).as_ref())
+    }
+
+    /// `pos`'s decision under `t`, following its representative.
+    fn decide_at(&self, pos: usize, t: &Thresholds) -> Decision {
+        decide(&self.group_inputs_at(pos), t)
+    }
+
+    /// Re-decide one record in place; a change goes to `changes`.
+    fn redecide_one(&mut self, pos: usize, t: &Thresholds) -> Option<Decision> {
+        let old = self.decision_at(pos);
+        let d = self.decide_at(pos, t);
+        if d == old {
+            return None;
+        }
+        self.entries[pos].decision = pack_decision(&d);
+        self.counts.apply(&old, -1);
+        self.counts.apply(&d, 1);
+        self.changes.push((self.seqs[pos], d));
+        Some(d)
+    }
+
+    fn refresh_followers(&mut self, pos: usize, t: &Thresholds) {
+        if let Some(f) = self.followers.get(&(pos as u32)).cloned() {
+            for p in f {
+                self.redecide_one(p as usize, t);
+            }
+        }
+    }
+
+    /// Decisions changed as a side effect since the last call (duplicates following their
+    /// representative, records regrouped).
+    pub fn take_changes(&mut self) -> Vec<(i64, Decision)> {
+        std::mem::take(&mut self.changes)
+    }
+
+    /// `pos`'s representative (itself when it is not a duplicate).
+    pub fn rep_at(&self, pos: usize) -> usize {
+        self.follow[pos] as usize
+    }
+
+    pub fn is_duplicate(&self, pos: usize) -> bool {
+        self.follow[pos] as usize != pos
+    }
+
+    /// Whether `pos` is in a group of two or more.
+    pub fn in_group(&self, pos: usize) -> bool {
+        self.is_duplicate(pos) || self.followers.contains_key(&(pos as u32))
+    }
+
+    /// True when this record needs an LLM answer it does not have. A duplicate never does:
+    /// its verdict follows its representative's, which is asked once for the group.
+    pub fn needs_verifier(&self, pos: usize) -> bool {
+        !self.is_duplicate(pos) && self.decision_at(pos).needs_verifier(&self.inputs_at(pos))
+    }
+
+    /// Point `positions` at their new representatives (`rep_of`) and re-decide them; returns
+    /// the positions that now need the verifier (a former duplicate on its own again).
+    pub fn repoint(
+        &mut self,
+        positions: &[u32],
+        rep_of: impl Fn(u32) -> u32,
+        t: &Thresholds,
+    ) -> Vec<usize> {
+        let mut by_old: HashMap<u32, HashSet<u32>> = HashMap::new();
+        let mut moving = Vec::new();
+        for &p in positions {
+            let new = rep_of(p);
+            let old = self.follow[p as usize];
+            if old != new {
+                by_old.entry(old).or_default().insert(p);
+                moving.push((p, new));
+            }
+        }
+        for (old, set) in by_old {
+            if let Some(f) = self.followers.get_mut(&old) {
+                f.retain(|x| !set.contains(x));
+                if f.is_empty() {
+                    self.followers.remove(&old);
+                }
+            }
+        }
+        let mut needing = Vec::new();
+        for &(p, new) in &moving {
+            self.follow[p as usize] = new;
+            if new != p {
+                self.followers.entry(new).or_default().push(p);
+            }
+        }
+        for &(p, _) in &moving {
+            let p = p as usize;
+            self.redecide_one(p, t);
+            if self.needs_verifier(p) && !self.queued_at(p) {
+                needing.push(p);
+            }
+        }
+        needing
+    }
+
+    /// Replace every representative at once (a regrouping) and re-decide every record;
+    /// returns the positions that now need the verifier.
+    pub fn set_reps(&mut self, reps: &[u32], t: &Thresholds) -> Vec<usize> {
+        debug_assert_eq!(reps.len(), self.len());
+        self.follow = reps.to_vec();
+        self.followers.clear();
+        for (p, &r) in reps.iter().enumerate() {
+            if r as usize != p {
+                self.followers.entry(r).or_default().push(p as u32);
+            }
+        }
+        let mut needing = Vec::new();
+        for p in 0..self.len() {
+            self.redecide_one(p, t);
+            if self.needs_verifier(p) && !self.queued_at(p) {
+                needing.push(p);
+            }
+        }
+        needing
+    }
+
+    /// (groups of two or more, duplicates in them, duplicates that would each have needed
+    /// the verifier on their own: the verifier asks saved).
+    pub fn group_counts(&self, t: &Thresholds) -> (u64, u64, u64) {
+        let mut dups = 0u64;
+        let mut saved = 0u64;
+        for f in self.followers.values() {
+            dups += f.len() as u64;
+            for &p in f {
+                let i = self.inputs_at(p as usize);
+                if i.label.is_none()
+                    && i.p_yes.is_none()
+                    && crate::rules::tier_for(i.score, i.text_len, i.scored, t) == Tier::Verify
+                {
+                    saved += 1;
+                }
+            }
+        }
+        (self.followers.len() as u64, dups, saved)
     }
 
     pub fn set_answer(&mut self, pos: usize, p_yes: f32, t: &Thresholds) -> Decision {
@@ -293,9 +452,9 @@ impl Index {
         let mut f = FlipPreview::default();
         for pos in 0..self.entries.len() {
             let old = self.decision_at(pos);
-            let i = self.inputs_at(pos);
-            let d = decide(&i, t);
-            count_flip(&mut f, &old, &d, &i, self.queued_at(pos));
+            let d = self.decide_at(pos, t);
+            let queued = self.queued_at(pos) || self.is_duplicate(pos);
+            count_flip(&mut f, &old, &d, &self.inputs_at(pos), queued);
         }
         f
     }
@@ -328,12 +487,13 @@ impl Index {
         for pos in 0..self.entries.len() {
             let old_b = self.entries[pos].decision;
             let i = self.inputs_at(pos);
-            let d = decide(&i, t);
+            let d = self.decide_at(pos, t);
             let new_b = pack_decision(&d);
             counts.apply(&d, 1);
             if new_b != old_b {
                 let old = unpack_decision(old_b);
-                if count_flip(&mut r.flips, &old, &d, &i, self.queued_at(pos)) {
+                let queued = self.queued_at(pos) || self.is_duplicate(pos);
+                if count_flip(&mut r.flips, &old, &d, &i, queued) {
                     r.newly_needing.push(self.seqs[pos]);
                 }
                 self.entries[pos].decision = new_b;
@@ -348,10 +508,15 @@ impl Index {
     pub fn agreement(&self, t: &Thresholds) -> LabelAgreement {
         let mut a = LabelAgreement::default();
         for pos in 0..self.entries.len() {
-            let mut i = self.inputs_at(pos);
-            let Some(label) = i.label.take() else {
+            let Some(label) = self.inputs_at(pos).label else {
                 continue;
             };
+            // The label-free decision: a duplicate's follows its representative's.
+            let mut i = match self.rep_inputs(pos) {
+                Some(r) => r,
+                None => self.inputs_at(pos),
+            };
+            i.label = None;
             a.labelled += 1;
             let predicted = match decide(&i, t).verdict {
                 Verdict::Kept => true,
@@ -371,9 +536,7 @@ impl Index {
     /// Positions of records that need the verifier and are not queued.
     pub fn needing_verifier(&self) -> Vec<usize> {
         (0..self.entries.len())
-            .filter(|&p| {
-                !self.queued_at(p) && self.decision_at(p).needs_verifier(&self.inputs_at(p))
-            })
+            .filter(|&p| !self.queued_at(p) && self.needs_verifier(p))
             .collect()
     }
 }

@@ -113,9 +113,29 @@ pub struct EngineArgs {
     /// tokens like the MLX verifier does (without it, at 1024 characters).
     #[arg(long, value_name = "FILE", env = "CYBERFILTER_HTTP_TOKENIZER")]
     pub http_tokenizer: Option<PathBuf>,
+    /// Group duplicates (one CVE, ATT&CK, CAPEC or CWE id across feeds; equal or near-equal
+    /// text) and ask the verifier once per group: on (default) or off (every record on its own).
+    #[arg(long, value_enum, value_name = "ON|OFF", env = "CYBERFILTER_DEDUP")]
+    pub dedup: Option<OnOff>,
+    /// Estimated Jaccard similarity of word shingles at or above which two texts are
+    /// near-duplicates (default 0.7; above 1: ids and equal texts only).
+    #[arg(long, value_name = "J", env = "CYBERFILTER_DEDUP_THRESHOLD")]
+    pub dedup_threshold: Option<f32>,
+    /// Source order for a group's representative, best first (default
+    /// cve5,nvd-api2,nvd-legacy,stix,capec,cwe,json; then the longest text).
+    #[arg(long, value_name = "SOURCES", env = "CYBERFILTER_DEDUP_PREFER")]
+    pub dedup_prefer: Option<String>,
     /// The learned verdict head (`--head`, `--head-seed`, …).
     #[command(flatten)]
     pub head: crate::cli::head::HeadArgs,
+}
+
+/// A switch given as `on` or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnOff {
+    On,
+    Off,
 }
 
 /// The config file's `[engine]` table: the same settings as the flags, flag names with `_`.
@@ -140,6 +160,9 @@ pub struct EngineFile {
     pub http_retries: Option<u32>,
     pub http_top_logprobs: Option<u32>,
     pub http_tokenizer: Option<PathBuf>,
+    pub dedup: Option<OnOff>,
+    pub dedup_threshold: Option<f32>,
+    pub dedup_prefer: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -191,6 +214,8 @@ pub struct EngineSettings {
     pub http: HttpOptions,
     /// The verdict head's flags (flags and environment only).
     pub head: crate::cli::head::HeadArgs,
+    /// Duplicate grouping; `None` when off.
+    pub dedup: Option<crate::dedup::Settings>,
     /// (setting, value as printed, origin), in `--print-config` order.
     pub origins: Vec<(&'static str, String, Origin)>,
 }
@@ -399,7 +424,34 @@ impl EngineSettings {
             ),
             ..d
         };
+        let dedup_on = l
+            .pick("dedup", &args.dedup, &file.dedup, "On")
+            .unwrap_or(OnOff::On);
+        let dedup_threshold = l.pick(
+            "dedup_threshold",
+            &args.dedup_threshold,
+            &file.dedup_threshold,
+            &crate::dedup::DEFAULT_THRESHOLD.to_string(),
+        );
+        let dedup_prefer = l.pick(
+            "dedup_prefer",
+            &args.dedup_prefer,
+            &file.dedup_prefer,
+            "\"cve5,nvd-api2,nvd-legacy,stix,capec,cwe,json\"",
+        );
+        let mut dedup = crate::dedup::Settings::default();
+        if let Some(t) = dedup_threshold {
+            dedup.threshold = t;
+        }
+        if let Some(p) = &dedup_prefer {
+            dedup.prefer = crate::dedup::Settings::parse_prefer(p)
+                .map_err(|e| LaunchError::new(exit::CONFIG, e))?;
+        }
+        dedup
+            .validate()
+            .map_err(|e| LaunchError::new(exit::CONFIG, e))?;
         Ok(EngineSettings {
+            dedup: (dedup_on == OnOff::On).then_some(dedup),
             paths,
             config_file_explicit: explicit,
             rules,
@@ -696,6 +748,14 @@ pub fn prepare(s: &EngineSettings, req: &LaunchRequest) -> Result<Prepared, Laun
         .head
         .options()
         .map_err(|e| LaunchError::new(exit::CONFIG, e))?;
+    config.dedup = s.dedup.clone();
+    // Like the thresholds: a resumed run keeps the grouping it had (a threshold moved in the
+    // workbench included) unless a flag, variable or the config file says otherwise.
+    config.dedup_from_store = existing
+        && s.origins
+            .iter()
+            .filter(|(id, _, _)| id.starts_with("dedup"))
+            .all(|(_, _, o)| *o == Origin::Default);
     config.exit_when_done = req.exit_when_done;
     config.stats_interval = req.stats_interval;
     Ok(Prepared {
@@ -836,6 +896,34 @@ mod tests {
         assert!(printed.contains("batch_wait_ms = 50"), "{printed}");
         assert!(printed.contains("# config file"), "{printed}");
         assert!(printed.contains("verifier = \"none\""), "{printed}");
+    }
+
+    #[test]
+    fn dedup_settings_layer_like_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("c.toml");
+        std::fs::write(&cfg, "[engine]\ndedup_threshold = 0.8\n").unwrap();
+        let c = cfg.to_str().unwrap();
+        // Default on, threshold from the file.
+        let s = settings(&["--config", c], &[]);
+        assert_eq!(s.dedup.as_ref().map(|d| d.threshold), Some(0.8));
+        // A flag over the file.
+        let s = settings(&["--config", c, "--dedup-threshold", "0.9"], &[]);
+        assert_eq!(s.dedup.as_ref().map(|d| d.threshold), Some(0.9));
+        let s = settings(&["--config", c, "--dedup", "off"], &[]);
+        assert!(s.dedup.is_none());
+        let printed = s.to_toml();
+        assert!(printed.contains("dedup = \"off\""), "{printed}");
+        assert!(printed.contains("dedup_threshold = 0.8"), "{printed}");
+        let s = settings(&["--dedup-prefer", "nvd-legacy,cve5"], &[]);
+        let d = s.dedup.unwrap();
+        assert_eq!(
+            d.prefer,
+            vec![
+                crate::record::SourceKind::NvdLegacy,
+                crate::record::SourceKind::Cve5
+            ]
+        );
     }
 
     #[test]

@@ -125,6 +125,9 @@ pub fn metrics_line(s: &StatsSnapshot, c: &Counters) -> String {
         "verifier_queue": s.verifier_queue,
         "rss_bytes": s.rss_bytes,
         "errors": s.errors,
+        "groups": s.groups,
+        "duplicates": s.duplicates,
+        "verifier_saved": s.verifier_saved,
     })
     .to_string()
 }

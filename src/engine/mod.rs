@@ -92,6 +92,11 @@ pub struct EngineConfig {
     pub shared_cache: Option<PathBuf>,
     /// The verdict head (`--head`, `--head-seed`, ...).
     pub head: head::HeadOptions,
+    /// Duplicate grouping (`--dedup`, `--dedup-threshold`); `None`: off, every record on its
+    /// own as before.
+    pub dedup: Option<crate::dedup::Settings>,
+    /// Resuming: use the grouping stored with the run when it has one, not `dedup`.
+    pub dedup_from_store: bool,
 }
 
 impl EngineConfig {
@@ -117,6 +122,8 @@ impl EngineConfig {
             readers: 0,
             shared_cache: None,
             head: head::HeadOptions::default(),
+            dedup: Some(crate::dedup::Settings::default()),
+            dedup_from_store: false,
         }
     }
 }
@@ -140,6 +147,9 @@ pub fn start(config: EngineConfig) -> Result<EngineHandle, EngineError> {
     let thresholds_flag = config.thresholds;
     if let Some(t) = &thresholds_flag {
         t.validate().map_err(EngineError::Config)?;
+    }
+    if let Some(d) = &config.dedup {
+        d.validate().map_err(EngineError::Config)?;
     }
     // Inputs first: a run whose inputs cannot be read creates no store.
     let files = config
@@ -201,6 +211,20 @@ pub fn start(config: EngineConfig) -> Result<EngineHandle, EngineError> {
             .unwrap_or_else(|| config.rules.thresholds()),
     };
     store.set_thresholds(&thresholds)?;
+    let mut dedup = config.dedup.clone();
+    if config.dedup_from_store {
+        if let Some(c) = crate::store::groups::config(store.conn(), store.path())? {
+            dedup = c.enabled.then_some(c.settings);
+        }
+    }
+    crate::store::groups::set_config(
+        store.conn(),
+        store.path(),
+        &crate::store::groups::DedupConfig {
+            enabled: dedup.is_some(),
+            settings: dedup.clone().unwrap_or_default(),
+        },
+    )?;
     store.set_state(RunState::Running)?;
 
     let mut file_rows = HashMap::new();
@@ -279,6 +303,7 @@ pub fn start(config: EngineConfig) -> Result<EngineHandle, EngineError> {
     let flags = Arc::new(source::Flags {
         paused: AtomicBool::new(false),
         stop: AtomicBool::new(false),
+        signatures: dedup.is_some(),
     });
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -334,6 +359,7 @@ pub fn start(config: EngineConfig) -> Result<EngineHandle, EngineError> {
         rules: config.rules.clone(),
         rules_file: config.rules_file.clone(),
         head: config.head.clone(),
+        dedup,
     })?;
     let join = std::thread::Builder::new()
         .name("cyberfilter-decider".into())

@@ -52,6 +52,8 @@ pub struct Scored {
     pub score: Score,
     pub hash: [u8; 32],
     pub text_len: usize,
+    /// MinHash signature (when grouping is on and the text has enough words).
+    pub sig: Option<crate::dedup::minhash::Signature>,
 }
 
 /// What a reader reports.
@@ -87,6 +89,8 @@ pub struct FileJob {
 pub struct Flags {
     pub paused: AtomicBool,
     pub stop: AtomicBool,
+    /// Compute each record's MinHash signature beside its score (grouping on).
+    pub signatures: bool,
 }
 
 /// Start `n` reader threads over the jobs; each sends through `send` (which blocks when the
@@ -106,12 +110,13 @@ pub fn spawn_readers(
         let source = source.clone();
         let flags = flags.clone();
         let (stage_tx, stage_rx) = sync_channel::<Stage>(SCORER_QUEUE);
+        let signatures = flags.signatures;
         let scorer = {
             let rules = rules.clone();
             let send = send.clone();
             std::thread::Builder::new()
                 .name(format!("cyberfilter-score-{i}"))
-                .spawn(move || score_stage(stage_rx, &rules, &send))
+                .spawn(move || score_stage(stage_rx, &rules, signatures, &send))
         };
         if scorer.is_err() {
             return i.max(1);
@@ -158,6 +163,7 @@ const SCORER_QUEUE: usize = 4;
 fn score_stage(
     stages: std::sync::mpsc::Receiver<Stage>,
     rules: &RuleSet,
+    signatures: bool,
     send: &dyn Fn(ReaderMsg) -> bool,
 ) {
     for stage in stages {
@@ -165,7 +171,7 @@ fn score_stage(
             Stage::Raw { file_id, records } => ReaderMsg::Records(
                 records
                     .into_iter()
-                    .map(|record| score_record(file_id, record, rules))
+                    .map(|record| score_record(file_id, record, rules, signatures))
                     .collect(),
             ),
             Stage::Msg(m) => m,
@@ -176,7 +182,7 @@ fn score_stage(
     }
 }
 
-fn score_record(file_id: i64, record: Record, rules: &RuleSet) -> Scored {
+fn score_record(file_id: i64, record: Record, rules: &RuleSet, signatures: bool) -> Scored {
     let score = if record.scored {
         rules.score(&record.text)
     } else {
@@ -188,12 +194,18 @@ fn score_record(file_id: i64, record: Record, rules: &RuleSet) -> Scored {
     } else {
         record.text.chars().count()
     };
+    let sig = if signatures {
+        crate::dedup::minhash::signature(&record.text)
+    } else {
+        None
+    };
     Scored {
         file_id,
         record,
         score,
         hash,
         text_len,
+        sig,
     }
 }
 

@@ -34,6 +34,10 @@ pub struct RecordRow {
     pub label: Option<Label>,
     /// Matched rule names, most weighty first.
     pub rules: Vec<String>,
+    /// The duplicate group this record is in (its representative's seq), when the group has
+    /// two or more records; the record is a duplicate when this is not its own seq.
+    #[serde(default)]
+    pub group: Option<i64>,
 }
 
 /// Everything the record view shows.
@@ -85,6 +89,9 @@ pub struct RecordFilter {
     pub labelled: Option<bool>,
     /// Substring search over id and text (case-insensitive).
     pub search: Option<String>,
+    /// Only records in a duplicate group of two or more.
+    #[serde(default)]
+    pub duplicates: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -207,6 +214,47 @@ pub enum Command {
         rule: String,
         reply: oneshot::Sender<Result<PathBuf, String>>,
     },
+    /// Mark the records with this id `not a duplicate` (`true`) or clear the mark; the store
+    /// remembers it and the groups are recomputed.
+    SplitDuplicate {
+        id: String,
+        split: bool,
+    },
+    /// Make this record its group's representative.
+    ChooseRepresentative {
+        id: String,
+    },
+    /// Regroup every stored record under a new near-duplicate threshold (from stored
+    /// signatures; no input is read again).
+    SetDedupThreshold(f32),
+    /// The group of the record with this id.
+    Group {
+        id: String,
+        reply: oneshot::Sender<Option<GroupView>>,
+    },
+}
+
+/// One member of a duplicate group, for the group view.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupMember {
+    pub seq: i64,
+    pub id: String,
+    pub source: SourceKind,
+    pub file: String,
+    pub verdict: Verdict,
+    /// Similarity to the representative: 1 for equal text, the MinHash estimate otherwise,
+    /// `None` when linked by id only.
+    pub similarity: Option<f32>,
+    /// How it joined: `id`, `text`, `near` (or `alone` for the first).
+    pub via: String,
+    pub representative: bool,
+}
+
+/// A duplicate group: its members, representative first.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GroupView {
+    pub rep_seq: i64,
+    pub members: Vec<GroupMember>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -248,6 +296,15 @@ pub struct StatsSnapshot {
     pub errors: u64,
     pub paused: bool,
     pub thresholds: Thresholds,
+    /// Duplicate groups of two or more records, the duplicates in them (records beyond
+    /// each group's representative), and the verifier asks saved (duplicates in the verify
+    /// band that would each have been asked on their own).
+    #[serde(default)]
+    pub groups: u64,
+    #[serde(default)]
+    pub duplicates: u64,
+    #[serde(default)]
+    pub verifier_saved: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -5,6 +5,7 @@
 use crate::decide::Decision;
 use crate::rules::Thresholds;
 use crate::store::features as sf;
+use crate::store::groups as sg;
 use crate::store::{
     Answer, FileRow, LabelChange, NewRecord, RunState, RunStore, SqlContext, StoreError,
 };
@@ -59,6 +60,16 @@ pub enum WriterMsg {
         reason: String,
     },
     HeadActive(Option<String>),
+    /// Duplicates: signatures of new records, membership rows (`clear`: replace them all),
+    /// the settings in force, a curator's mark.
+    Sigs(Vec<(i64, crate::dedup::minhash::Signature)>),
+    Members {
+        rows: Vec<sg::Member>,
+        alone: Vec<i64>,
+        clear: bool,
+    },
+    DedupConfig(sg::DedupConfig),
+    Mark(i64, Option<sg::Mark>),
 }
 
 struct Batch {
@@ -162,6 +173,7 @@ fn write_loop(mut store: RunStore, rx: Receiver<WriterMsg>) -> Result<(), StoreE
                 }
                 b.ops += match &other {
                     WriterMsg::Inserts(v) => v.len(),
+                    WriterMsg::Sigs(v) => v.len() / 4,
                     _ => 1,
                 };
                 apply(&store, other)?;
@@ -212,6 +224,20 @@ fn apply(store: &RunStore, msg: WriterMsg) -> Result<(), StoreError> {
             reason,
         } => sf::put_head(conn, path, &head, flips, &reason),
         WriterMsg::HeadActive(v) => sf::set_active(conn, path, v.as_deref()),
+        WriterMsg::Sigs(rows) => {
+            for (seq, sig) in &rows {
+                sg::insert_sig(conn, path, *seq, sig)?;
+            }
+            Ok(())
+        }
+        WriterMsg::Members { rows, alone, clear } => {
+            if clear {
+                conn.execute_batch("DELETE FROM dedup_members").ctx(path)?;
+            }
+            sg::write_members(conn, path, &rows, &alone)
+        }
+        WriterMsg::DedupConfig(c) => sg::set_config(conn, path, &c),
+        WriterMsg::Mark(seq, m) => sg::set_mark(conn, path, seq, m),
         WriterMsg::Label(..) | WriterMsg::Flush(_) => unreachable!("handled by the loop"),
     }
 }

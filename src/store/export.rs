@@ -41,6 +41,10 @@ pub struct ExportReport {
     pub kept: u64,
     pub removed: u64,
     pub pending: u64,
+    /// Duplicates written to `{stem}.duplicates.jsonl` (grouping on), not counted in
+    /// kept/removed/pending: those count one record per group.
+    #[serde(default)]
+    pub duplicates: u64,
     /// Records whose original bytes could not be read back (exported with `original_error`).
     pub original_errors: u64,
     pub files: Vec<ExportedFile>,
@@ -70,7 +74,13 @@ pub struct ExportedFile {
     pub kept: u64,
     pub removed: u64,
     pub pending: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub duplicates: u64,
     pub outputs: Vec<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 fn io_err(path: &Path, source: std::io::Error) -> StoreError {
@@ -217,6 +227,76 @@ struct InputSinks {
     stem: String,
     sinks: BTreeMap<Verdict, Sink>,
     counts: HashMap<Verdict, u64>,
+    /// `{stem}.duplicates.jsonl`: every record that is not its group's representative.
+    dups: Option<Sink>,
+    n_dups: u64,
+}
+
+/// The groups of a store whose run had grouping on (recomputed from stored inputs, so the
+/// export agrees with the live session), with every record's decision inputs by position.
+struct ExportGroups {
+    g: super::groups::Grouping,
+    inputs: Vec<super::StoredInputs>,
+    files: HashMap<i64, String>,
+}
+
+impl ExportGroups {
+    fn load(s: &RunStore) -> Result<Option<ExportGroups>, StoreError> {
+        let cfg = super::groups::config(s.conn(), s.path())?;
+        let Some(c) = cfg.filter(|c| c.enabled) else {
+            return Ok(None);
+        };
+        let g = super::groups::grouping(s.conn(), s.path(), &c.settings)?;
+        let inputs = s.load_inputs()?;
+        let files = s
+            .files()?
+            .into_iter()
+            .map(|f| (f.file_id, f.path))
+            .collect();
+        Ok(Some(ExportGroups { g, inputs, files }))
+    }
+
+    /// A member as exported: where it is (file, index), never the arrival-order seq, so an
+    /// export does not depend on how reader threads interleaved.
+    fn member(&self, m: usize, rep: usize) -> Value {
+        let (file_id, index) = self.g.places[m];
+        json!({
+            "id": self.g.ids[m],
+            "source": self.g.sources[m].as_str(),
+            "file": self.files.get(&file_id),
+            "index": index,
+            "similarity": self.g.grouper.similarity(m as u32, rep as u32),
+        })
+    }
+
+    /// The decision of `rec` and, for a duplicate, its representative's position; for a
+    /// representative of two or more, its members.
+    fn decide(
+        &self,
+        rec: &StoredRecord,
+        t: &Thresholds,
+    ) -> (Decision, Option<usize>, Option<Value>) {
+        let own = rec.inputs();
+        let Some(pos) = self.g.pos(rec.seq) else {
+            return (decide(&own, t), None, None);
+        };
+        let rep = self.g.grouper.rep_of(pos) as usize;
+        if rep != pos as usize {
+            let i = crate::decide::group_inputs(&own, Some(&self.inputs[rep].inputs));
+            return (decide(&i, t), Some(rep), None);
+        }
+        let mut members = self.g.grouper.members(pos);
+        if members.len() < 2 {
+            return (decide(&own, t), None, None);
+        }
+        members.sort_unstable_by_key(|&m| self.g.places[m as usize]);
+        let list: Vec<Value> = members
+            .iter()
+            .map(|&m| self.member(m as usize, pos as usize))
+            .collect();
+        let group = json!({"size": list.len(), "members": list});
+        (decide(&own, t), None, Some(group))
+    }
 }
 
 /// Export a store. `thresholds` overrides the stored ones (a running engine passes its own).
@@ -237,6 +317,7 @@ pub fn export(
             thresholds,
             merge: false,
             replace: true,
+            dedup: true,
         },
     )
 }
@@ -253,6 +334,10 @@ pub struct ExportOptions {
     /// Remove the files an earlier export into `out` wrote (as its `summary.json` lists
     /// them) before writing, so no stale `pending` file or timestamped array is left behind.
     pub replace: bool,
+    /// One record per duplicate group in kept/removed/pending (with the group's members on
+    /// it), the other members in `{stem}.duplicates.jsonl`, when the run grouped (the store
+    /// says); `false` writes every record by its own verdict.
+    pub dedup: bool,
 }
 
 /// The files an earlier export into `out` wrote, from its `summary.json` (empty when there
@@ -324,13 +409,37 @@ pub fn export_with(
                 stem,
                 sinks: BTreeMap::new(),
                 counts: HashMap::new(),
+                dups: None,
+                n_dups: 0,
             },
         );
     }
+    let groups = match o.dedup {
+        true => ExportGroups::load(&s)?,
+        false => None,
+    };
+    let mut shared_dups: BTreeMap<String, Sink> = BTreeMap::new();
     s.for_each_record(|rec| {
-        let d = decide(&rec.inputs(), &t);
+        let (d, dup_of, group) = match &groups {
+            Some(g) => g.decide(&rec, &t),
+            None => (decide(&rec.inputs(), &t), None, None),
+        };
         let original = reader.read(&rec);
-        let cf = cyberfilter_object(&rec, &d, &t);
+        let mut cf = cyberfilter_object(&rec, &d, &t);
+        if let Some(g) = group {
+            cf["group"] = g;
+        }
+        if let (Some(rep), Some(g)) = (dup_of, &groups) {
+            let me = g.g.pos(rec.seq).unwrap_or_default() as usize;
+            let mut of = g.member(rep, rep);
+            of["similarity"] = json!(g.g.grouper.similarity(me as u32, rep as u32));
+            cf["duplicate_of"] = of;
+            if rec.label.is_none() {
+                let i = crate::decide::group_inputs(&rec.inputs(), Some(&g.inputs[rep].inputs));
+                let why = crate::decide::why(&i, &d, &t);
+                cf["why"] = Value::String(format!("duplicate of {}: {why}", g.g.ids[rep]));
+            }
+        }
         let value = match original {
             Ok(bytes) => {
                 let o = original_value(&bytes);
@@ -353,7 +462,33 @@ pub fn export_with(
                 stem: rec.file.clone(),
                 sinks: BTreeMap::new(),
                 counts: HashMap::new(),
+                dups: None,
+                n_dups: 0,
             });
+        if dup_of.is_some() {
+            let sink = match merge {
+                true => shared_dups.entry(entry.stem.clone()),
+                false => {
+                    if entry.dups.is_none() {
+                        entry.dups = Some(open_dups(out, &entry.stem, format, layout, &ts)?);
+                    }
+                    entry.n_dups += 1;
+                    report.records += 1;
+                    report.duplicates += 1;
+                    return entry.dups.as_mut().expect("opened above").push(&value);
+                }
+            };
+            let sink = match sink {
+                std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert(open_dups(out, &entry.stem, format, layout, &ts)?)
+                }
+            };
+            entry.n_dups += 1;
+            report.records += 1;
+            report.duplicates += 1;
+            return sink.push(&value);
+        }
         let sinks = match merge {
             true => shared.entry(entry.stem.clone()).or_default(),
             false => &mut entry.sinks,
@@ -381,9 +516,10 @@ pub fn export_with(
             kept: *sinks.counts.get(&Verdict::Kept).unwrap_or(&0),
             removed: *sinks.counts.get(&Verdict::Removed).unwrap_or(&0),
             pending: *sinks.counts.get(&Verdict::Pending).unwrap_or(&0),
+            duplicates: sinks.n_dups,
             outputs: vec![],
         };
-        for (_, sink) in sinks.sinks {
+        for sink in sinks.sinks.into_values().chain(sinks.dups) {
             let (p, _) = sink.finish()?;
             ef.outputs.push(
                 p.file_name()
@@ -392,6 +528,18 @@ pub fn export_with(
             );
         }
         report.files.push(ef);
+    }
+    for (stem, sink) in shared_dups {
+        shared.entry(stem.clone()).or_default();
+        let (p, _) = sink.finish()?;
+        report.merged.push(ExportedFile {
+            input: stem,
+            outputs: vec![p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()],
+            ..Default::default()
+        });
     }
     for (stem, sinks) in shared {
         let mut outputs = Vec::new();
@@ -471,6 +619,35 @@ fn open_sink(
     layout: ExportLayout,
     ts: &str,
 ) -> Result<Sink, StoreError> {
+    let upstream = match v {
+        Verdict::Kept => "filtered",
+        Verdict::Removed => "removed",
+        Verdict::Pending => "pending",
+    };
+    open_named(out, stem, v.as_str(), upstream, format, layout, ts)
+}
+
+/// `{stem}.duplicates.jsonl` (or `{stem}_duplicates_{ts}.json` in the upstream layout).
+fn open_dups(
+    out: &Path,
+    stem: &str,
+    format: ExportFormat,
+    layout: ExportLayout,
+    ts: &str,
+) -> Result<Sink, StoreError> {
+    open_named(out, stem, "duplicates", "duplicates", format, layout, ts)
+}
+
+/// `{stem}.{name}.{ext}` per input, or `{stem}_{upstream}_{ts}.json` in the upstream layout.
+fn open_named(
+    out: &Path,
+    stem: &str,
+    name: &str,
+    upstream: &str,
+    format: ExportFormat,
+    layout: ExportLayout,
+    ts: &str,
+) -> Result<Sink, StoreError> {
     match layout {
         ExportLayout::PerInput => {
             let ext = match format {
@@ -478,18 +655,13 @@ fn open_sink(
                 ExportFormat::Json => "json",
             };
             Sink::create(
-                out.join(format!("{stem}.{}.{ext}", v.as_str())),
+                out.join(format!("{stem}.{name}.{ext}")),
                 format == ExportFormat::Json,
                 false,
             )
         }
         ExportLayout::Upstream => {
-            let kind = match v {
-                Verdict::Kept => "filtered",
-                Verdict::Removed => "removed",
-                Verdict::Pending => "pending",
-            };
-            Sink::create(out.join(format!("{stem}_{kind}_{ts}.json")), true, true)
+            Sink::create(out.join(format!("{stem}_{upstream}_{ts}.json")), true, true)
         }
     }
 }
@@ -512,6 +684,7 @@ fn write_summary(
         "kept": report.kept,
         "removed": report.removed,
         "pending": report.pending,
+        "duplicates": report.duplicates,
         "labelled": sum.labelled,
         "errors": sum.errors,
         "original_errors": report.original_errors,

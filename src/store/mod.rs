@@ -9,6 +9,7 @@
 pub mod cache;
 pub mod export;
 pub mod features;
+pub mod groups;
 pub mod lock;
 pub mod paths;
 
@@ -330,6 +331,7 @@ impl RunStore {
         conn.execute_batch(cache::ANSWERS_TABLE).ctx(path)?;
         add_missing_columns(&conn).ctx(path)?;
         features::ensure(&conn, path)?;
+        groups::ensure(&conn, path)?;
         let store = RunStore {
             conn,
             path: path.to_path_buf(),

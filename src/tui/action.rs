@@ -36,6 +36,7 @@ pub enum Action {
     CycleSource,
     CycleDecidedBy,
     CycleLabelled,
+    ToggleDuplicates,
     CycleSort,
     ClearFilters,
     // Labels.
@@ -44,6 +45,9 @@ pub enum Action {
     LabelClear,
     UndoLabel,
     Reverify,
+    // Duplicate groups.
+    SplitDuplicate,
+    ChooseRepresentative,
     // Threshold panel and dialogs.
     Increase,
     Decrease,
@@ -90,6 +94,9 @@ impl Action {
             Action::CycleSource => "Filter by source (cycle)",
             Action::CycleDecidedBy => "Filter by who decided (cycle)",
             Action::CycleLabelled => "Filter labelled / unlabelled (cycle)",
+            Action::ToggleDuplicates => "Show only records in duplicate groups (toggle)",
+            Action::SplitDuplicate => "Split the record off its group: not a duplicate",
+            Action::ChooseRepresentative => "Make the record its group's representative",
             Action::CycleSort => "Sort: arrival, score, uncertainty",
             Action::ClearFilters => "Clear all filters and the search",
             Action::LabelKeep => "Label keep, then next",
@@ -140,6 +147,9 @@ impl Action {
             Action::CycleSource => "source",
             Action::CycleDecidedBy => "by",
             Action::CycleLabelled => "labelled",
+            Action::ToggleDuplicates => "duplicates",
+            Action::SplitDuplicate => "split",
+            Action::ChooseRepresentative => "representative",
             Action::CycleSort => "sort",
             Action::ClearFilters => "clear",
             Action::LabelKeep => "keep",

@@ -869,7 +869,7 @@ mod typeahead_tests {
     use crate::decide::Verdict;
     use crate::rules::Tier;
 
-    fn row(i: u64) -> RecordRow {
+    pub(super) fn row(i: u64) -> RecordRow {
         RecordRow {
             seq: i as i64,
             id: format!("r{i}"),
@@ -885,6 +885,7 @@ mod typeahead_tests {
             decided_by: None,
             label: None,
             rules: vec![],
+            group: None,
         }
     }
 
@@ -929,5 +930,48 @@ mod typeahead_tests {
         let fx = answer(&mut a, &g);
         assert_eq!(a.record.as_ref().unwrap().id, "r0");
         assert!(matches!(fx.as_slice(), [Effect::GetRecord { id }] if id == "r0"));
+    }
+}
+
+#[cfg(test)]
+mod duplicate_keys_tests {
+    use super::*;
+
+    fn key(c: char) -> Msg {
+        Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::SHIFT))
+    }
+
+    #[test]
+    fn d_filters_duplicates_and_s_p_split_or_promote_the_selected_record_only() {
+        let mut a = App::new(
+            Keymap::default_keymap(),
+            Theme::dark(),
+            SessionInfo::default(),
+        );
+        a.start();
+        let fx = a.update(key('D'));
+        assert!(a.filter.duplicates);
+        let gen = fx
+            .iter()
+            .find_map(|e| match e {
+                Effect::Query { gen, filter, .. } if filter.duplicates => Some(*gen),
+                _ => None,
+            })
+            .expect("a duplicates-only query");
+        let mut row = super::typeahead_tests::row(7);
+        row.group = Some(3);
+        a.update(Msg::Page {
+            gen,
+            page: RecordPage {
+                rows: vec![row],
+                total: 1,
+            },
+        });
+        let fx = a.update(key('S'));
+        assert!(fx.iter().any(|e| matches!(e,
+            Effect::Send(Command::SplitDuplicate { id, split: true }) if id == "#7")));
+        let fx = a.update(key('P'));
+        assert!(fx.iter().any(|e| matches!(e,
+            Effect::Send(Command::ChooseRepresentative { id }) if id == "#7")));
     }
 }

@@ -176,6 +176,7 @@ pub fn record_row(seq: i64, id: impl Into<String>) -> RecordRow {
         decided_by: Some(DecidedBy::Rule),
         label: None,
         rules: vec![],
+        group: None,
     }
 }
 

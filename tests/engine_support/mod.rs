@@ -238,6 +238,10 @@ pub fn config(store: &Path, source: MemorySource) -> EngineConfig {
     c.source = Arc::new(source);
     c.batch_wait = Duration::from_millis(20);
     c.stats_interval = Duration::from_millis(50);
+    // The synthetic texts are built from a handful of phrases, so nearly all of them are
+    // near-duplicates of each other; the tests built on this source are about the pipeline
+    // record by record. Grouping has its own tests (tests/dedup_engine.rs).
+    c.dedup = None;
     c
 }
 
@@ -287,6 +291,18 @@ pub fn get_record(h: &EngineHandle, id: &str) -> Option<RecordDetail> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     h.commands
         .blocking_send(Command::GetRecord {
+            id: id.to_string(),
+            reply: tx,
+        })
+        .unwrap();
+    rx.blocking_recv().unwrap()
+}
+
+/// The engine's duplicate group of record `id`.
+pub fn group_view(h: &EngineHandle, id: &str) -> Option<cyberfilter::engine::GroupView> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    h.commands
+        .blocking_send(Command::Group {
             id: id.to_string(),
             reply: tx,
         })

@@ -208,6 +208,7 @@ impl FakeState {
             decided_by: d.decided_by,
             label: r.label,
             rules: r.hits.iter().map(|h| h.rule.clone()).collect(),
+            group: None,
         }
     }
 
@@ -555,6 +556,14 @@ fn handle(st: &Arc<Mutex<FakeState>>, c: Command) -> Vec<EngineEvent> {
             s.head.last_flips = Some((f.to_kept, f.to_removed));
             let msg = format!("head {}", if on { "on" } else { "off" });
             vec![head_event(&s.head, msg), EngineEvent::Redecided(f)]
+        }
+        // The fake engine has no duplicate groups.
+        Command::SplitDuplicate { .. }
+        | Command::ChooseRepresentative { .. }
+        | Command::SetDedupThreshold(_) => vec![],
+        Command::Group { reply, .. } => {
+            let _ = reply.send(None);
+            vec![]
         }
         Command::SetThresholds(t) => {
             let flips = s.flips(&t);

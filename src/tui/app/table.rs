@@ -103,6 +103,29 @@ impl App {
                 self.filter.labelled = cycle(self.filter.labelled, &[true, false]);
                 self.filter_changed(fx);
             }
+            Action::ToggleDuplicates => {
+                self.filter.duplicates = !self.filter.duplicates;
+                self.filter_changed(fx);
+            }
+            Action::SplitDuplicate | Action::ChooseRepresentative => {
+                if let Some(row) = self.table.selected_row() {
+                    // `#seq`: this record only, not every record with its id.
+                    let id = format!("#{}", row.seq);
+                    let (cmd, what) = match action {
+                        Action::SplitDuplicate => (
+                            Command::SplitDuplicate { id, split: true },
+                            "split off its group",
+                        ),
+                        _ => (
+                            Command::ChooseRepresentative { id },
+                            "now represents its group",
+                        ),
+                    };
+                    self.set_status(StatusKind::Info, format!("{}: {what}", row.id));
+                    fx.push(Effect::Send(cmd));
+                    self.query_now(fx);
+                }
+            }
             Action::CycleSort => {
                 self.sort = match self.sort {
                     SortBy::Arrival => SortBy::Score,

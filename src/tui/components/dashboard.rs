@@ -429,7 +429,7 @@ fn counts(app: &App, f: &mut Frame, area: Rect) {
         .map_or((None, None), precision_recall);
     let total = (s.kept + s.removed + s.pending).max(1) as f64;
     let pct = |n: u64| format!("{:>5.1}%", n as f64 / total * 100.0);
-    let lines = vec![
+    let mut lines = vec![
         Line::from(vec![
             Span::styled("tier    ", t.dim),
             Span::styled(format!("keep {}", fmt_count(s.keep)), t.kept),
@@ -478,6 +478,25 @@ fn counts(app: &App, f: &mut Frame, area: Rect) {
             ),
         ]),
     ];
+    if s.groups > 0 {
+        // Before the memory line: groups of duplicates, their copies, verifier asks saved.
+        let at = lines.len().saturating_sub(1);
+        lines.insert(
+            at,
+            Line::from(vec![
+                Span::styled("groups  ", t.dim),
+                Span::styled(
+                    format!(
+                        "{:>10}  copies {}  verifier asks saved {}",
+                        fmt_count(s.groups),
+                        fmt_count(s.duplicates),
+                        fmt_count(s.verifier_saved)
+                    ),
+                    t.base,
+                ),
+            ]),
+        );
+    }
     f.render_widget(Paragraph::new(lines), inner);
 }
 

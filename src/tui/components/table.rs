@@ -37,6 +37,9 @@ pub fn filter_summary(app: &App) -> String {
     if let Some(l) = f.labelled {
         parts.push(if l { "labelled" } else { "unlabelled" }.to_string());
     }
+    if f.duplicates {
+        parts.push("duplicates".to_string());
+    }
     if let Some(s) = &f.search {
         parts.push(format!("/{s}"));
     }
@@ -158,13 +161,19 @@ fn record_row<'a>(app: &App, r: &'a RecordRow, wide: bool, with_head: bool) -> R
         Some(crate::decide::DecidedBy::Human) => t.human,
         _ => t.dim,
     };
+    let name = if r.name.is_empty() {
+        r.id.as_str()
+    } else {
+        r.name.as_str()
+    };
+    // Duplicate groups: `◆` marks a representative, `≡` a duplicate that follows it.
+    let (name, name_style) = match r.group {
+        Some(g) if g == r.seq => (format!("◆ {name}"), t.base),
+        Some(_) => (format!("≡ {name}"), t.dim),
+        None => (name.to_string(), t.base),
+    };
     let mut cells = vec![
-        Cell::from(if r.name.is_empty() {
-            r.id.as_str()
-        } else {
-            r.name.as_str()
-        })
-        .style(t.base),
+        Cell::from(name).style(name_style),
         Cell::from(r.source.as_str()).style(t.dim),
     ];
     if wide {

@@ -1,0 +1,222 @@
+//! MinHash signatures over word shingles: a fixed 128 bytes per record, whatever its length.
+//!
+//! Words are runs of alphanumeric characters, lowercased; a shingle is `SHINGLE` consecutive
+//! words (a text shorter than that is one shingle). Each shingle is hashed once to 64 bits,
+//! then `PERMS` multiply-shift hashes (`(a·h + b) >> 32`, `a` odd) stand in for the random
+//! permutations. The minimum of each is kept as its low 16 bits: two different minima agree
+//! on 16 bits with probability 2^-16, so the estimate of the Jaccard similarity (the share of
+//! equal positions) is off by at most that much on average, and the signature is half the size.
+
+/// Hash functions per signature.
+pub const PERMS: usize = 64;
+/// Words per shingle.
+pub const SHINGLE: usize = 3;
+/// Texts with fewer words get no signature (exact grouping by id and content hash still
+/// applies): a handful of words says too little to call two texts near-duplicates.
+pub const MIN_WORDS: usize = 8;
+
+/// A record's MinHash signature.
+pub type Signature = [u16; PERMS];
+
+/// splitmix64's finaliser: a good 64-bit mix.
+#[inline]
+pub(crate) fn mix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The fixed (seeded) multipliers and offsets of the `PERMS` hash functions.
+struct Perms {
+    a: [u64; PERMS],
+    b: [u64; PERMS],
+}
+
+const fn perms() -> Perms {
+    let mut a = [0u64; PERMS];
+    let mut b = [0u64; PERMS];
+    let mut i = 0;
+    let mut s: u64 = 0x6379_6265_7266_696c; // "cyberfil"
+    while i < PERMS {
+        // splitmix64 as a const generator.
+        s = s.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = s;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        a[i] = (z ^ (z >> 31)) | 1;
+        s = s.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = s;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        b[i] = z ^ (z >> 31);
+        i += 1;
+    }
+    Perms { a, b }
+}
+
+static PERM: Perms = perms();
+
+/// FNV-1a over a word's lowercased bytes (ASCII fast path; other characters lowercased by
+/// `char::to_lowercase`).
+fn word_hash(w: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |b: u8| {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    };
+    if w.is_ascii() {
+        for b in w.bytes() {
+            eat(b.to_ascii_lowercase());
+        }
+    } else {
+        let mut buf = [0u8; 4];
+        for c in w.chars().flat_map(char::to_lowercase) {
+            for b in c.encode_utf8(&mut buf).bytes() {
+                eat(b);
+            }
+        }
+    }
+    h
+}
+
+/// The words of a text, hashed.
+pub fn word_hashes(text: &str) -> Vec<u64> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(word_hash)
+        .collect()
+}
+
+/// The shingle hashes of a text (one per window of `SHINGLE` words).
+pub fn shingles(text: &str) -> Vec<u64> {
+    let words = word_hashes(text);
+    if words.is_empty() {
+        return vec![];
+    }
+    if words.len() < SHINGLE {
+        return vec![mix64(words.iter().fold(0, |h, w| h.rotate_left(21) ^ w))];
+    }
+    words
+        .windows(SHINGLE)
+        .map(|w| mix64(w.iter().fold(0u64, |h, x| h.rotate_left(21) ^ x)))
+        .collect()
+}
+
+/// The signature of a text, or `None` below `MIN_WORDS` words.
+pub fn signature(text: &str) -> Option<Signature> {
+    let sh = shingles(text);
+    if sh.len() + SHINGLE - 1 < MIN_WORDS {
+        return None;
+    }
+    Some(signature_of(&sh))
+}
+
+/// The signature of a set of shingle hashes (duplicates do not matter).
+pub fn signature_of(shingles: &[u64]) -> Signature {
+    let mut mins = [u32::MAX; PERMS];
+    for &h in shingles {
+        for ((m, a), b) in mins.iter_mut().zip(&PERM.a).zip(&PERM.b) {
+            let v = (a.wrapping_mul(h).wrapping_add(*b) >> 32) as u32;
+            *m = (*m).min(v);
+        }
+    }
+    // The low bits of each minimum, re-mixed so equal minima stay equal and different ones
+    // rarely collide.
+    let mut sig = [0u16; PERMS];
+    for (i, (s, m)) in sig.iter_mut().zip(mins).enumerate() {
+        *s = mix64(m as u64 ^ ((i as u64) << 40)) as u16;
+    }
+    sig
+}
+
+/// Estimated Jaccard similarity: the share of equal positions.
+pub fn similarity(a: &Signature, b: &Signature) -> f32 {
+    let eq = a.iter().zip(b).filter(|(x, y)| x == y).count();
+    eq as f32 / PERMS as f32
+}
+
+/// Exact Jaccard similarity of two texts' shingle sets (for tests and measurements).
+pub fn jaccard(a: &str, b: &str) -> f32 {
+    use std::collections::HashSet;
+    let sa: HashSet<u64> = shingles(a).into_iter().collect();
+    let sb: HashSet<u64> = shingles(b).into_iter().collect();
+    if sa.is_empty() && sb.is_empty() {
+        return 1.0;
+    }
+    let inter = sa.intersection(&sb).count();
+    inter as f32 / (sa.len() + sb.len() - inter) as f32
+}
+
+/// Signature bytes for the store (little-endian u16s).
+pub fn to_bytes(s: &Signature) -> Vec<u8> {
+    s.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// A signature from stored bytes; `None` when the length is wrong.
+pub fn from_bytes(b: &[u8]) -> Option<Signature> {
+    if b.len() != PERMS * 2 {
+        return None;
+    }
+    let mut s = [0u16; PERMS];
+    for (i, c) in b.chunks_exact(2).enumerate() {
+        s[i] = u16::from_le_bytes([c[0], c[1]]);
+    }
+    Some(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "A heap-based buffer overflow in the PNG decoder of ExampleLib before 2.4.1 \
+                     allows remote attackers to execute arbitrary code via a crafted image file.";
+
+    #[test]
+    fn equal_texts_have_equal_signatures_and_case_and_punctuation_do_not_matter() {
+        let b = A.to_uppercase().replace(['-', '.'], " ");
+        assert_eq!(signature(A), signature(&b));
+        assert_eq!(
+            similarity(&signature(A).unwrap(), &signature(&b).unwrap()),
+            1.0
+        );
+    }
+
+    #[test]
+    fn short_texts_get_no_signature() {
+        assert!(signature("Reserved for future use.").is_none());
+        assert!(signature("").is_none());
+        assert!(signature("one two three four five six seven eight").is_some());
+    }
+
+    #[test]
+    fn estimate_tracks_exact_jaccard() {
+        // Vary the number of changed words; the estimate stays within a few 1/64 steps.
+        let words: Vec<String> = (0..120).map(|i| format!("w{i}")).collect();
+        for changed in [0usize, 5, 15, 30, 60] {
+            let mut other = words.clone();
+            for (k, w) in other.iter_mut().enumerate().take(changed) {
+                *w = format!("x{}", k * 7);
+            }
+            let (a, b) = (words.join(" "), other.join(" "));
+            let exact = jaccard(&a, &b);
+            let est = similarity(&signature(&a).unwrap(), &signature(&b).unwrap());
+            assert!(
+                (exact - est).abs() < 0.2,
+                "changed {changed}: exact {exact}, estimate {est}"
+            );
+        }
+        let unrelated: Vec<String> = (0..120).map(|i| format!("u{i}")).collect();
+        let est = similarity(
+            &signature(&words.join(" ")).unwrap(),
+            &signature(&unrelated.join(" ")).unwrap(),
+        );
+        assert!(est < 0.1, "unrelated texts estimated at {est}");
+    }
+
+    #[test]
+    fn bytes_round_trip() {
+        let s = signature(A).unwrap();
+        assert_eq!(from_bytes(&to_bytes(&s)), Some(s));
+        assert_eq!(from_bytes(&[1, 2, 3]), None);
+    }
+}
