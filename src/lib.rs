@@ -15,6 +15,8 @@
 pub mod cli;
 pub mod decide;
 pub mod engine;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ingest;
 pub mod paths;
 pub mod record;
