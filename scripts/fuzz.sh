@@ -26,9 +26,13 @@ grep -q "(\"$target\"" src/fuzzing.rs || { echo "fuzz: no target '$target' (scri
 
 # Build: dev profile with the code under test at opt-level 3 (fuzz/Cargo.toml), in the main
 # target dir so that the dependencies of an ordinary debug build are reused.
-(cd fuzz && RUSTC_WRAPPER="$root/scripts/fuzz-rustc.sh" CARGO_TARGET_DIR="$root/target" \
-    cargo build --quiet --bin cf-fuzz)
-bin=$root/target/debug/cf-fuzz
+# FUZZ_BIN runs an already built harness instead (scripts/fuzz-campaign.sh builds it once).
+bin=${FUZZ_BIN:-}
+if [ -z "$bin" ]; then
+    (cd fuzz && RUSTC_WRAPPER="$root/scripts/fuzz-rustc.sh" CARGO_TARGET_DIR="$root/target" \
+        cargo build --quiet --bin cf-fuzz)
+    bin=$root/target/debug/cf-fuzz
+fi
 
 work=target/fuzz-work/$target
 mkdir -p "$work/corpus" "fuzz/artifacts/$target"

@@ -200,3 +200,33 @@ fn smoke_run_of_every_target() {
         eprintln!("fuzz smoke: {name}: {n} inputs in {secs} s");
     }
 }
+
+/// Found by `scripts/fuzz.sh detect` (fuzz/regressions/detect/peek-ends-in-backslash): format
+/// detection panicked (slice out of range) when the 256 KiB it peeks at ended in the
+/// backslash of an escape inside the first value. A real file of that shape is read whole.
+#[test]
+fn fuzz_regression_detect_peek_ending_in_an_escape() {
+    const PEEK: usize = 256 * 1024;
+    let head = "{\"vulnerabilities\":[{\"cve\":{\"id\":\"CVE-2099-0001\",\"descriptions\":\
+                [{\"lang\":\"en\",\"value\":\"SQL injection ";
+    let mut doc = head.to_string();
+    while doc.len() < PEEK - 1 {
+        doc.push('a');
+    }
+    doc.push_str("\\\"quoted\\\" more text\"}]}}]}");
+    assert_eq!(doc.as_bytes()[PEEK - 1], b'\\');
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("escape-at-peek-end.json");
+    std::fs::write(&path, &doc).unwrap();
+    let mut ids = Vec::new();
+    let sum = cyberfilter::ingest::read_file(
+        &path,
+        &cyberfilter::ingest::IngestOptions::default(),
+        &mut |r| {
+            ids.push(r.map(|r| r.id).map_err(|e| e.to_string()));
+            std::ops::ControlFlow::Continue(())
+        },
+    );
+    assert_eq!(ids, [Ok("CVE-2099-0001".to_string())]);
+    assert_eq!((sum.records, sum.errors), (1, 0));
+}
