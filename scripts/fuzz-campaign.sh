@@ -13,7 +13,7 @@ targets=("$@")
 (cd fuzz && RUSTC_WRAPPER="$PWD/../scripts/fuzz-rustc.sh" CARGO_TARGET_DIR="$PWD/../target" \
     cargo build --quiet --bin cf-fuzz)
 mkdir -p target/fuzz-work
-bin=target/fuzz-work/cf-fuzz-campaign
+bin=target/fuzz-work/cf-fuzz-campaign-$$
 cp target/debug/cf-fuzz "$bin"
 rev=$(git rev-parse --short HEAD)$(git diff --quiet -- src || echo "+dirty")
 for t in "${targets[@]}"; do
