@@ -221,10 +221,27 @@ impl HttpVerifier {
         loop {
             match self.try_once(&body) {
                 Ok(response) => {
+                    // An answer from another model than the one asked for is not this
+                    // verifier's answer (it would be cached under our model id): the record
+                    // stays pending.
+                    if let (Some(want), Some(got)) = (
+                        self.options.model.as_deref(),
+                        response.get("model").and_then(Value::as_str),
+                    ) {
+                        if got != want {
+                            return Err(AskError {
+                                message: format!(
+                                    "{}: answered by model {got:?}, asked for {want:?}",
+                                    self.endpoint
+                                ),
+                                unreachable: false,
+                            });
+                        }
+                    }
                     return p_yes_from_response(&response).map_err(|m| AskError {
                         message: format!("{}: {m}", self.endpoint),
                         unreachable: false,
-                    })
+                    });
                 }
                 Err(TryError::Retry(e, asked)) if attempt < self.options.retries => {
                     let wait = retry_wait(self.options.backoff, attempt, asked);
