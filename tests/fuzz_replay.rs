@@ -230,3 +230,33 @@ fn fuzz_regression_detect_peek_ending_in_an_escape() {
     assert_eq!(ids, [Ok("CVE-2099-0001".to_string())]);
     assert_eq!((sum.records, sum.errors), (1, 0));
 }
+
+/// Found by `scripts/fuzz.sh record` (fuzz/regressions/record/nvd-empty-id): an NVD, CVE 5,
+/// STIX or generic record whose id is the empty string was stored with an empty id, which no
+/// `relabel` or `show` can name. It now gets the `file#index` id of a record without one.
+#[test]
+fn fuzz_regression_record_with_an_empty_id_gets_the_fallback_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("nvd.json", r#"{"vulnerabilities":[{"cve":{"id":"","descriptions":[{"lang":"en","value":"SQL injection in the login form."}]}}]}"#),
+        ("generic.jsonl", "{\"id\": \"  \", \"text\": \"Buffer overflow in the parser.\"}\n{\"id\": \"\", \"text\": \"XSS in search.\"}\n"),
+        ("stix.json", r#"{"type":"bundle","objects":[{"type":"malware","id":"","name":"X","description":"A trojan."}]}"#),
+    ];
+    for (name, text) in cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let mut ids = Vec::new();
+        cyberfilter::ingest::read_file(
+            &path,
+            &cyberfilter::ingest::IngestOptions::default(),
+            &mut |r| {
+                ids.push(r.expect("record").id);
+                std::ops::ControlFlow::Continue(())
+            },
+        );
+        assert!(!ids.is_empty(), "{name}");
+        for id in ids {
+            assert!(id.starts_with(&format!("{name}#")), "{name}: id {id:?}");
+        }
+    }
+}
