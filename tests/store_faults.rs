@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{cyberfilter_cmd, root, stderr};
+use common::{cyberfilter_cmd, export_files, root, stderr};
 use std::collections::BTreeMap;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -54,26 +54,7 @@ fn relabel(store: &Path, id: &str, label: &str, limit: Option<u64>) -> Output {
 
 /// The exported record files (kept/removed/pending), by name.
 fn export(store: &Path, out: &Path) -> BTreeMap<String, String> {
-    let o = cyberfilter_cmd()
-        .arg("export")
-        .arg(store)
-        .arg("--out")
-        .arg(out)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "export: {}", stderr(&o));
-    let mut files = BTreeMap::new();
-    for e in std::fs::read_dir(out).unwrap() {
-        let p = e.unwrap().path();
-        let name = p.file_name().unwrap().to_string_lossy().into_owned();
-        if [".kept.jsonl", ".removed.jsonl", ".pending.jsonl"]
-            .iter()
-            .any(|s| name.ends_with(s))
-        {
-            files.insert(name, std::fs::read_to_string(&p).unwrap());
-        }
-    }
-    files
+    export_files(store, out).0
 }
 
 /// (records exported, labelled records exported).

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{cyberfilter_cmd, root, stderr};
+use common::{cyberfilter_cmd, export_lines, root, stderr};
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -38,30 +38,7 @@ fn run_cmd(store: &Path, input: &Path) -> Command {
 
 /// Every exported record line (kept, removed, pending files) and summary.json.
 fn export(store: &Path, out: &Path) -> (Vec<serde_json::Value>, serde_json::Value) {
-    let o = cyberfilter_cmd()
-        .arg("export")
-        .arg(store)
-        .arg("--out")
-        .arg(out)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "export during the run: {}", stderr(&o));
-    let mut lines = Vec::new();
-    let mut summary = serde_json::Value::Null;
-    for e in std::fs::read_dir(out).unwrap() {
-        let p = e.unwrap().path();
-        let name = p.file_name().unwrap().to_string_lossy().into_owned();
-        let text = std::fs::read_to_string(&p).unwrap();
-        if name == "summary.json" {
-            summary = serde_json::from_str(&text).unwrap();
-        } else if [".kept.jsonl", ".removed.jsonl", ".pending.jsonl"]
-            .iter()
-            .any(|s| name.ends_with(s))
-        {
-            lines.extend(text.lines().map(|l| serde_json::from_str(l).unwrap()));
-        }
-    }
-    (lines, summary)
+    export_lines(store, out)
 }
 
 fn labels_of(lines: &[serde_json::Value]) -> BTreeMap<String, String> {

@@ -10,9 +10,9 @@
 
 mod common;
 
-use common::{cyberfilter_cmd, root, stderr};
+use common::{cyberfilter_cmd, export_lines, root, stderr};
 use std::collections::{BTreeMap, HashSet};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -41,29 +41,6 @@ struct Server {
     stop: Arc<AtomicBool>,
 }
 
-fn read_body(stream: &mut TcpStream) -> Option<serde_json::Value> {
-    let mut reader = BufReader::new(stream.try_clone().ok()?);
-    let mut length = 0usize;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).ok()? == 0 {
-            return None;
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = line.split_once(':') {
-            if k.eq_ignore_ascii_case("content-length") {
-                length = v.trim().parse().ok()?;
-            }
-        }
-    }
-    let mut body = vec![0u8; length];
-    reader.read_exact(&mut body).ok()?;
-    serde_json::from_slice(&body).ok()
-}
-
 /// P(yes) of a text, fixed by its bytes: the good server's answer.
 fn p_of(text: &str) -> f64 {
     let h = text.bytes().fold(0xcbf29ce484222325u64, |h, b| {
@@ -89,7 +66,7 @@ fn write_response(s: &mut TcpStream, status: &str, body: &str) {
 }
 
 fn serve(mut s: TcpStream, mode: Mode, n: usize, good_first: usize, asked: &Mutex<Vec<String>>) {
-    let Some(body) = read_body(&mut s) else {
+    let Some(body) = common::read_json_request(&mut s) else {
         return;
     };
     let text = body["messages"]
@@ -222,33 +199,18 @@ fn run(store: &Path, input: &Path, url: &str, extra: &[&str]) -> std::process::O
 
 /// Exported records by (id, index): verdict and p_yes.
 fn export(store: &Path, out: &Path) -> BTreeMap<(String, u64), (String, Option<f64>)> {
-    let o = cyberfilter_cmd()
-        .arg("export")
-        .arg(store)
-        .arg("--out")
-        .arg(out)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
     let mut m = BTreeMap::new();
-    for e in std::fs::read_dir(out).unwrap() {
-        let p = e.unwrap().path();
-        if !p.to_string_lossy().ends_with(".jsonl") || p.ends_with("metrics.jsonl") {
-            continue;
-        }
-        for l in std::fs::read_to_string(&p).unwrap().lines() {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            let cf = &v["cyberfilter"];
-            let key = (
-                cf["id"].as_str().unwrap().to_string(),
-                cf["index"].as_u64().unwrap(),
-            );
-            let val = (
-                cf["verdict"].as_str().unwrap().to_string(),
-                cf["p_yes"].as_f64(),
-            );
-            assert!(m.insert(key, val).is_none(), "a record exported twice");
-        }
+    for v in export_lines(store, out).0 {
+        let cf = &v["cyberfilter"];
+        let key = (
+            cf["id"].as_str().unwrap().to_string(),
+            cf["index"].as_u64().unwrap(),
+        );
+        let val = (
+            cf["verdict"].as_str().unwrap().to_string(),
+            cf["p_yes"].as_f64(),
+        );
+        assert!(m.insert(key, val).is_none(), "a record exported twice");
     }
     m
 }

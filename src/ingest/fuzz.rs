@@ -102,22 +102,25 @@ pub fn json_lines(data: &[u8]) -> Emitted {
 }
 
 fn json(data: &[u8], lines: bool) -> Emitted {
-    let opts = fuzz_options();
-    let path = PathBuf::from(FUZZ_FILE);
-    let file = Arc::new(path.clone());
-    let mut check = Check {
-        file: &path,
-        opts: &opts,
-        got: Emitted::default(),
-    };
-    let mut sum = FileSummary::default();
-    let reader: Box<dyn std::io::Read> = Box::new(std::io::Cursor::new(data.to_vec()));
-    super::read_json(reader, lines, &file, &opts, &mut sum, &mut |r| check.see(r));
-    check.finish(&sum)
+    checked_read(&mut |file, opts, sum, emit| {
+        let reader: Box<dyn std::io::Read> = Box::new(std::io::Cursor::new(data.to_vec()));
+        super::read_json(reader, lines, file, opts, sum, emit);
+    })
 }
 
 /// The CAPEC/CWE XML reader.
 pub fn xml(data: &[u8]) -> Emitted {
+    checked_read(&mut |file, opts, sum, emit| {
+        let _ = super::read_xml(data, file, None, opts, sum, emit);
+    })
+}
+
+type Emit<'a> = dyn FnMut(Result<Record, IngestError>) -> ControlFlow<()> + 'a;
+/// One reader run: the file, the options, the summary to fill, where records go.
+type ReadWith<'r> = dyn FnMut(&Arc<PathBuf>, &IngestOptions, &mut FileSummary, &mut Emit<'_>) + 'r;
+
+/// Runs one reader on the fuzz file under the fuzz options, checking what it emits.
+fn checked_read(read: &mut ReadWith<'_>) -> Emitted {
     let opts = fuzz_options();
     let path = PathBuf::from(FUZZ_FILE);
     let file = Arc::new(path.clone());
@@ -127,7 +130,7 @@ pub fn xml(data: &[u8]) -> Emitted {
         got: Emitted::default(),
     };
     let mut sum = FileSummary::default();
-    let _ = super::read_xml(data, &file, None, &opts, &mut sum, &mut |r| check.see(r));
+    read(&file, &opts, &mut sum, &mut |r| check.see(r));
     check.finish(&sum)
 }
 

@@ -539,6 +539,37 @@ pub struct RunStore {
     path: PathBuf,
 }
 
+/// Stores this process has open, with how many connections. `inspect_file` opens and closes
+/// its own descriptor on the file, and closing any descriptor of a file drops every POSIX
+/// lock this process holds on it (SQLite's locks included): so a store already open here is
+/// never inspected again (it was when first opened).
+static OPEN_HERE: std::sync::Mutex<Option<HashMap<PathBuf, usize>>> = std::sync::Mutex::new(None);
+
+fn open_key(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+fn open_here(path: &Path) -> bool {
+    let key = open_key(path);
+    let map = OPEN_HERE.lock().unwrap_or_else(|e| e.into_inner());
+    map.as_ref()
+        .and_then(|m| m.get(&key))
+        .is_some_and(|n| *n > 0)
+}
+
+fn note_open(path: &Path, delta: isize) {
+    let key = open_key(path);
+    let mut map = OPEN_HERE.lock().unwrap_or_else(|e| e.into_inner());
+    let n = map.get_or_insert_with(HashMap::new).entry(key).or_insert(0);
+    *n = n.saturating_add_signed(delta);
+}
+
+impl Drop for RunStore {
+    fn drop(&mut self) {
+        note_open(&self.path, -1);
+    }
+}
+
 impl RunStore {
     /// Open (creating if needed) a store for writing.
     pub fn open(path: &Path) -> Result<RunStore, StoreError> {
@@ -553,7 +584,11 @@ impl RunStore {
         // Look at what is there before SQLite writes a byte: a file that is not a SQLite
         // database, a truncated one, another tool's database or a newer store is refused,
         // never turned into (or mixed with) a new store.
-        let existing = inspect_file(path, true)?;
+        let existing = if open_here(path) {
+            true
+        } else {
+            inspect_file(path, true)?
+        };
         let conn = Connection::open(path).ctx(path)?;
         if existing {
             check_existing(&conn, path)?;
@@ -572,6 +607,7 @@ impl RunStore {
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .ctx(path)?;
         migrate(&conn, path)?;
+        note_open(path, 1);
         Ok(RunStore {
             conn,
             path: path.to_path_buf(),
@@ -586,7 +622,7 @@ impl RunStore {
                 what: "no such store".into(),
             });
         }
-        if !inspect_file(path, false)? {
+        if !open_here(path) && !inspect_file(path, false)? {
             return Err(invalid(path, "empty file, not a cyberfilter run store"));
         }
         let conn = Connection::open_with_flags(
@@ -605,6 +641,7 @@ impl RunStore {
                 let _ = features::ensure(&rw, path);
             }
         }
+        note_open(path, 1);
         let store = RunStore {
             conn,
             path: path.to_path_buf(),

@@ -195,3 +195,76 @@ pub fn replicate_nvd_page(page: &Path, out: &Path, mb: u64, jsonl: bool) -> u64 
     let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
     cyberfilter::cli::gen_nvd::replicate(&mut w, &items, mb << 20, jsonl).unwrap()
 }
+
+/// `cyberfilter export STORE --out OUT`, which must succeed: the record files (kept, removed,
+/// pending) by name, and summary.json.
+pub fn export_files(
+    store: &Path,
+    out: &Path,
+) -> (std::collections::BTreeMap<String, String>, Value) {
+    let o = cyberfilter_cmd()
+        .arg("export")
+        .arg(store)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "export {}: {}",
+        store.display(),
+        stderr(&o)
+    );
+    let mut files = std::collections::BTreeMap::new();
+    let mut summary = Value::Null;
+    for e in std::fs::read_dir(out).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(&p).unwrap();
+        if name == "summary.json" {
+            summary = serde_json::from_str(&text).unwrap();
+        } else if [".kept.jsonl", ".removed.jsonl", ".pending.jsonl"]
+            .iter()
+            .any(|s| name.ends_with(s))
+        {
+            files.insert(name, text);
+        }
+    }
+    (files, summary)
+}
+
+/// The exported record lines of `export_files`, parsed.
+pub fn export_lines(store: &Path, out: &Path) -> (Vec<Value>, Value) {
+    let (files, summary) = export_files(store, out);
+    let lines = files
+        .values()
+        .flat_map(|t| t.lines())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (lines, summary)
+}
+
+/// The JSON body of one HTTP request read from `stream` (the local test servers' side).
+pub fn read_json_request(stream: &mut std::net::TcpStream) -> Option<Value> {
+    use std::io::{BufRead, Read};
+    let mut reader = std::io::BufReader::new(stream.try_clone().ok()?);
+    let mut length = 0usize;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            if k.eq_ignore_ascii_case("content-length") {
+                length = v.trim().parse().ok()?;
+            }
+        }
+    }
+    let mut body = vec![0u8; length];
+    reader.read_exact(&mut body).ok()?;
+    serde_json::from_slice(&body).ok()
+}
