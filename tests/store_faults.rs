@@ -7,22 +7,14 @@
 
 mod common;
 
-use common::{cyberfilter_cmd, export_files, root, stderr};
+use common::{cyberfilter_cmd, export_files, nvd_copies, root, stderr, test_hash_run};
 use std::collections::BTreeMap;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn run_cmd(store: &Path, input: &Path) -> Command {
-    let mut c = cyberfilter_cmd();
-    c.arg("run")
-        .arg(input)
-        .arg("--store")
-        .arg(store)
-        .args(["--verifier", "test-hash", "--progress", "none"])
-        .args(["--high", "12", "--low", "6"])
-        .env("CYBERFILTER_DATA_DIR", store.with_extension("data"));
-    c
+    test_hash_run(store, input, "none")
 }
 
 /// Runs `c` with files limited to `bytes` (the disk is full past that), or without a limit.
@@ -85,24 +77,8 @@ fn records_in(input: &Path) -> usize {
     n
 }
 
-/// The sample NVD page 20 times over (about 2.4 MB), each copy's CVE ids made unique.
 fn nvd_input(dir: &Path) -> PathBuf {
-    let input = dir.join("nvd-x20.json");
-    let page = root().join("sample_data/nvd/nvd-api2.0-page0-sample.json");
-    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(page).unwrap()).unwrap();
-    let items = v["vulnerabilities"].as_array().unwrap().clone();
-    let mut all = Vec::new();
-    for k in 0..20 {
-        for it in &items {
-            let mut it = it.clone();
-            let id = format!("{}-{k}", it["cve"]["id"].as_str().unwrap());
-            it["cve"]["id"] = id.into();
-            all.push(it);
-        }
-    }
-    v["vulnerabilities"] = all.into();
-    std::fs::write(&input, serde_json::to_vec(&v).unwrap()).unwrap();
-    input
+    nvd_copies(dir, 20).0
 }
 
 #[test]

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{cyberfilter_cmd, export_lines, root, stderr};
+use common::{cyberfilter_cmd, export_lines, nvd_copies, stderr, test_hash_run};
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -16,23 +16,16 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 fn run_cmd(store: &Path, input: &Path) -> Command {
-    let mut c = cyberfilter_cmd();
-    c.arg("run")
-        .arg(input)
-        .arg("--store")
-        .arg(store)
-        .args(["--verifier", "test-hash", "--progress", "json"])
-        .args(["--high", "12", "--low", "6"])
-        .args([
-            "--stats-interval-ms",
-            "100",
-            "--batch-size",
-            "8",
-            "--batch-wait-ms",
-            "20",
-        ])
-        .env("CYBERFILTER_TEST_VERIFIER_DELAY_MS", "150")
-        .env("CYBERFILTER_DATA_DIR", store.with_extension("data"));
+    let mut c = test_hash_run(store, input, "json");
+    c.args([
+        "--stats-interval-ms",
+        "100",
+        "--batch-size",
+        "8",
+        "--batch-wait-ms",
+        "20",
+    ])
+    .env("CYBERFILTER_TEST_VERIFIER_DELAY_MS", "150");
     c
 }
 
@@ -57,22 +50,7 @@ fn labels_of(lines: &[serde_json::Value]) -> BTreeMap<String, String> {
 #[test]
 fn relabel_and_export_while_a_run_writes_the_store() {
     let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("nvd-x20.json");
-    let page = root().join("sample_data/nvd/nvd-api2.0-page0-sample.json");
-    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(page).unwrap()).unwrap();
-    let items = v["vulnerabilities"].as_array().unwrap().clone();
-    let all: Vec<serde_json::Value> = (0..20)
-        .flat_map(|k| {
-            items.iter().map(move |it| {
-                let mut it = it.clone();
-                it["cve"]["id"] = format!("{}-{k}", it["cve"]["id"].as_str().unwrap()).into();
-                it
-            })
-        })
-        .collect();
-    let n_in = all.len();
-    v["vulnerabilities"] = all.into();
-    std::fs::write(&input, serde_json::to_vec(&v).unwrap()).unwrap();
+    let (input, n_in) = nvd_copies(dir.path(), 20);
     let store = dir.path().join("shared.cfrun");
 
     let mut child = run_cmd(&store, &input)

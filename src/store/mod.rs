@@ -338,7 +338,13 @@ fn inspect_file(path: &Path, write: bool) -> Result<bool, StoreError> {
     let pages = u64::from(u32::from_be_bytes([head[28], head[29], head[30], head[31]]));
     // The page count is valid when the change counters at 24 and 92 agree (SQLite >= 3.7).
     let counted = head[24..28] == head[92..96];
-    if counted && pages > 0 && meta.len() < pages.saturating_mul(page_size) {
+    // Only a store at rest: with a WAL beside it another process may be checkpointing, which
+    // writes the header before the file has grown to it (a damaged store is then reported by
+    // SQLite's own read, see `damaged`).
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let at_rest = std::fs::metadata(PathBuf::from(wal)).map_or(true, |m| m.len() == 0);
+    if at_rest && counted && pages > 0 && meta.len() < pages.saturating_mul(page_size) {
         return Err(invalid(
             path,
             format!(

@@ -268,3 +268,39 @@ pub fn read_json_request(stream: &mut std::net::TcpStream) -> Option<Value> {
     reader.read_exact(&mut body).ok()?;
     serde_json::from_slice(&body).ok()
 }
+
+/// `cyberfilter run INPUT --store STORE` with the deterministic test verifier, thresholds 12/6,
+/// progress as `progress` (none, json), the store's own data dir.
+pub fn test_hash_run(store: &Path, input: &Path, progress: &str) -> Command {
+    let mut c = cyberfilter_cmd();
+    c.arg("run")
+        .arg(input)
+        .arg("--store")
+        .arg(store)
+        .args(["--verifier", "test-hash", "--progress", progress])
+        .args(["--high", "12", "--low", "6"])
+        .env("CYBERFILTER_DATA_DIR", store.with_extension("data"));
+    c
+}
+
+/// The sample NVD page `copies` times over in `dir`, each copy's CVE ids made unique
+/// (`CVE-…-K`); returns the file and its record count.
+pub fn nvd_copies(dir: &Path, copies: usize) -> (PathBuf, usize) {
+    let input = dir.join(format!("nvd-x{copies}.json"));
+    let page = root().join("sample_data/nvd/nvd-api2.0-page0-sample.json");
+    let mut v: Value = serde_json::from_slice(&std::fs::read(page).unwrap()).unwrap();
+    let items = v["vulnerabilities"].as_array().unwrap().clone();
+    let all: Vec<Value> = (0..copies)
+        .flat_map(|k| {
+            items.iter().map(move |it| {
+                let mut it = it.clone();
+                it["cve"]["id"] = format!("{}-{k}", it["cve"]["id"].as_str().unwrap()).into();
+                it
+            })
+        })
+        .collect();
+    let n = all.len();
+    v["vulnerabilities"] = all.into();
+    std::fs::write(&input, serde_json::to_vec(&v).unwrap()).unwrap();
+    (input, n)
+}
