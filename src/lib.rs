@@ -16,6 +16,8 @@ pub mod cli;
 pub mod decide;
 pub mod dedup;
 pub mod engine;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ingest;
 pub mod paths;
 pub mod record;

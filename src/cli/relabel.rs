@@ -66,7 +66,11 @@ pub fn run(args: &RelabelArgs) -> i32 {
         }
         Err(e) => {
             eprintln!("cyberfilter: relabel: {e}");
-            EXIT_FAILURE
+            if e.is_write_failure() {
+                super::EXIT_IOERR
+            } else {
+                EXIT_FAILURE
+            }
         }
     }
 }

@@ -103,6 +103,10 @@ pub fn run(args: &RunArgs, matches: Option<&clap::ArgMatches>) -> i32 {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             eprintln!("cyberfilter: {e}");
+            // A store that cannot be written (disk full): EX_IOERR, and the store resumes.
+            if matches!(&e, engine::EngineError::Store(s) if s.is_write_failure()) {
+                return super::EXIT_IOERR;
+            }
             return EXIT_FAILURE;
         }
         Err(_) => {

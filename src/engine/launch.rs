@@ -23,6 +23,8 @@ pub mod exit {
     pub const CONFIG: i32 = 3;
     pub const VERIFIER: i32 = 4;
     pub const NOINPUT: i32 = 66;
+    /// EX_IOERR: the store cannot be written (disk full); it resumes once there is room.
+    pub const IOERR: i32 = 74;
     /// EX_TEMPFAIL: the store is in use by another run; try again when it ends.
     pub const IN_USE: i32 = 75;
 }
@@ -796,6 +798,7 @@ impl Prepared {
                 {
                     exit::CONFIG
                 }
+                EngineError::Store(s) if s.is_write_failure() => exit::IOERR,
                 _ => exit::FAILURE,
             };
             LaunchError::new(code, e.to_string())
@@ -829,7 +832,12 @@ pub fn rule_errors_report(file: &Path, errors: &[String]) -> String {
 }
 
 fn store_error(e: StoreError) -> LaunchError {
-    LaunchError::new(exit::CONFIG, e.to_string())
+    let code = if e.is_write_failure() {
+        exit::IOERR
+    } else {
+        exit::CONFIG
+    };
+    LaunchError::new(code, e.to_string())
 }
 
 /// How many stored verdicts a threshold change flips, for the line that announces it

@@ -49,8 +49,15 @@ impl Place<'_> {
     }
 
     pub(crate) fn record(&self, parts: RecordParts) -> Record {
+        // An empty natural id (`"id": ""`, found by fuzzing) would make the record
+        // unaddressable (relabel, show): it gets the `file#index` id like a record without one.
+        let id = if parts.id.trim().is_empty() {
+            self.fallback_id()
+        } else {
+            parts.id
+        };
         Record {
-            id: parts.id,
+            id,
             source: parts.source,
             kind: parts.kind,
             locator: self.locator(),

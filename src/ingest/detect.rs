@@ -92,7 +92,8 @@ fn end_of_first_value(s: &[u8]) -> Option<usize> {
             b'"' => {
                 i += 1;
                 loop {
-                    let j = memchr::memchr2(b'"', b'\\', &s[i..])? + i;
+                    // An escape may be the peek's last byte: `i` then points past the end.
+                    let j = memchr::memchr2(b'"', b'\\', s.get(i..)?)? + i;
                     if s[j] == b'\\' {
                         i = j + 2;
                     } else {
@@ -141,6 +142,8 @@ mod tests {
                 byte: b'h'
             }
         );
+        // Found by fuzzing (fuzz/regressions/detect): a peek ending in a backslash.
+        assert_eq!(d(b"{\"a\":\"x\\"), Detected::JsonDocument);
         assert_eq!(
             detect(b"{\"a\":1", Path::new("x.JSONL.gz")),
             Detected::JsonLines

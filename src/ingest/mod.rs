@@ -16,6 +16,8 @@
 mod common;
 mod cve5;
 mod detect;
+#[doc(hidden)]
+pub mod fuzz;
 mod generic;
 mod json_nav;
 mod json_records;
@@ -228,13 +230,33 @@ pub fn read_file(
     opts: &IngestOptions,
     emit: &mut dyn FnMut(Result<Record, IngestError>) -> ControlFlow<()>,
 ) -> FileSummary {
+    read_opened(path, source::open_and_peek(path), opts, emit)
+}
+
+/// `read_file` over bytes in memory; `name` stands for the file in records and errors (the
+/// fuzz targets in [`crate::fuzzing`] and tests use it).
+pub fn read_bytes(
+    name: &Path,
+    bytes: Vec<u8>,
+    opts: &IngestOptions,
+    emit: &mut dyn FnMut(Result<Record, IngestError>) -> ControlFlow<()>,
+) -> FileSummary {
+    read_opened(name, source::peek_bytes(bytes), opts, emit)
+}
+
+fn read_opened(
+    path: &Path,
+    opened: std::io::Result<source::Opened>,
+    opts: &IngestOptions,
+    emit: &mut dyn FnMut(Result<Record, IngestError>) -> ControlFlow<()>,
+) -> FileSummary {
     let file = Arc::new(path.to_path_buf());
     let mut sum = FileSummary::default();
     let mut fail = |sum: &mut FileSummary, e: IngestError| {
         sum.errors += 1;
         let _ = emit(Err(e));
     };
-    let opened = match source::open_and_peek(path) {
+    let opened = match opened {
         Ok(o) => o,
         Err(source) => {
             fail(

@@ -19,7 +19,11 @@ pub(crate) struct Opened {
 
 /// Open `path`, decompressing when it starts with the gzip magic.
 pub(crate) fn open_content(path: &Path) -> io::Result<(Box<dyn Read>, bool)> {
-    let mut raw = BufReader::with_capacity(FILE_BUF, File::open(path)?);
+    content_of(BufReader::with_capacity(FILE_BUF, File::open(path)?))
+}
+
+/// The content of `raw`: decompressed when it starts with the gzip magic.
+fn content_of<R: BufRead + 'static>(mut raw: R) -> io::Result<(Box<dyn Read>, bool)> {
     let head = raw.fill_buf()?;
     let gzip = head.len() >= 2 && head[0] == 0x1f && head[1] == 0x8b;
     if gzip {
@@ -31,7 +35,15 @@ pub(crate) fn open_content(path: &Path) -> io::Result<(Box<dyn Read>, bool)> {
 
 /// Open `path` and peek at up to `PEEK_BYTES` of its content.
 pub(crate) fn open_and_peek(path: &Path) -> io::Result<Opened> {
-    let (mut reader, gzip) = open_content(path)?;
+    peek_content(open_content(path)?)
+}
+
+/// In-memory input (fuzzing, tests): the same gzip handling and peek as a file.
+pub(crate) fn peek_bytes(bytes: Vec<u8>) -> io::Result<Opened> {
+    peek_content(content_of(Cursor::new(bytes))?)
+}
+
+fn peek_content((mut reader, gzip): (Box<dyn Read>, bool)) -> io::Result<Opened> {
     let mut peek = Vec::with_capacity(8192);
     (&mut reader)
         .take(PEEK_BYTES as u64)

@@ -72,10 +72,12 @@ pub(crate) fn truncate_str(s: &str, max: usize) -> &str {
 /// Whether a language tag denotes English (`en`, `en-US`, `eng`).
 pub(crate) fn is_english(lang: &str) -> bool {
     let l = lang.trim();
+    // `get`, not `[..3]`: a tag is whatever the feed holds, and byte 3 may fall inside a
+    // multi-byte character (found by the fuzz smoke run).
+    let head = l.get(..3).filter(|_| l.len() > 3);
     l.eq_ignore_ascii_case("en")
         || l.eq_ignore_ascii_case("eng")
-        || (l.len() > 3 && l[..3].eq_ignore_ascii_case("en-"))
-        || (l.len() > 3 && l[..3].eq_ignore_ascii_case("en_"))
+        || head.is_some_and(|h| h.eq_ignore_ascii_case("en-") || h.eq_ignore_ascii_case("en_"))
 }
 
 /// Pick descriptions to show: all English ones, or every one when none is English.
@@ -134,6 +136,9 @@ mod tests {
         assert!(is_english("en-US"));
         assert!(!is_english("es"));
         assert!(!is_english("eno"));
+        // Byte 3 inside a character: no panic, not English (fuzz regression).
+        assert!(!is_english("enés"));
+        assert!(!is_english("e€x"));
         let v = [("es", "hola"), ("en", "hello")];
         assert_eq!(english_first(v.iter().copied()), vec!["hello"]);
         let v = [("es", "hola"), ("fr", "salut")];

@@ -35,6 +35,16 @@ pub enum StoreError {
     },
     #[error("store {path}: {what}")]
     Invalid { path: String, what: String },
+    #[error(
+        "store {path}: cannot write ({source}): the disk is full, a file size limit was reached \
+         or the disk failed; everything committed before is kept: free space and run the same \
+         command again to resume"
+    )]
+    WriteFailed {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
     #[error("{path}: {source}")]
     Io {
         path: String,
@@ -50,10 +60,31 @@ pub(crate) trait SqlContext<T> {
 
 impl<T> SqlContext<T> for Result<T, rusqlite::Error> {
     fn ctx(self, path: &Path) -> Result<T, StoreError> {
-        self.map_err(|source| StoreError::Sqlite {
-            path: path.display().to_string(),
-            source,
+        self.map_err(|source| {
+            let path = path.display().to_string();
+            if is_write_failure(&source) {
+                StoreError::WriteFailed { path, source }
+            } else {
+                StoreError::Sqlite { path, source }
+            }
         })
+    }
+}
+
+/// SQLite could not write: the disk is full (SQLITE_FULL), or the write itself failed
+/// (SQLITE_IOERR: a file size limit gives EFBIG, a failing disk EIO).
+fn is_write_failure(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DiskFull | rusqlite::ErrorCode::SystemIoFailure)
+    )
+}
+
+impl StoreError {
+    /// The store could not be written (disk full, file size limit, I/O error): what was
+    /// committed before is kept; freeing space and running again resumes (exit code 74).
+    pub fn is_write_failure(&self) -> bool {
+        matches!(self, StoreError::WriteFailed { .. })
     }
 }
 
@@ -248,6 +279,220 @@ CREATE TABLE IF NOT EXISTS metrics (
 );
 ";
 
+/// The SQLite file header: magic, page size and the page count of the last checkpoint.
+const SQLITE_MAGIC: &[u8] = b"SQLite format 3\0";
+
+fn invalid(path: &Path, what: impl Into<String>) -> StoreError {
+    StoreError::Invalid {
+        path: path.display().to_string(),
+        what: what.into(),
+    }
+}
+
+/// Whether `path` holds an existing database (false: absent or empty, a new store). Refuses a
+/// file that is not SQLite, one shorter than its header says (truncated) and, when `write`,
+/// one that is read-only, each with what to do about it.
+fn inspect_file(path: &Path, write: bool) -> Result<bool, StoreError> {
+    use std::io::Read;
+    let io = |source| StoreError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(io(e)),
+    };
+    if meta.is_dir() {
+        return Err(invalid(path, "is a folder, not a run store"));
+    }
+    if meta.len() == 0 {
+        return Ok(false);
+    }
+    let mut head = Vec::with_capacity(100);
+    std::fs::File::open(path)
+        .map_err(io)?
+        .take(100)
+        .read_to_end(&mut head)
+        .map_err(io)?;
+    if !head.starts_with(SQLITE_MAGIC) {
+        return Err(invalid(
+            path,
+            "not a SQLite database, so not a cyberfilter run store; left unchanged \
+             (give another --store path)",
+        ));
+    }
+    if head.len() < 100 {
+        return Err(invalid(
+            path,
+            format!(
+                "truncated: {} bytes, shorter than a SQLite header; left unchanged (restore \
+                 it from a backup or give another --store path)",
+                meta.len()
+            ),
+        ));
+    }
+    let page_size = match u16::from_be_bytes([head[16], head[17]]) {
+        1 => 65536,
+        n => u64::from(n),
+    };
+    let pages = u64::from(u32::from_be_bytes([head[28], head[29], head[30], head[31]]));
+    // The page count is valid when the change counters at 24 and 92 agree (SQLite >= 3.7).
+    let counted = head[24..28] == head[92..96];
+    // Only a store at rest: with a WAL beside it another process may be checkpointing, which
+    // writes the header before the file has grown to it (a damaged store is then reported by
+    // SQLite's own read, see `damaged`).
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let at_rest = std::fs::metadata(PathBuf::from(wal)).map_or(true, |m| m.len() == 0);
+    if at_rest && counted && pages > 0 && meta.len() < pages.saturating_mul(page_size) {
+        return Err(invalid(
+            path,
+            format!(
+                "truncated: {} bytes, its header says {pages} pages of {page_size} bytes \
+                 ({} bytes); left unchanged (restore it from a backup or give another \
+                 --store path)",
+                meta.len(),
+                pages.saturating_mul(page_size)
+            ),
+        ));
+    }
+    let writable = || {
+        !meta.permissions().readonly()
+            && std::fs::OpenOptions::new().append(true).open(path).is_ok()
+    };
+    if write && !writable() {
+        return Err(invalid(
+            path,
+            "read-only: this command writes to the store; make it writable (chmod u+w) or \
+             read it with `cyberfilter export`",
+        ));
+    }
+    Ok(true)
+}
+
+/// An existing SQLite database must be a cyberfilter run store this build can read.
+fn check_existing(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .and_then(|mut st| {
+            st.query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()
+        })
+        .map_err(|e| damaged(path, e))?;
+    if tables.is_empty() {
+        return Ok(());
+    }
+    if !tables.iter().any(|t| t == "meta") || !tables.iter().any(|t| t == "records") {
+        let mut shown = tables
+            .iter()
+            .take(5)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
+        if tables.len() > 5 {
+            shown.push_str(", …");
+        }
+        return Err(invalid(
+            path,
+            format!(
+                "a SQLite database of another tool (tables: {shown}), not a cyberfilter run \
+                 store; left unchanged (give another --store path)"
+            ),
+        ));
+    }
+    let version: Option<String> = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(|e| damaged(path, e))?;
+    if let Some(v) = version {
+        match v.parse::<i64>() {
+            Ok(n) if n > SCHEMA_VERSION => {
+                return Err(invalid(
+                    path,
+                    format!(
+                        "made by a newer cyberfilter (store schema version {n}, this build \
+                         reads up to {SCHEMA_VERSION}); open it with that release, this one \
+                         leaves it unchanged"
+                    ),
+                ))
+            }
+            Ok(n) if n >= 1 => {}
+            _ => {
+                return Err(invalid(
+                    path,
+                    format!("schema version {v:?} is not a version this build knows"),
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A query on an existing database failed: say it is damaged, not just the SQLite code.
+fn damaged(path: &Path, e: rusqlite::Error) -> StoreError {
+    let code = e.sqlite_error_code();
+    if matches!(
+        code,
+        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+    ) {
+        invalid(
+            path,
+            format!("damaged or truncated SQLite file ({e}); left unchanged (restore it from a backup or give another --store path)"),
+        )
+    } else {
+        match Err::<(), _>(e).ctx(path) {
+            Err(e) => e,
+            Ok(()) => unreachable!(),
+        }
+    }
+}
+
+/// Bring a store of this or an earlier release up to `SCHEMA_VERSION`, in one transaction:
+/// the tables of the current schema (CREATE TABLE IF NOT EXISTS: other rooms add their own the
+/// same way), columns added since (`add_missing_columns`, `features::ensure`), then the
+/// version stamp. Every step is idempotent, so a migration cut short is redone on the next
+/// open. Version history: 1, the first versioned store (stores without a `schema_version`
+/// row predate versioning and are stamped 1 after the same steps).
+fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    conn.execute_batch("BEGIN IMMEDIATE").ctx(path)?;
+    let steps = || -> Result<(), StoreError> {
+        conn.execute_batch(SCHEMA).ctx(path)?;
+        conn.execute_batch(cache::ANSWERS_TABLE).ctx(path)?;
+        add_missing_columns(conn).ctx(path)?;
+        features::ensure(conn, path)?;
+        groups::ensure(conn, path)?;
+        let have: Option<String> = conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .ctx(path)?;
+        if have.as_deref() != Some(SCHEMA_VERSION.to_string().as_str()) {
+            conn.execute(
+                "INSERT INTO meta(key, value) VALUES ('schema_version', ?1)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [SCHEMA_VERSION.to_string()],
+            )
+            .ctx(path)?;
+        }
+        Ok(())
+    };
+    match steps() {
+        Ok(()) => conn.execute_batch("COMMIT").ctx(path),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
 /// Columns added after a store format was released: added in place, so stores made by an
 /// earlier build open and resume (older builds ignore them).
 fn add_missing_columns(conn: &Connection) -> rusqlite::Result<()> {
@@ -302,6 +547,37 @@ pub struct RunStore {
     path: PathBuf,
 }
 
+/// Stores this process has open, with how many connections. `inspect_file` opens and closes
+/// its own descriptor on the file, and closing any descriptor of a file drops every POSIX
+/// lock this process holds on it (SQLite's locks included): so a store already open here is
+/// never inspected again (it was when first opened).
+static OPEN_HERE: std::sync::Mutex<Option<HashMap<PathBuf, usize>>> = std::sync::Mutex::new(None);
+
+fn open_key(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+fn open_here(path: &Path) -> bool {
+    let key = open_key(path);
+    let map = OPEN_HERE.lock().unwrap_or_else(|e| e.into_inner());
+    map.as_ref()
+        .and_then(|m| m.get(&key))
+        .is_some_and(|n| *n > 0)
+}
+
+fn note_open(path: &Path, delta: isize) {
+    let key = open_key(path);
+    let mut map = OPEN_HERE.lock().unwrap_or_else(|e| e.into_inner());
+    let n = map.get_or_insert_with(HashMap::new).entry(key).or_insert(0);
+    *n = n.saturating_add_signed(delta);
+}
+
+impl Drop for RunStore {
+    fn drop(&mut self) {
+        note_open(&self.path, -1);
+    }
+}
+
 impl RunStore {
     /// Open (creating if needed) a store for writing.
     pub fn open(path: &Path) -> Result<RunStore, StoreError> {
@@ -313,7 +589,18 @@ impl RunStore {
                 })?;
             }
         }
+        // Look at what is there before SQLite writes a byte: a file that is not a SQLite
+        // database, a truncated one, another tool's database or a newer store is refused,
+        // never turned into (or mixed with) a new store.
+        let existing = if open_here(path) {
+            true
+        } else {
+            inspect_file(path, true)?
+        };
         let conn = Connection::open(path).ctx(path)?;
+        if existing {
+            check_existing(&conn, path)?;
+        }
         // Larger pages and a bounded 32 MB cache: fewer page reads and WAL frames per insert.
         // (page_size only takes effect on a new file, before WAL is switched on.)
         conn.pragma_update(None, "page_size", 16384).ctx(path)?;
@@ -327,26 +614,12 @@ impl RunStore {
             .ctx(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .ctx(path)?;
-        conn.execute_batch(SCHEMA).ctx(path)?;
-        conn.execute_batch(cache::ANSWERS_TABLE).ctx(path)?;
-        add_missing_columns(&conn).ctx(path)?;
-        features::ensure(&conn, path)?;
-        groups::ensure(&conn, path)?;
-        let store = RunStore {
+        migrate(&conn, path)?;
+        note_open(path, 1);
+        Ok(RunStore {
             conn,
             path: path.to_path_buf(),
-        };
-        match store.meta("schema_version")? {
-            None => store.set_meta("schema_version", &SCHEMA_VERSION.to_string())?,
-            Some(v) if v == SCHEMA_VERSION.to_string() => {}
-            Some(v) => {
-                return Err(StoreError::Invalid {
-                    path: path.display().to_string(),
-                    what: format!("schema version {v}, this build reads {SCHEMA_VERSION}"),
-                })
-            }
-        }
-        Ok(store)
+        })
     }
 
     /// Open an existing store read-only (queries, export, `runs`).
@@ -357,6 +630,9 @@ impl RunStore {
                 what: "no such store".into(),
             });
         }
+        if !open_here(path) && !inspect_file(path, false)? {
+            return Err(invalid(path, "empty file, not a cyberfilter run store"));
+        }
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -364,6 +640,7 @@ impl RunStore {
         .ctx(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .ctx(path)?;
+        check_existing(&conn, path)?;
         // A store written before the verdict head gets its columns from a short write
         // connection (best effort: an unwritable old store then fails on the first query).
         if features::needs_upgrade(&conn) {
@@ -372,6 +649,7 @@ impl RunStore {
                 let _ = features::ensure(&rw, path);
             }
         }
+        note_open(path, 1);
         let store = RunStore {
             conn,
             path: path.to_path_buf(),

@@ -244,7 +244,25 @@ impl HttpVerifier {
         let mut attempt = 0u32;
         loop {
             match self.try_once(at, body) {
-                Ok(response) => return Ok(response),
+                Ok(response) => {
+                    // An answer from another model than the one asked for is not this
+                    // verifier's answer (it would be cached under our model id): the record
+                    // stays pending.
+                    if let (Some(want), Some(got)) = (
+                        self.options.model.as_deref(),
+                        response.get("model").and_then(Value::as_str),
+                    ) {
+                        if got != want {
+                            return Err(AskError {
+                                message: format!(
+                                    "{at}: answered by model {got:?}, asked for {want:?}"
+                                ),
+                                unreachable: false,
+                            });
+                        }
+                    }
+                    return Ok(response);
+                }
                 Err(TryError::Retry(e, asked)) if attempt < self.options.retries => {
                     let wait = retry_wait(self.options.backoff, attempt, asked);
                     tracing::debug!("{}; retrying in {} ms", e.message, wait.as_millis());

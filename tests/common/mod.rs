@@ -197,3 +197,121 @@ pub fn replicate_nvd_page(page: &Path, out: &Path, mb: u64, jsonl: bool) -> u64 
     let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
     cyberfilter::cli::gen_nvd::replicate(&mut w, &items, mb << 20, jsonl).unwrap()
 }
+
+/// `cyberfilter export STORE --out OUT`, which must succeed: the record files (kept, removed,
+/// pending) by name, and summary.json.
+pub fn export_files(
+    store: &Path,
+    out: &Path,
+) -> (std::collections::BTreeMap<String, String>, Value) {
+    let o = cyberfilter_cmd()
+        .arg("export")
+        .arg(store)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "export {}: {}",
+        store.display(),
+        stderr(&o)
+    );
+    let mut files = std::collections::BTreeMap::new();
+    let mut summary = Value::Null;
+    for e in std::fs::read_dir(out).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(&p).unwrap();
+        if name == "summary.json" {
+            summary = serde_json::from_str(&text).unwrap();
+        } else if [
+            ".kept.jsonl",
+            ".removed.jsonl",
+            ".pending.jsonl",
+            // Copies of a group's representative (grouping on): records all the same.
+            ".duplicates.jsonl",
+        ]
+        .iter()
+        .any(|s| name.ends_with(s))
+        {
+            files.insert(name, text);
+        }
+    }
+    (files, summary)
+}
+
+/// The exported record lines of `export_files`, parsed.
+pub fn export_lines(store: &Path, out: &Path) -> (Vec<Value>, Value) {
+    let (files, summary) = export_files(store, out);
+    let lines = files
+        .values()
+        .flat_map(|t| t.lines())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (lines, summary)
+}
+
+/// The JSON body of one HTTP request read from `stream` (the local test servers' side).
+pub fn read_json_request(stream: &mut std::net::TcpStream) -> Option<Value> {
+    use std::io::{BufRead, Read};
+    let mut reader = std::io::BufReader::new(stream.try_clone().ok()?);
+    let mut length = 0usize;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            if k.eq_ignore_ascii_case("content-length") {
+                length = v.trim().parse().ok()?;
+            }
+        }
+    }
+    let mut body = vec![0u8; length];
+    reader.read_exact(&mut body).ok()?;
+    serde_json::from_slice(&body).ok()
+}
+
+/// `cyberfilter run INPUT --store STORE` with the deterministic test verifier, thresholds 12/6,
+/// progress as `progress` (none, json), the store's own data dir.
+pub fn test_hash_run(store: &Path, input: &Path, progress: &str) -> Command {
+    let mut c = cyberfilter_cmd();
+    c.arg("run")
+        .arg(input)
+        .arg("--store")
+        .arg(store)
+        .args(["--verifier", "test-hash", "--progress", progress])
+        .args(["--high", "12", "--low", "6"])
+        // The copies of `nvd_copies` share their text: grouped, they would never reach the
+        // verifier, and these runs are about the store and the verifier under faults.
+        .args(["--dedup", "off"])
+        .env("CYBERFILTER_DATA_DIR", store.with_extension("data"));
+    c
+}
+
+/// The sample NVD page `copies` times over in `dir`, each copy's CVE ids made unique
+/// (`CVE-…-K`); returns the file and its record count.
+pub fn nvd_copies(dir: &Path, copies: usize) -> (PathBuf, usize) {
+    let input = dir.join(format!("nvd-x{copies}.json"));
+    let page = root().join("sample_data/nvd/nvd-api2.0-page0-sample.json");
+    let mut v: Value = serde_json::from_slice(&std::fs::read(page).unwrap()).unwrap();
+    let items = v["vulnerabilities"].as_array().unwrap().clone();
+    let all: Vec<Value> = (0..copies)
+        .flat_map(|k| {
+            items.iter().map(move |it| {
+                let mut it = it.clone();
+                it["cve"]["id"] = format!("{}-{k}", it["cve"]["id"].as_str().unwrap()).into();
+                it
+            })
+        })
+        .collect();
+    let n = all.len();
+    v["vulnerabilities"] = all.into();
+    std::fs::write(&input, serde_json::to_vec(&v).unwrap()).unwrap();
+    (input, n)
+}
