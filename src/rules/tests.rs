@@ -291,10 +291,8 @@ fn default_rules_separate_obvious_cases() {
     assert_eq!(tier(with_example), Tier::Keep);
 }
 
-#[test]
-fn a_stretch_of_text_counts_for_one_rule() {
-    let r = rules(
-        r#"
+/// Two rules that match the same words: the phrase first.
+const PHRASE_AND_WORD: &str = r#"
 [[rule]]
 name = "phrase"
 category = "c"
@@ -306,13 +304,72 @@ name = "word"
 category = "c"
 pattern = 'escalation|privilege'
 weight = 1
-"#,
-    );
+"#;
+
+#[test]
+fn a_stretch_of_text_counts_for_one_rule() {
+    let r = rules(PHRASE_AND_WORD);
     // The phrase takes its two words; only the later lone "escalation" counts for `word`.
     let s = r.score("privilege escalation, then escalation alone");
     assert_eq!(s.rule_names(), vec!["phrase", "word"]);
     assert_eq!(s.hits[1].count, 1);
     assert_eq!(s.score, 4.0);
+}
+
+/// Splitting the rules into several regexes (for the lazy DFA's sake) must not change what is
+/// counted: same spans and scores as one regex over all rules, with each rule in its own part,
+/// the default split, and one part; on texts where rules of different parts start at the same
+/// place and overlap.
+#[test]
+fn split_rule_set_counts_like_one_regex() {
+    let mut specs: Vec<RuleSpec> = RuleSet::default_rules().rules().cloned().collect();
+    specs.extend(rules(PHRASE_AND_WORD).rules().cloned());
+    let one = scorer::Scorer::compile_parts(specs.clone(), usize::MAX).unwrap();
+    let default = scorer::Scorer::compile(specs.clone()).unwrap();
+    let each = scorer::Scorer::compile_parts(specs.clone(), 1).unwrap();
+    assert_eq!(one.part_count(), 1);
+    assert!(
+        default.part_count() > 1,
+        "the default rules fill several parts"
+    );
+    assert_eq!(each.part_count(), specs.len());
+    let mut texts: Vec<String> = vec![
+        "privilege escalation, then escalation alone".into(),
+        "A heap-based buffer overflow in CVE-2021-1234 lets remote attackers bypass the \
+         authentication check; the flag{s0me_fl4g} was leaked. Privilege escalation."
+            .into(),
+        "<img src=x onerror=alert(1)> ' or 1=1 -- union select password from users".into(),
+    ];
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sample_data");
+    for feed in ["nvd", "attack", "cwe", "nonsecurity"] {
+        let files = crate::ingest::discover(&[root.join(feed)]).unwrap();
+        for file in files {
+            let raw = std::fs::read_to_string(&file).unwrap_or_default();
+            // Raw feed text in 4 KB pieces (at char boundaries): JSON, XML and prose.
+            let mut rest = raw.as_str();
+            while !rest.is_empty() && texts.len() < 600 {
+                let mut cut = rest.len().min(4096);
+                while !rest.is_char_boundary(cut) {
+                    cut += 1;
+                }
+                texts.push(rest[..cut].to_string());
+                rest = &rest[cut..];
+            }
+        }
+    }
+    let mut spans = 0;
+    for t in &texts {
+        let want = one.spans(t);
+        spans += want.len();
+        assert_eq!(default.spans(t), want, "default split on {t:?}");
+        assert_eq!(each.spans(t), want, "one rule per part on {t:?}");
+        assert_eq!(default.score(t), one.score(t), "score on {t:?}");
+        assert_eq!(each.score(t), one.score(t), "score on {t:?}");
+    }
+    assert!(
+        spans > 1000,
+        "the texts should match often, got {spans} spans"
+    );
 }
 
 #[test]
