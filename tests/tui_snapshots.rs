@@ -171,3 +171,21 @@ async fn head_panel_says_why_the_head_is_off() {
     assert!(!h.saw("RetrainHead"));
     assert!(h.render().contains("no verdict head in this run"));
 }
+
+/// `m` on a row shows its duplicate group (members, sources, similarity); `P` on a member asks
+/// the engine to make it the representative; a record in no group says so.
+#[tokio::test]
+async fn group_view_lists_members_and_sends_the_representative_choice() {
+    let mut h = Harness::new(60, 120, 40, Theme::dark()).await;
+    h.engine.state.lock().unwrap().groups = vec![vec![1, 5, 9]];
+    h.feed(2, 20).await;
+    h.keys("g").await;
+    h.keys("m").await;
+    insta::assert_snapshot!("group_view_120x40", h.render());
+    h.keys("jP").await;
+    assert!(h.saw("ChooseRepresentative"));
+    h.key(KeyCode::Esc).await;
+    h.keys("jm").await;
+    let frame = h.render();
+    assert!(frame.contains("in no duplicate group"), "{frame}");
+}

@@ -48,6 +48,7 @@ pub enum Action {
     // Duplicate groups.
     SplitDuplicate,
     ChooseRepresentative,
+    OpenGroup,
     // Threshold panel and dialogs.
     Increase,
     Decrease,
@@ -97,6 +98,7 @@ impl Action {
             Action::ToggleDuplicates => "Show only records in duplicate groups (toggle)",
             Action::SplitDuplicate => "Split the record off its group: not a duplicate",
             Action::ChooseRepresentative => "Make the record its group's representative",
+            Action::OpenGroup => "Show the record's duplicate group: members, sources, similarity",
             Action::CycleSort => "Sort: arrival, score, uncertainty",
             Action::ClearFilters => "Clear all filters and the search",
             Action::LabelKeep => "Label keep, then next",
@@ -150,6 +152,7 @@ impl Action {
             Action::ToggleDuplicates => "duplicates",
             Action::SplitDuplicate => "split",
             Action::ChooseRepresentative => "representative",
+            Action::OpenGroup => "group",
             Action::CycleSort => "sort",
             Action::ClearFilters => "clear",
             Action::LabelKeep => "keep",

@@ -22,6 +22,7 @@ use tui_textarea::TextArea;
 
 // One file per view: its state and the handling of its keys (they extend `App`).
 mod export;
+mod group;
 mod head;
 mod record;
 mod suggest;
@@ -29,6 +30,7 @@ mod table;
 mod thresholds;
 
 pub use export::{ExportDialog, ExportField};
+pub use group::GroupPanel;
 pub use head::HeadPanel;
 pub use record::{Pane, RecordView, Review, ReviewKind};
 pub use suggest::SuggestPanel;
@@ -75,6 +77,11 @@ pub enum Msg {
         value: LabelAgreement,
     },
     HeadStatus(crate::engine::types::HeadStatus),
+    /// The duplicate group of the record asked for (`None`: in no group).
+    Group {
+        id: String,
+        view: Option<crate::engine::types::GroupView>,
+    },
     /// Candidate rules mined from the session's labels.
     Suggestions(Result<crate::engine::suggest::Suggestions, String>),
     /// The flips of adding the candidate asked for under `gen`.
@@ -124,6 +131,10 @@ pub enum Effect {
     },
     /// The verdict head's state, for the head panel.
     HeadStatus,
+    /// The duplicate group of this record (`#seq`), for the group view.
+    Group {
+        id: String,
+    },
     /// Mine candidate rules from the session's labels.
     Suggest,
     /// Preview adding this `[[rule]]` (re-scored from stored text).
@@ -212,6 +223,7 @@ pub enum Overlay {
     Thresholds(Box<ThresholdPanel>),
     Export(Box<ExportDialog>),
     Head(Box<HeadPanel>),
+    Group(Box<GroupPanel>),
     Suggest(Box<SuggestPanel>),
 }
 
@@ -321,6 +333,7 @@ impl App {
             Some(Overlay::Thresholds(_)) => Mode::Thresholds,
             Some(Overlay::Export(_)) => Mode::Export,
             Some(Overlay::Head(_)) => Mode::Head,
+            Some(Overlay::Group(_)) => Mode::Group,
             Some(Overlay::Suggest(_)) => Mode::Suggest,
             None if self.record.is_some() => Mode::Record,
             None => Mode::Table,
@@ -386,6 +399,7 @@ impl App {
             }
             Msg::Agreement { tag, gen, value } => self.on_agreement(tag, gen, value),
             Msg::HeadStatus(status) => self.on_head_status(status),
+            Msg::Group { id, view } => self.on_group(id, view),
             Msg::Suggestions(list) => self.on_suggestions(list, &mut fx),
             Msg::RulePreview { gen, preview } => self.on_rule_preview(gen, preview),
             Msg::RuleAdded(result) => self.on_rule_added(result, &mut fx),
@@ -503,6 +517,7 @@ impl App {
             Mode::Thresholds => self.threshold_action(action, fx),
             Mode::Export => self.export_action(action, fx),
             Mode::Head => self.head_action(action, fx),
+            Mode::Group => self.group_action(action, fx),
             Mode::Suggest => self.suggest_action(action, fx),
             Mode::Record => self.record_action(action, fx),
             Mode::Table | Mode::Global => self.table_action(action, fx),

@@ -20,18 +20,20 @@ pub enum Mode {
     Thresholds,
     Export,
     Head,
+    Group,
     Suggest,
     Help,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 8] = [
+    pub const ALL: [Mode; 9] = [
         Mode::Global,
         Mode::Table,
         Mode::Record,
         Mode::Thresholds,
         Mode::Export,
         Mode::Head,
+        Mode::Group,
         Mode::Suggest,
         Mode::Help,
     ];
@@ -44,6 +46,7 @@ impl Mode {
             Mode::Thresholds => "Threshold panel",
             Mode::Export => "Export dialog",
             Mode::Head => "Verdict head panel",
+            Mode::Group => "Duplicate group view",
             Mode::Suggest => "Rules from labels",
             Mode::Help => "Help",
         }
@@ -57,6 +60,7 @@ impl Mode {
             Mode::Thresholds => "thresholds",
             Mode::Export => "export",
             Mode::Head => "head",
+            Mode::Group => "group",
             Mode::Suggest => "suggest",
             Mode::Help => "help",
         }
@@ -97,7 +101,7 @@ pub enum KeyCodeOrd {
 pub enum KeymapError {
     #[error("{origin}: invalid keymap TOML: {message}")]
     Toml { origin: String, message: String },
-    #[error("{origin}: [{section}] unknown mode (expected one of global, table, record, thresholds, export, head, suggest, help)")]
+    #[error("{origin}: [{section}] unknown mode (expected one of global, table, record, thresholds, export, head, group, suggest, help)")]
     UnknownMode { origin: String, section: String },
     #[error("{origin}: [{section}] key `{key}`: {reason}")]
     BadKey {

@@ -157,6 +157,14 @@ impl Session {
                         "agreement",
                     );
                 }
+                Effect::Group { id } => {
+                    let (reply, rx) = oneshot::channel();
+                    let _ = self.cmd_tx.send(Command::Group {
+                        id: id.clone(),
+                        reply,
+                    });
+                    self.await_reply(rx, move |view| Msg::Group { id, view }, "group");
+                }
                 Effect::HeadStatus => {
                     let (reply, rx) = oneshot::channel();
                     let _ = self.cmd_tx.send(Command::HeadStatus { reply });

@@ -171,6 +171,8 @@ pub struct FakeState {
     pub max_query_limit: u64,
     /// The fake verdict head: off unless a test switches it on with [`FakeEngine::head_on`].
     pub head: HeadStatus,
+    /// Duplicate groups by seq, representative first (none unless a test sets them).
+    pub groups: Vec<Vec<i64>>,
 }
 
 impl FakeState {
@@ -402,6 +404,7 @@ impl FakeEngine {
                 off_reason: Some("the test engine has no verifier features".into()),
                 ..HeadStatus::default()
             },
+            groups: Vec::new(),
         }));
         let st = state.clone();
         tokio::spawn(async move {
@@ -561,8 +564,30 @@ fn handle(st: &Arc<Mutex<FakeState>>, c: Command) -> Vec<EngineEvent> {
         Command::SplitDuplicate { .. }
         | Command::ChooseRepresentative { .. }
         | Command::SetDedupThreshold(_) => vec![],
-        Command::Group { reply, .. } => {
-            let _ = reply.send(None);
+        Command::Group { id, reply } => {
+            let seq: Option<i64> = id.strip_prefix('#').and_then(|n| n.parse().ok());
+            let view = s
+                .groups
+                .iter()
+                .find(|g| seq.is_some_and(|q| g.contains(&q)))
+                .map(|g| GroupView {
+                    rep_seq: g[0],
+                    members: g
+                        .iter()
+                        .filter_map(|q| s.records.iter().find(|r| r.seq == *q))
+                        .map(|r| GroupMember {
+                            seq: r.seq,
+                            id: r.id.clone(),
+                            source: r.source,
+                            file: r.file.clone(),
+                            verdict: s.row(r).verdict,
+                            similarity: (r.seq != g[0]).then_some(0.82),
+                            via: if r.seq == g[0] { "alone" } else { "near" }.into(),
+                            representative: r.seq == g[0],
+                        })
+                        .collect(),
+                });
+            let _ = reply.send(view);
             vec![]
         }
         Command::SetThresholds(t) => {

@@ -103,6 +103,7 @@ impl App {
                 self.filter.labelled = cycle(self.filter.labelled, &[true, false]);
                 self.filter_changed(fx);
             }
+            Action::OpenGroup => self.open_group(fx),
             Action::ToggleDuplicates => {
                 self.filter.duplicates = !self.filter.duplicates;
                 self.filter_changed(fx);

@@ -123,6 +123,13 @@ pub fn footer(app: &App, f: &mut Frame, area: Rect) {
             Action::Close,
         ],
         Mode::Head => &[Action::RetrainHead, Action::ToggleHead, Action::Close],
+        Mode::Group => &[
+            Action::Down,
+            Action::Up,
+            Action::ChooseRepresentative,
+            Action::SplitDuplicate,
+            Action::Close,
+        ],
         Mode::Suggest => &[
             Action::Down,
             Action::Up,

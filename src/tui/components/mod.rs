@@ -1,6 +1,7 @@
 //! One module per part of the screen. Each draws from `&App` and nothing else.
 
 pub mod dashboard;
+pub mod group;
 pub mod head;
 pub mod overlays;
 pub mod record;

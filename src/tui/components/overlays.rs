@@ -23,6 +23,7 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
         Some(Overlay::Thresholds(p)) => thresholds(app, p, f, area),
         Some(Overlay::Export(d)) => export(app, d, f, area),
         Some(Overlay::Head(p)) => super::head::draw(app, p, f, area),
+        Some(Overlay::Group(p)) => super::group::draw(app, p, f, area),
         Some(Overlay::Suggest(p)) => super::suggest::draw(app, p, f, area),
     }
 }
