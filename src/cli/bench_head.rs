@@ -210,6 +210,53 @@ pub struct HeadRow {
     pub train_cv_auc: Option<f64>,
 }
 
+impl HeadRow {
+    /// The figures of `scores` against the labels; the head's description is filled in by the
+    /// caller (defaults: layer-less, mean-pooled, P(yes) and score out, CV).
+    fn measured(scores: &[f32], positive: &[bool], cut: f32) -> HeadRow {
+        let best = best_f1_cut(scores, positive);
+        HeadRow {
+            layer: String::new(),
+            pooling: "mean",
+            with_p_yes: false,
+            with_score: false,
+            l2: 0.0,
+            protocol: "cv",
+            roc_auc: roc_auc(scores, positive),
+            best_cut: best.as_ref().map(|b| b.0),
+            at_best_cut: best.map(|b| b.1),
+            at_cut: prf_at(scores, positive, cut),
+            train_cv_auc: None,
+        }
+    }
+}
+
+/// P(head) of each `test` example: from a head trained on `train` when given (protocol
+/// `train`, with that head's own CV AUC), else out-of-fold by k-fold CV on `test` (`cv`).
+fn head_scores(
+    spec: &FeatureSpec,
+    test: &[Example],
+    train: Option<Vec<Example>>,
+    opts: &TrainOptions,
+) -> Result<(Vec<f32>, &'static str, Option<f64>), String> {
+    match train {
+        Some(ex) => {
+            let h = head::train(spec, &ex, opts, None).map_err(|e| e.to_string())?;
+            let s = test
+                .iter()
+                .map(|e| h.predict(&e.pooled, extra(e)))
+                .collect();
+            Ok((s, "train", h.metrics.cv_auc))
+        }
+        None => {
+            let (_, oof) =
+                head::train_with_oof(spec, test, opts, None).map_err(|e| e.to_string())?;
+            let oof = oof.ok_or("too few examples of a class for cross-validation")?;
+            Ok((oof, "cv", None))
+        }
+    }
+}
+
 pub struct Labelled<'a> {
     pub texts: Vec<&'a str>,
     pub positive: Vec<bool>,
@@ -302,37 +349,19 @@ pub fn run(
                     dim,
                     "input",
                 );
-                let (scores, protocol, train_cv_auc) = match (train, train_feats) {
-                    (Some(t), Some(tf)) => {
-                        let tr = train_rule.as_deref().and_then(rule);
-                        let ex = examples(tf, &t.positive, tr.as_deref(), slot, dim, "train");
-                        let h = head::train(&spec, &ex, &opts, None).map_err(|e| e.to_string())?;
-                        let s: Vec<f32> = test
-                            .iter()
-                            .map(|e| h.predict(&e.pooled, extra(e)))
-                            .collect();
-                        (s, "train", h.metrics.cv_auc)
-                    }
-                    _ => {
-                        let (_, oof) = head::train_with_oof(&spec, &test, &opts, None)
-                            .map_err(|e| e.to_string())?;
-                        let oof = oof.ok_or("too few examples of a class for cross-validation")?;
-                        (oof, "cv", None)
-                    }
-                };
-                let best = best_f1_cut(&scores, &input.positive);
+                let train_ex = train.zip(train_feats).map(|(t, tf)| {
+                    let tr = train_rule.as_deref().and_then(rule);
+                    examples(tf, &t.positive, tr.as_deref(), slot, dim, "train")
+                });
+                let (scores, protocol, train_cv_auc) = head_scores(&spec, &test, train_ex, &opts)?;
                 rows.push(HeadRow {
                     layer: layer.to_string(),
-                    pooling: "mean",
                     with_p_yes,
                     with_score,
                     l2,
                     protocol,
-                    roc_auc: roc_auc(&scores, &input.positive),
-                    best_cut: best.as_ref().map(|b| b.0),
-                    at_best_cut: best.map(|b| b.1),
-                    at_cut: prf_at(&scores, &input.positive, cut),
                     train_cv_auc,
+                    ..HeadRow::measured(&scores, &input.positive, cut)
                 });
             }
         }
@@ -384,39 +413,18 @@ pub fn run(
                 ..Default::default()
             };
             let test = join(input_feats, &input.positive, "input");
-            let (scores, protocol, train_cv_auc) = match (train, train_feats) {
-                (Some(t), Some(tf)) => {
-                    let ex = join(tf, &t.positive, "train");
-                    let h = head::train(&spec, &ex, &opts, None).map_err(|e| e.to_string())?;
-                    let s: Vec<f32> = test
-                        .iter()
-                        .map(|e| h.predict(&e.pooled, extra(e)))
-                        .collect();
-                    (s, "train", h.metrics.cv_auc)
-                }
-                _ => {
-                    let (_, oof) = head::train_with_oof(&spec, &test, &opts, None)
-                        .map_err(|e| e.to_string())?;
-                    (
-                        oof.ok_or("too few examples of a class for cross-validation")?,
-                        "cv",
-                        None,
-                    )
-                }
-            };
-            let best = best_f1_cut(&scores, &input.positive);
+            let train_ex = train
+                .zip(train_feats)
+                .map(|(t, tf)| join(tf, &t.positive, "train"));
+            let (scores, protocol, train_cv_auc) = head_scores(&spec, &test, train_ex, &opts)?;
             rows.push(HeadRow {
                 layer: name.clone(),
-                pooling: "mean",
                 with_p_yes: true,
                 with_score: false,
                 l2,
                 protocol,
-                roc_auc: roc_auc(&scores, &input.positive),
-                best_cut: best.as_ref().map(|b| b.0),
-                at_best_cut: best.map(|b| b.1),
-                at_cut: prf_at(&scores, &input.positive, cut),
                 train_cv_auc,
+                ..HeadRow::measured(&scores, &input.positive, cut)
             });
         }
     }
@@ -445,19 +453,14 @@ pub fn run(
             .iter()
             .map(|e| h.predict(&e.pooled, extra(e)))
             .collect();
-        let best = best_f1_cut(&scores, &input.positive);
         rows.push(HeadRow {
             layer: h.spec.layer.to_string(),
-            pooling: "mean",
             with_p_yes: h.use_p_yes,
             with_score: h.use_score,
             l2: h.metrics.l2,
             protocol: "saved",
-            roc_auc: roc_auc(&scores, &input.positive),
-            best_cut: best.as_ref().map(|b| b.0),
-            at_best_cut: best.map(|b| b.1),
-            at_cut: prf_at(&scores, &input.positive, cut),
             train_cv_auc: h.metrics.cv_auc,
+            ..HeadRow::measured(&scores, &input.positive, cut)
         });
     }
     let mut saved = None;
