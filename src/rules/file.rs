@@ -58,6 +58,45 @@ impl RuleSpec {
 /// Size limit for compiled regexes, large enough for a few hundred keyword rules.
 pub(crate) const SIZE_LIMIT: usize = 64 * 1024 * 1024;
 
+/// Positions a rule's pattern may expand to (see [`expansion`]). Keyword alternations of a
+/// few hundred words stay far below it (the largest shipped rule: 5,640); `(a{1000}){1000}` (a million) is refused before the
+/// regex compiler spends seconds and 64 MiB reaching its size limit.
+pub(crate) const MAX_EXPANSION: u64 = 100_000;
+
+/// How many positions a pattern expands to when compiled: a literal byte or a class counts
+/// one, a counted repeat multiplies its body by its largest count (an open-ended one by its
+/// least count plus one), concatenations and alternations add up. The regex crate's NFA is
+/// about this many states, so this bounds compile time and memory. `None`: the pattern does
+/// not parse (the compiler reports why).
+pub(crate) fn expansion(pattern: &str) -> Option<u64> {
+    use regex_syntax::hir::{Hir, HirKind};
+    fn walk(h: &Hir) -> u64 {
+        match h.kind() {
+            HirKind::Empty | HirKind::Look(_) => 0,
+            HirKind::Literal(l) => l.0.len() as u64,
+            HirKind::Class(_) => 1,
+            HirKind::Repetition(r) => {
+                let copies = match r.max {
+                    Some(max) => u64::from(max.max(r.min)),
+                    None => u64::from(r.min) + 1,
+                };
+                copies.saturating_mul(walk(&r.sub))
+            }
+            HirKind::Capture(c) => walk(&c.sub),
+            HirKind::Concat(hs) | HirKind::Alternation(hs) => {
+                hs.iter().fold(0u64, |n, h| n.saturating_add(walk(h)))
+            }
+        }
+    }
+    regex_syntax::ParserBuilder::new()
+        .unicode(false)
+        .utf8(false)
+        .build()
+        .parse(pattern)
+        .ok()
+        .map(|h| walk(&h))
+}
+
 /// Compile one pattern the way the scorer does: byte-oriented and ASCII-only (`unicode(false)`);
 /// non-ASCII literals in a pattern still match their UTF-8 bytes.
 pub(crate) fn build_regex(pattern: &str) -> Result<regex::bytes::Regex, regex::Error> {
@@ -341,7 +380,13 @@ fn parse_rule(
         requires_other_evidence,
         description,
     };
-    if !spec.pattern.is_empty() {
+    let expands = expansion(&spec.full_pattern()).unwrap_or(0);
+    if expands > MAX_EXPANSION {
+        err(format!(
+            "pattern repeats too much: it expands to about {expands} positions when compiled \
+             (at most {MAX_EXPANSION}); lower the repeat counts or use + or *"
+        ));
+    } else if !spec.pattern.is_empty() {
         match build_regex(&spec.full_pattern()) {
             Err(e) => {
                 // Report the error against the pattern as written, not the wrapped one.
@@ -362,4 +407,58 @@ fn parse_rule(
         }
     }
     (errors.len() == before).then_some(spec)
+}
+
+#[cfg(test)]
+mod expansion_tests {
+    use super::*;
+
+    fn errors_of(pattern: &str) -> Vec<String> {
+        let src =
+            format!("[[rule]]\nname = 'huge'\ncategory = 'c'\npattern = '{pattern}'\nweight = 1\n");
+        match parse(&src, "r.toml") {
+            Ok(_) => vec![],
+            Err(e) => e.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_pattern_whose_repeats_blow_up_is_refused_at_once_naming_the_rule() {
+        // The fuzzer's two timeouts: the regex crate spent seconds reaching its size limit.
+        for p in [
+            "(a{1000}){1000}",
+            "(?:[a-z]{100}x){1000}",
+            "(a{1,1000}){1000,}",
+        ] {
+            let t = std::time::Instant::now();
+            let e = errors_of(p);
+            assert!(
+                t.elapsed() < std::time::Duration::from_millis(500),
+                "{p}: {:?}",
+                t.elapsed()
+            );
+            assert_eq!(e.len(), 1, "{p}: {e:?}");
+            assert!(
+                e[0].contains("rule `huge`") && e[0].contains("repeats too much"),
+                "{e:?}"
+            );
+        }
+        assert_eq!(expansion("(a{1000}){1000}"), Some(1_000_000));
+        assert_eq!(expansion("(?i)ab{2,5}|c+"), Some(1 + 5 + 2));
+        // Ordinary counted repeats and long keyword lists pass.
+        assert!(errors_of(r"\\w{1,200} overflow").is_empty());
+        assert!(errors_of(r"cve-\\d{4}-\\d{4,7}").is_empty());
+    }
+
+    #[test]
+    fn the_shipped_rules_are_far_below_the_limit() {
+        let file = parse(crate::rules::DEFAULT_RULES_TOML, "default.toml").unwrap();
+        let most = file
+            .rules
+            .iter()
+            .map(|r| expansion(&r.full_pattern()).unwrap())
+            .max()
+            .unwrap();
+        assert!(most * 10 < MAX_EXPANSION, "{most}");
+    }
 }
