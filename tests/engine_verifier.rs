@@ -4,11 +4,13 @@
 mod engine_support;
 
 use cyberfilter::decide::{decide, Verdict};
+use cyberfilter::engine::retry::RetryPolicy;
 use cyberfilter::engine::{self, EngineError, EngineEvent};
 use cyberfilter::rules::Tier;
 use cyberfilter::store::RunStore;
 use cyberfilter::verify::VerifyError;
 use engine_support::*;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -135,7 +137,8 @@ fn unreachable_verifier_fails_start_or_leaves_records_pending() {
 
 /// Answers NaN ("this text failed") for texts whose stand-in answer is below 0.3, and the
 /// stand-in answer otherwise: a backend where some records of a batch fail and others do not.
-struct PartlyFailingVerifier;
+/// Counts how often each text was asked.
+struct PartlyFailingVerifier(Arc<Mutex<HashMap<String, usize>>>);
 
 fn fails(text: &str) -> bool {
     engine::verifier::hash_p_yes(text) < 0.3
@@ -152,6 +155,10 @@ impl cyberfilter::verify::Verifier for PartlyFailingVerifier {
         8
     }
     fn verify_batch(&mut self, texts: &[&str]) -> Result<Vec<f32>, VerifyError> {
+        let mut asked = self.0.lock().unwrap();
+        for t in texts {
+            *asked.entry(t.to_string()).or_insert(0) += 1;
+        }
         Ok(texts
             .iter()
             .map(|t| match fails(t) {
@@ -170,9 +177,18 @@ fn a_failed_record_stays_pending_while_the_rest_of_its_batch_is_decided() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("run.cfrun");
     let (mut c, t) = spread_config(&store, MemorySource::new(1, 300, true));
-    c.verifier = Some(Box::new(|| {
-        Ok(Box::new(PartlyFailingVerifier) as Box<dyn cyberfilter::verify::Verifier>)
+    let asked = Arc::new(Mutex::new(HashMap::new()));
+    let a = asked.clone();
+    c.verifier = Some(Box::new(move || {
+        Ok(Box::new(PartlyFailingVerifier(a)) as Box<dyn cyberfilter::verify::Verifier>)
     }));
+    // Two retries within the run, 20 ms apart at first: a record that always fails is
+    // asked three times, then stays pending for a resume.
+    c.verify_retry = RetryPolicy {
+        rounds: 2,
+        backoff: Duration::from_millis(20),
+        ..RetryPolicy::default()
+    };
     let mut h = engine::start(c).unwrap();
     let ev = events_until(&mut h, Duration::from_secs(30), |e| {
         matches!(e, EngineEvent::Finished(_))
@@ -204,9 +220,113 @@ fn a_failed_record_stays_pending_while_the_rest_of_its_batch_is_decided() {
     );
     assert_eq!(fin.pending, failed);
     assert_eq!(s.summary().unwrap().pending, failed);
+    // Each failing text asked once per round, each answered one once; the given-up ones
+    // are exactly the pending ones.
+    for (text, n) in asked.lock().unwrap().iter() {
+        assert_eq!(*n, if fails(text) { 3 } else { 1 }, "{text}");
+    }
+    assert_eq!(fin.verifier_gave_up, failed, "{fin:?}");
+    assert_eq!(fin.verifier_failed_rounds, 3 * failed, "{fin:?}");
+    assert_eq!(fin.verifier_retrying, 0);
     assert!(s
         .errors()
         .unwrap()
         .iter()
         .any(|(_, m)| m.contains("texts failed: injected per-record failure")));
+}
+
+/// Fails every batch until its third call, then answers: a backend that is down for a while.
+struct DownAtFirst {
+    calls: usize,
+    seen: Arc<Mutex<Vec<String>>>,
+}
+
+impl cyberfilter::verify::Verifier for DownAtFirst {
+    fn model_id(&self) -> String {
+        "down-at-first".into()
+    }
+    fn prompt_version(&self) -> String {
+        "t1".into()
+    }
+    fn preferred_batch(&self) -> usize {
+        16
+    }
+    fn verify_batch(&mut self, texts: &[&str]) -> Result<Vec<f32>, VerifyError> {
+        self.calls += 1;
+        std::thread::sleep(Duration::from_millis(20));
+        if self.calls <= 3 {
+            return Err(VerifyError::Failed(format!("down (call {})", self.calls)));
+        }
+        self.seen
+            .lock()
+            .unwrap()
+            .extend(texts.iter().map(|t| t.to_string()));
+        Ok(texts
+            .iter()
+            .map(|t| engine::verifier::hash_p_yes(t))
+            .collect())
+    }
+}
+
+/// The retry policy with any backend: records of failed batches are pending and counted as
+/// retrying while they wait, are asked again, and the run finishes only once every one is
+/// answered, each exactly once.
+#[test]
+fn failed_batches_are_retried_within_the_run_until_the_backend_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("run.cfrun");
+    let (mut c, t) = spread_config(&store, MemorySource::new(1, 300, true));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    c.verifier = Some(Box::new(move || {
+        Ok(Box::new(DownAtFirst { calls: 0, seen: s2 }) as Box<dyn cyberfilter::verify::Verifier>)
+    }));
+    c.stats_interval = Duration::from_millis(20);
+    c.verify_retry = RetryPolicy {
+        rounds: 6,
+        backoff: Duration::from_millis(100),
+        ..RetryPolicy::default()
+    };
+    let mut h = engine::start(c).unwrap();
+    let ev = events_until(&mut h, Duration::from_secs(60), |e| {
+        matches!(e, EngineEvent::Finished(_))
+    });
+    // While they waited, the failed records were pending and counted as retrying.
+    let waiting = ev
+        .iter()
+        .filter_map(|e| match e {
+            EngineEvent::Stats(s) if s.verifier_retrying > 0 => Some(s),
+            _ => None,
+        })
+        .next()
+        .expect("a stats event while records waited to retry");
+    assert!(waiting.pending >= waiting.verifier_retrying, "{waiting:?}");
+    assert!(ev.iter().any(|e| matches!(e,
+        EngineEvent::Error { message, .. } if message.contains("asked again in"))));
+    let fin = h.join.join().unwrap().unwrap();
+    assert_eq!(fin.pending, 0, "{fin:?}");
+    assert_eq!(fin.verifier_gave_up, 0, "{fin:?}");
+    assert!(fin.verifier_failed_rounds > 0, "{fin:?}");
+    assert_eq!(fin.verifier_errors, 3, "{fin:?}");
+
+    // Every verify-tier record answered exactly once, with the backend's answer.
+    let seen = seen.lock().unwrap();
+    let distinct: std::collections::HashSet<&String> = seen.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        seen.len(),
+        "a record asked twice after answering"
+    );
+    let s = RunStore::open_read(&store).unwrap();
+    let mut verify = 0;
+    s.for_each_record(|r| {
+        if decide(&r.inputs(), &t).tier == Tier::Verify {
+            verify += 1;
+            assert_eq!(r.p_yes, Some(engine::verifier::hash_p_yes(&r.text)));
+        }
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(verify, seen.len());
+    assert_eq!(s.summary().unwrap().pending, 0);
 }

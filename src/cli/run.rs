@@ -224,8 +224,12 @@ fn progress(bar: &Option<indicatif::ProgressBar>, mode: ProgressMode, s: &StatsS
     match (bar, mode) {
         (Some(b), _) => {
             b.set_position(s.bytes_read);
+            let retrying = match s.verifier_retrying {
+                0 => String::new(),
+                n => format!(" retrying {n}"),
+            };
             b.set_message(format!(
-                "{} rec ({:.0}/s) kept {} removed {} pending {} queue {} fill {:.2} rss {} MB",
+                "{} rec ({:.0}/s) kept {} removed {} pending {} queue {}{retrying} fill {:.2} rss {} MB",
                 s.records_read,
                 s.records_per_sec,
                 s.kept,
@@ -265,6 +269,9 @@ fn print_summary(store: &std::path::Path, s: &StatsSnapshot, interrupted: bool, 
         "labelled": s.labelled,
         "llm_calls": s.llm_calls, "cache_hits": s.cache_hits,
         "verifier_errors": s.verifier_errors, "errors": s.errors,
+        "verifier_retrying": s.verifier_retrying,
+        "verifier_failed_rounds": s.verifier_failed_rounds,
+        "verifier_gave_up": s.verifier_gave_up,
         "input_errors": input_errors,
         "peak_rss_bytes": crate::engine::stats::peak_rss_bytes(),
     });

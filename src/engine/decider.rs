@@ -26,6 +26,8 @@ use tokio::sync::mpsc;
 
 #[path = "decider_head.rs"]
 mod head_ops;
+#[path = "decider_retry.rs"]
+mod retry_ops;
 
 /// Everything that reaches the decider, through one bounded channel.
 pub enum Msg {
@@ -45,6 +47,7 @@ pub struct Setup {
     pub verifier: Option<VerifierThread>,
     pub batch_size: Option<usize>,
     pub batch_wait: Duration,
+    pub verify_retry: super::retry::RetryPolicy,
     pub stats_interval: Duration,
     pub exit_when_done: bool,
     pub writer: SyncSender<WriterMsg>,
@@ -81,6 +84,8 @@ pub struct Decider {
     verifier: Option<VerifierThread>,
     /// Verify-tier records waiting for the verifier, and the batches out.
     batcher: Batcher<Item>,
+    /// Records of failed batches waiting to be asked again (the in-run retry policy).
+    retry: super::retry::RetryQueue,
     stats_interval: Duration,
     exit_when_done: bool,
     writer: SyncSender<WriterMsg>,
@@ -176,6 +181,7 @@ impl Decider {
             readers_left: s.readers,
             verifier: s.verifier,
             batcher: Batcher::new(batch_size, s.batch_wait),
+            retry: super::retry::RetryQueue::new(s.verify_retry),
             stats_interval: s.stats_interval,
             exit_when_done: s.exit_when_done,
             writer: s.writer,
@@ -284,6 +290,7 @@ impl Decider {
                 self.tick();
                 next_tick = Instant::now() + self.stats_interval;
             }
+            self.retry_due();
             self.dispatch();
             let inputs_done = self.readers_left == 0;
             if let Some(since) = self.stopping {
@@ -294,6 +301,7 @@ impl Decider {
                 && (self.verifier.is_none()
                     || (self.batcher.is_empty()
                         && self.batcher.in_flight() == 0
+                        && self.retry.is_empty()
                         && !self.head_busy()))
                 && !self.drained_sent
             {
@@ -606,6 +614,7 @@ impl Decider {
                 |item| no_longer.push(item.seq),
             );
             for seq in no_longer {
+                self.retry.done(seq);
                 if let Some(pos) = self.index.pos(seq) {
                     self.index.set_queued(pos, false);
                 }
@@ -653,6 +662,7 @@ impl Decider {
                 continue;
             };
             self.index.set_queued(pos, false);
+            self.retry.done(seq);
             let p_head = self.head_on_answer(seq, p, feats.get(&seq));
             let d = self.index.set_answer_head(pos, p, p_head, &self.t);
             answers.push(Answer {
@@ -668,19 +678,7 @@ impl Decider {
         }
         self.write_index_changes();
         self.head_flush_answers();
-        for seq in &r.failed {
-            if let Some(pos) = self.index.pos(*seq) {
-                // Stays pending; a resume (or re-verify) asks again.
-                self.index.set_queued(pos, false);
-            }
-        }
-        if let Some(e) = r.error {
-            self.c.verifier_errors += 1;
-            self.error(
-                "verifier",
-                format!("batch of {} records failed: {e}", r.failed.len()),
-            );
-        }
+        self.retry_failed(&r.failed, r.error);
         for item in r.missing {
             // Not committed yet: back of the queue.
             self.batcher.push(item, Instant::now());
@@ -1341,6 +1339,9 @@ impl Decider {
             llm_calls: self.c.llm_calls,
             cache_hits: self.c.cache_hits,
             verifier_errors: self.c.verifier_errors,
+            verifier_retrying: self.retry.waiting() as u64,
+            verifier_failed_rounds: self.retry.failed_rounds,
+            verifier_gave_up: self.retry.gave_up,
             rss_bytes: rss_bytes(),
             errors: self.c.errors,
             paused: self.flags.paused.load(Ordering::Relaxed),

@@ -88,6 +88,19 @@ pub struct EngineArgs {
     /// Send a partial batch once its oldest record has waited this long (default 200).
     #[arg(long, value_name = "MS", env = "CYBERFILTER_BATCH_WAIT_MS")]
     pub batch_wait_ms: Option<u64>,
+    /// Records of a failed verifier batch (transport error, timeout, bad answer) are asked
+    /// again this many times within the run, with exponential backoff plus jitter (default 5;
+    /// 0: they wait for a resume). Records whose retries are used up stay pending.
+    #[arg(long, value_name = "N", env = "CYBERFILTER_VERIFY_RETRIES")]
+    pub verify_retries: Option<u32>,
+    /// The wait before the first retry of a failed batch, doubled for each further one (at
+    /// most 30 s; jitter takes each wait between half and all of it; default 500).
+    #[arg(long, value_name = "MS", env = "CYBERFILTER_VERIFY_RETRY_BACKOFF_MS")]
+    pub verify_retry_backoff_ms: Option<u64>,
+    /// A failed record is given up (pending for a resume) once its next retry would come
+    /// later than this after its first failure (default 300000).
+    #[arg(long, value_name = "MS", env = "CYBERFILTER_VERIFY_RETRY_MAX_WAIT_MS")]
+    pub verify_retry_max_wait_ms: Option<u64>,
     /// Where run stores and the shared answer cache live (default: $XDG_DATA_HOME/cyberfilter).
     #[arg(long, value_name = "DIR", env = "CYBERFILTER_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
@@ -154,6 +167,9 @@ pub struct EngineFile {
     pub min_text_len: Option<usize>,
     pub batch_size: Option<usize>,
     pub batch_wait_ms: Option<u64>,
+    pub verify_retries: Option<u32>,
+    pub verify_retry_backoff_ms: Option<u64>,
+    pub verify_retry_max_wait_ms: Option<u64>,
     pub data_dir: Option<PathBuf>,
     pub http_url: Option<String>,
     pub http_model: Option<String>,
@@ -213,6 +229,8 @@ pub struct EngineSettings {
     pub min_text_len: Option<usize>,
     pub batch_size: Option<usize>,
     pub batch_wait: Duration,
+    /// The in-run retry policy for failed verifier batches.
+    pub verify_retry: super::retry::RetryPolicy,
     pub http: HttpOptions,
     /// The verdict head's flags (flags and environment only).
     pub head: crate::cli::head::HeadArgs,
@@ -377,6 +395,33 @@ impl EngineSettings {
                 "200",
             )
             .unwrap_or(200);
+        let verify_retry = {
+            use super::retry::*;
+            let rounds = l.pick(
+                "verify_retries",
+                &args.verify_retries,
+                &file.verify_retries,
+                &DEFAULT_ROUNDS.to_string(),
+            );
+            let backoff = l.pick(
+                "verify_retry_backoff_ms",
+                &args.verify_retry_backoff_ms,
+                &file.verify_retry_backoff_ms,
+                &DEFAULT_BACKOFF_MS.to_string(),
+            );
+            let max_wait = l.pick(
+                "verify_retry_max_wait_ms",
+                &args.verify_retry_max_wait_ms,
+                &file.verify_retry_max_wait_ms,
+                &DEFAULT_MAX_WAIT_MS.to_string(),
+            );
+            RetryPolicy {
+                rounds: rounds.unwrap_or(DEFAULT_ROUNDS),
+                backoff: Duration::from_millis(backoff.unwrap_or(DEFAULT_BACKOFF_MS)),
+                max_wait: Duration::from_millis(max_wait.unwrap_or(DEFAULT_MAX_WAIT_MS)),
+                ..RetryPolicy::default()
+            }
+        };
         let d = HttpOptions::default();
         let http = HttpOptions {
             url: l
@@ -466,6 +511,7 @@ impl EngineSettings {
             min_text_len,
             batch_size,
             batch_wait: Duration::from_millis(batch_wait_ms),
+            verify_retry,
             http,
             head: args.head.clone(),
             origins: l.origins,
@@ -745,6 +791,7 @@ pub fn prepare(s: &EngineSettings, req: &LaunchRequest) -> Result<Prepared, Laun
     config.verifier_name = s.verifier.name().into();
     config.batch_size = s.batch_size;
     config.batch_wait = s.batch_wait;
+    config.verify_retry = s.verify_retry;
     config.shared_cache = Some(s.paths.shared_cache());
     config.head = s
         .head
@@ -904,6 +951,43 @@ mod tests {
         assert!(printed.contains("batch_wait_ms = 50"), "{printed}");
         assert!(printed.contains("# config file"), "{printed}");
         assert!(printed.contains("verifier = \"none\""), "{printed}");
+    }
+
+    #[test]
+    fn the_verify_retry_policy_layers_like_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("c.toml");
+        std::fs::write(
+            &cfg,
+            "[engine]\nverify_retries = 3\nverify_retry_max_wait_ms = 9000\n",
+        )
+        .unwrap();
+        let c = cfg.to_str().unwrap();
+        let s = settings(&["--config", c], &[]);
+        assert_eq!(s.verify_retry.rounds, 3);
+        assert_eq!(s.verify_retry.max_wait, Duration::from_millis(9000));
+        assert_eq!(s.verify_retry.backoff, Duration::from_millis(500));
+        let s = settings(
+            &[
+                "--config",
+                c,
+                "--verify-retries",
+                "0",
+                "--verify-retry-backoff-ms",
+                "40",
+            ],
+            &[],
+        );
+        assert_eq!(s.verify_retry.rounds, 0);
+        assert_eq!(s.verify_retry.backoff, Duration::from_millis(40));
+        let printed = s.to_toml();
+        for line in [
+            "verify_retries = 0",
+            "verify_retry_backoff_ms = 40",
+            "verify_retry_max_wait_ms = 9000",
+        ] {
+            assert!(printed.contains(line), "{line}: {printed}");
+        }
     }
 
     #[test]

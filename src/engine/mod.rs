@@ -18,6 +18,7 @@ pub mod index;
 pub mod launch;
 pub mod metrics;
 pub mod query;
+pub mod retry;
 pub mod source;
 pub mod stats;
 pub mod suggest;
@@ -78,6 +79,8 @@ pub struct EngineConfig {
     pub batch_size: Option<usize>,
     /// A partial batch is sent once its oldest record has waited this long.
     pub batch_wait: Duration,
+    /// Failed verifier batches: how often and how long their records are asked again.
+    pub verify_retry: retry::RetryPolicy,
     /// Bound of the reader → decider channel, in records (readers send chunks of 64).
     pub channel_capacity: usize,
     /// How often stats events are sent (metrics lines are written once a second).
@@ -116,6 +119,7 @@ impl EngineConfig {
             }),
             batch_size: None,
             batch_wait: Duration::from_millis(200),
+            verify_retry: retry::RetryPolicy::default(),
             channel_capacity: 1024,
             stats_interval: Duration::from_millis(250),
             exit_when_done: true,
@@ -351,6 +355,7 @@ pub fn start(config: EngineConfig) -> Result<EngineHandle, EngineError> {
         verifier,
         batch_size: config.batch_size,
         batch_wait: config.batch_wait,
+        verify_retry: config.verify_retry,
         stats_interval: config.stats_interval,
         exit_when_done: config.exit_when_done,
         writer: writer_tx,

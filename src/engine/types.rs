@@ -292,6 +292,15 @@ pub struct StatsSnapshot {
     pub llm_calls: u64,
     pub cache_hits: u64,
     pub verifier_errors: u64,
+    /// Records of failed batches waiting to be asked again (pending meanwhile), the failed
+    /// asks of records so far, and the records given up after their last retry (pending for
+    /// a resume).
+    #[serde(default)]
+    pub verifier_retrying: u64,
+    #[serde(default)]
+    pub verifier_failed_rounds: u64,
+    #[serde(default)]
+    pub verifier_gave_up: u64,
     pub rss_bytes: u64,
     pub errors: u64,
     pub paused: bool,

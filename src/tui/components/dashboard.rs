@@ -392,6 +392,14 @@ fn verifier(app: &App, f: &mut Frame, area: Rect) {
     f.render_widget(
         Paragraph::new(Line::from(vec![
             Span::styled(format!("queue {}", fmt_count(s.verifier_queue)), t.base),
+            // Records of failed batches waiting for their retry (shown only when some do).
+            Span::styled(
+                match s.verifier_retrying {
+                    0 => String::new(),
+                    n => format!(" +{} retrying", fmt_count(n)),
+                },
+                t.error,
+            ),
             Span::styled(
                 format!("  {} rec/s", fmt_rate(s.llm_records_per_sec)),
                 t.chart_a,
