@@ -5,8 +5,8 @@ mod engine_support;
 
 use cyberfilter::decide::{decide, Verdict};
 use cyberfilter::engine::retry::RetryPolicy;
-use cyberfilter::engine::{self, EngineError, EngineEvent};
-use cyberfilter::rules::Tier;
+use cyberfilter::engine::{self, EngineError, EngineEvent, StatsSnapshot};
+use cyberfilter::rules::{Thresholds, Tier};
 use cyberfilter::store::RunStore;
 use cyberfilter::verify::VerifyError;
 use engine_support::*;
@@ -135,18 +135,77 @@ fn unreachable_verifier_fails_start_or_leaves_records_pending() {
     );
 }
 
-/// Answers NaN ("this text failed") for texts whose stand-in answer is below 0.3, and the
-/// stand-in answer otherwise: a backend where some records of a batch fail and others do not.
-/// Counts how often each text was asked.
-struct PartlyFailingVerifier(Arc<Mutex<HashMap<String, usize>>>);
+/// A failing backend: every batch fails until its `down_for`-th call (an outage), and with
+/// `some_texts` it answers NaN ("this text failed") for texts whose stand-in answer is below
+/// 0.3 and the stand-in answer otherwise (some records of a batch fail, others do not). Counts
+/// how often each text was asked and keeps the texts answered.
+struct Flaky {
+    down_for: usize,
+    some_texts: bool,
+    calls: usize,
+    log: Arc<Mutex<Asked>>,
+}
+
+#[derive(Default)]
+struct Asked {
+    times: HashMap<String, usize>,
+    answered: Vec<String>,
+}
+
+type FlakyFactory = (cyberfilter::verify::VerifierFactory, Arc<Mutex<Asked>>);
+
+impl Flaky {
+    fn factory(down_for: usize, some_texts: bool) -> FlakyFactory {
+        let log = Arc::new(Mutex::new(Asked::default()));
+        let l = log.clone();
+        let f: cyberfilter::verify::VerifierFactory = Box::new(move || {
+            Ok(Box::new(Flaky {
+                down_for,
+                some_texts,
+                calls: 0,
+                log: l,
+            }) as Box<dyn cyberfilter::verify::Verifier>)
+        });
+        (f, log)
+    }
+}
+
+/// A run of 300 spread records with `flaky` as the backend and the retry policy `rounds`
+/// and `backoff_ms`, to the end: its events, final stats, thresholds and the backend's log.
+fn run_flaky(
+    store: &std::path::Path,
+    (factory, log): FlakyFactory,
+    rounds: u32,
+    backoff_ms: u64,
+) -> (
+    Vec<EngineEvent>,
+    StatsSnapshot,
+    Thresholds,
+    Arc<Mutex<Asked>>,
+) {
+    let (mut c, t) = spread_config(store, MemorySource::new(1, 300, true));
+    c.verifier = Some(factory);
+    c.stats_interval = Duration::from_millis(20);
+    c.verify_retry = RetryPolicy {
+        rounds,
+        backoff: Duration::from_millis(backoff_ms),
+        ..RetryPolicy::default()
+    };
+    let mut h = engine::start(c).unwrap();
+    let ev = events_until(&mut h, Duration::from_secs(60), |e| {
+        matches!(e, EngineEvent::Finished(_))
+    });
+    let fin = h.join.join().unwrap().unwrap();
+    (ev, fin, t, log)
+}
 
 fn fails(text: &str) -> bool {
     engine::verifier::hash_p_yes(text) < 0.3
 }
 
-impl cyberfilter::verify::Verifier for PartlyFailingVerifier {
+impl cyberfilter::verify::Verifier for Flaky {
     fn model_id(&self) -> String {
-        "partly-failing".into()
+        "flaky".into()
     }
     fn prompt_version(&self) -> String {
         "t1".into()
@@ -155,20 +214,28 @@ impl cyberfilter::verify::Verifier for PartlyFailingVerifier {
         8
     }
     fn verify_batch(&mut self, texts: &[&str]) -> Result<Vec<f32>, VerifyError> {
-        let mut asked = self.0.lock().unwrap();
+        self.calls += 1;
+        let mut log = self.log.lock().unwrap();
         for t in texts {
-            *asked.entry(t.to_string()).or_insert(0) += 1;
+            *log.times.entry(t.to_string()).or_insert(0) += 1;
         }
-        Ok(texts
-            .iter()
-            .map(|t| match fails(t) {
-                true => f32::NAN,
-                false => engine::verifier::hash_p_yes(t),
-            })
-            .collect())
+        if self.calls <= self.down_for {
+            return Err(VerifyError::Failed(format!("down (call {})", self.calls)));
+        }
+        let mut out = Vec::with_capacity(texts.len());
+        for t in texts {
+            if self.some_texts && fails(t) {
+                out.push(f32::NAN);
+            } else {
+                log.answered.push(t.to_string());
+                out.push(engine::verifier::hash_p_yes(t));
+            }
+        }
+        Ok(out)
     }
     fn failure_reason(&mut self) -> Option<String> {
-        Some("injected per-record failure".into())
+        self.some_texts
+            .then(|| "injected per-record failure".into())
     }
 }
 
@@ -176,26 +243,11 @@ impl cyberfilter::verify::Verifier for PartlyFailingVerifier {
 fn a_failed_record_stays_pending_while_the_rest_of_its_batch_is_decided() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("run.cfrun");
-    let (mut c, t) = spread_config(&store, MemorySource::new(1, 300, true));
-    let asked = Arc::new(Mutex::new(HashMap::new()));
-    let a = asked.clone();
-    c.verifier = Some(Box::new(move || {
-        Ok(Box::new(PartlyFailingVerifier(a)) as Box<dyn cyberfilter::verify::Verifier>)
-    }));
     // Two retries within the run, 20 ms apart at first: a record that always fails is
     // asked three times, then stays pending for a resume.
-    c.verify_retry = RetryPolicy {
-        rounds: 2,
-        backoff: Duration::from_millis(20),
-        ..RetryPolicy::default()
-    };
-    let mut h = engine::start(c).unwrap();
-    let ev = events_until(&mut h, Duration::from_secs(30), |e| {
-        matches!(e, EngineEvent::Finished(_))
-    });
+    let (ev, fin, t, asked) = run_flaky(&store, Flaky::factory(0, true), 2, 20);
     assert!(ev.iter().any(|e| matches!(e,
         EngineEvent::Error { message, .. } if message.contains("injected per-record failure"))));
-    let fin = h.join.join().unwrap().unwrap();
     assert!(fin.verifier_errors > 0, "{fin:?}");
 
     let s = RunStore::open_read(&store).unwrap();
@@ -222,7 +274,7 @@ fn a_failed_record_stays_pending_while_the_rest_of_its_batch_is_decided() {
     assert_eq!(s.summary().unwrap().pending, failed);
     // Each failing text asked once per round, each answered one once; the given-up ones
     // are exactly the pending ones.
-    for (text, n) in asked.lock().unwrap().iter() {
+    for (text, n) in asked.lock().unwrap().times.iter() {
         assert_eq!(*n, if fails(text) { 3 } else { 1 }, "{text}");
     }
     assert_eq!(fin.verifier_gave_up, failed, "{fin:?}");
@@ -235,39 +287,6 @@ fn a_failed_record_stays_pending_while_the_rest_of_its_batch_is_decided() {
         .any(|(_, m)| m.contains("texts failed: injected per-record failure")));
 }
 
-/// Fails every batch until its third call, then answers: a backend that is down for a while.
-struct DownAtFirst {
-    calls: usize,
-    seen: Arc<Mutex<Vec<String>>>,
-}
-
-impl cyberfilter::verify::Verifier for DownAtFirst {
-    fn model_id(&self) -> String {
-        "down-at-first".into()
-    }
-    fn prompt_version(&self) -> String {
-        "t1".into()
-    }
-    fn preferred_batch(&self) -> usize {
-        16
-    }
-    fn verify_batch(&mut self, texts: &[&str]) -> Result<Vec<f32>, VerifyError> {
-        self.calls += 1;
-        std::thread::sleep(Duration::from_millis(20));
-        if self.calls <= 3 {
-            return Err(VerifyError::Failed(format!("down (call {})", self.calls)));
-        }
-        self.seen
-            .lock()
-            .unwrap()
-            .extend(texts.iter().map(|t| t.to_string()));
-        Ok(texts
-            .iter()
-            .map(|t| engine::verifier::hash_p_yes(t))
-            .collect())
-    }
-}
-
 /// The retry policy with any backend: records of failed batches are pending and counted as
 /// retrying while they wait, are asked again, and the run finishes only once every one is
 /// answered, each exactly once.
@@ -275,22 +294,7 @@ impl cyberfilter::verify::Verifier for DownAtFirst {
 fn failed_batches_are_retried_within_the_run_until_the_backend_recovers() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("run.cfrun");
-    let (mut c, t) = spread_config(&store, MemorySource::new(1, 300, true));
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let s2 = seen.clone();
-    c.verifier = Some(Box::new(move || {
-        Ok(Box::new(DownAtFirst { calls: 0, seen: s2 }) as Box<dyn cyberfilter::verify::Verifier>)
-    }));
-    c.stats_interval = Duration::from_millis(20);
-    c.verify_retry = RetryPolicy {
-        rounds: 6,
-        backoff: Duration::from_millis(100),
-        ..RetryPolicy::default()
-    };
-    let mut h = engine::start(c).unwrap();
-    let ev = events_until(&mut h, Duration::from_secs(60), |e| {
-        matches!(e, EngineEvent::Finished(_))
-    });
+    let (ev, fin, t, log) = run_flaky(&store, Flaky::factory(3, false), 6, 100);
     // While they waited, the failed records were pending and counted as retrying.
     let waiting = ev
         .iter()
@@ -303,14 +307,13 @@ fn failed_batches_are_retried_within_the_run_until_the_backend_recovers() {
     assert!(waiting.pending >= waiting.verifier_retrying, "{waiting:?}");
     assert!(ev.iter().any(|e| matches!(e,
         EngineEvent::Error { message, .. } if message.contains("asked again in"))));
-    let fin = h.join.join().unwrap().unwrap();
     assert_eq!(fin.pending, 0, "{fin:?}");
     assert_eq!(fin.verifier_gave_up, 0, "{fin:?}");
     assert!(fin.verifier_failed_rounds > 0, "{fin:?}");
     assert_eq!(fin.verifier_errors, 3, "{fin:?}");
 
     // Every verify-tier record answered exactly once, with the backend's answer.
-    let seen = seen.lock().unwrap();
+    let seen = &log.lock().unwrap().answered;
     let distinct: std::collections::HashSet<&String> = seen.iter().collect();
     assert_eq!(
         distinct.len(),

@@ -412,20 +412,7 @@ impl World {
             state = self.path("state").display(),
             bin = tui().display(),
         );
-        tmux(&[
-            "new-session",
-            "-d",
-            "-s",
-            &s.0,
-            "-x",
-            "120",
-            "-y",
-            "40",
-            "bash",
-            "--norc",
-            "-c",
-            &cmd,
-        ]);
+        common::tmux_new_session(&s.0, &cmd);
         s
     }
 }

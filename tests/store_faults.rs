@@ -140,16 +140,7 @@ fn disk_full_while_records_and_labels_are_written_then_resume_equals_an_uninterr
     assert_eq!(distinct, stored);
 
     // Labels: two committed while there is room, a third while the disk is full.
-    let ids: Vec<String> = {
-        let c = rusqlite::Connection::open(&store).unwrap();
-        let mut st = c
-            .prepare("SELECT id FROM records ORDER BY seq LIMIT 3")
-            .unwrap();
-        st.query_map([], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
-    };
+    let ids = common::first_ids(&store, 3);
     let labels = [(ids[0].as_str(), "reject"), (ids[1].as_str(), "keep")];
     for (id, l) in labels {
         let o = relabel(&store, id, l, None);

@@ -47,20 +47,7 @@ fn start_in(name: &str, extra_env: &str, state: &Path, args: &str) -> Option<Tmu
         state = state.display(),
         bin = binary().display(),
     );
-    tmux(&[
-        "new-session",
-        "-d",
-        "-s",
-        &session.0,
-        "-x",
-        "120",
-        "-y",
-        "40",
-        "bash",
-        "--norc",
-        "-c",
-        &format!("{cmd}; sleep 30"),
-    ]);
+    common::tmux_new_session(&session.0, &format!("{cmd}; sleep 30"));
     std::thread::sleep(Duration::from_millis(500));
     let early = capture(&session.0);
     if early.contains("engine not available") {

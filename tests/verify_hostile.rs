@@ -20,7 +20,7 @@ use common::{cyberfilter_cmd, export_lines, root, stderr};
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -303,15 +303,20 @@ fn tally(texts: &[String]) -> BTreeMap<String, usize> {
     m
 }
 
+/// A scratch dir, the 60-record NVD page, a store in the dir, and a server that answers the
+/// startup probe and the first 12 records well and then turns `mode`.
+fn setup(mode: Mode) -> (tempfile::TempDir, PathBuf, PathBuf, Server) {
+    let dir = tempfile::tempdir().unwrap();
+    let input = root().join("sample_data/nvd/nvd-api2.0-page0-sample.json");
+    let store = dir.path().join("h.cfrun");
+    (dir, input, store, Server::start(mode, 13, Duration::ZERO))
+}
+
 /// A server that stays hostile: the run gives each failed record its rounds, then finishes
 /// with them pending; a resume against the recovered server asks only those.
 fn never_recovers(mode: Mode, requests_per_round: usize) {
-    let dir = tempfile::tempdir().unwrap();
-    let input = root().join("sample_data/nvd/nvd-api2.0-page0-sample.json");
+    let (dir, input, store, server) = setup(mode);
     let n_in = 60;
-    let store = dir.path().join("h.cfrun");
-    // The startup probe and the first 12 records are answered well, the rest hostile.
-    let server = Server::start(mode, 13, Duration::ZERO);
     let t = Instant::now();
     let first = run(&store, &input, &server.url, &NEVER);
     let took = t.elapsed();
@@ -408,11 +413,8 @@ fn never_recovers(mode: Mode, requests_per_round: usize) {
 /// A server that recovers within the policy: the run itself finishes with nothing pending,
 /// every record answered well exactly once (the server's log) and none given up.
 fn recovers(mode: Mode) {
-    let dir = tempfile::tempdir().unwrap();
-    let input = root().join("sample_data/nvd/nvd-api2.0-page0-sample.json");
+    let (dir, input, store, server) = setup(mode);
     let n_in = 60;
-    let store = dir.path().join("r.cfrun");
-    let server = Server::start(mode, 13, Duration::ZERO);
     let t = Instant::now();
     let policy = ["--verify-retries", "8", "--verify-retry-backoff-ms", "100"];
     let first = run(&store, &input, &server.url, &policy);

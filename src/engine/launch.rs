@@ -936,12 +936,27 @@ mod tests {
         let cfg = dir.path().join("c.toml");
         std::fs::write(
             &cfg,
-            "[engine]\nhigh = 6.0\nbatch_wait_ms = 50\nverifier = \"none\"\n[tui]\nfps = 10\n",
+            "[engine]\nhigh = 6.0\nbatch_wait_ms = 50\nverifier = \"none\"\nverify_retries = 3\n\
+             verify_retry_max_wait_ms = 9000\n[tui]\nfps = 10\n",
         )
         .unwrap();
         let c = cfg.to_str().unwrap();
         let s = settings(&["--config", c, "--high", "7"], &[]);
         assert_eq!(s.high, Some(7.0));
+        // The verifier's retry policy: file, flag and default.
+        assert_eq!(s.verify_retry.rounds, 3);
+        assert_eq!(s.verify_retry.max_wait, Duration::from_millis(9000));
+        assert_eq!(s.verify_retry.backoff, Duration::from_millis(500));
+        let r = settings(&["--config", c, "--verify-retry-backoff-ms", "40"], &[]);
+        assert_eq!(r.verify_retry.backoff, Duration::from_millis(40));
+        let printed = r.to_toml();
+        for line in [
+            "verify_retries = 3",
+            "verify_retry_backoff_ms = 40",
+            "verify_retry_max_wait_ms = 9000",
+        ] {
+            assert!(printed.contains(line), "{line}: {printed}");
+        }
         assert_eq!(s.batch_wait, Duration::from_millis(50));
         assert_eq!(s.verifier, VerifierKind::None);
         assert_eq!(s.low, None);
@@ -951,43 +966,6 @@ mod tests {
         assert!(printed.contains("batch_wait_ms = 50"), "{printed}");
         assert!(printed.contains("# config file"), "{printed}");
         assert!(printed.contains("verifier = \"none\""), "{printed}");
-    }
-
-    #[test]
-    fn the_verify_retry_policy_layers_like_the_rest() {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = dir.path().join("c.toml");
-        std::fs::write(
-            &cfg,
-            "[engine]\nverify_retries = 3\nverify_retry_max_wait_ms = 9000\n",
-        )
-        .unwrap();
-        let c = cfg.to_str().unwrap();
-        let s = settings(&["--config", c], &[]);
-        assert_eq!(s.verify_retry.rounds, 3);
-        assert_eq!(s.verify_retry.max_wait, Duration::from_millis(9000));
-        assert_eq!(s.verify_retry.backoff, Duration::from_millis(500));
-        let s = settings(
-            &[
-                "--config",
-                c,
-                "--verify-retries",
-                "0",
-                "--verify-retry-backoff-ms",
-                "40",
-            ],
-            &[],
-        );
-        assert_eq!(s.verify_retry.rounds, 0);
-        assert_eq!(s.verify_retry.backoff, Duration::from_millis(40));
-        let printed = s.to_toml();
-        for line in [
-            "verify_retries = 0",
-            "verify_retry_backoff_ms = 40",
-            "verify_retry_max_wait_ms = 9000",
-        ] {
-            assert!(printed.contains(line), "{line}: {printed}");
-        }
     }
 
     #[test]

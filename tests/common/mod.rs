@@ -144,6 +144,39 @@ pub fn tmux_capture(name: &str) -> String {
     tmux(&["capture-pane", "-p", "-t", name])
 }
 
+/// A new detached 120×40 tmux session `name` running `cmd` in a plain bash.
+pub fn tmux_new_session(name: &str, cmd: &str) {
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        name,
+        "-x",
+        "120",
+        "-y",
+        "40",
+        "bash",
+        "--norc",
+        "-c",
+        cmd,
+    ]);
+}
+
+/// The ids of the first `n` records of `store` in arrival order (read-only).
+pub fn first_ids(store: &Path, n: usize) -> Vec<String> {
+    let c =
+        rusqlite::Connection::open_with_flags(store, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    c.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+    let mut st = c
+        .prepare("SELECT id FROM records ORDER BY seq LIMIT ?1")
+        .unwrap();
+    st.query_map([n as i64], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
 /// A tmux session by name, killed when dropped (also when the test panics).
 pub struct TmuxSession(pub String);
 
