@@ -623,6 +623,9 @@ impl Decider {
                 continue;
             }
             let n = items.len();
+            for item in items.iter().filter(|i| i.force) {
+                self.retry.sent_forced(item.seq);
+            }
             match v.jobs.try_send(Job {
                 items,
                 batch_size: self.batcher.size,

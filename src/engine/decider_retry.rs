@@ -16,14 +16,14 @@ impl Decider {
             return;
         }
         let now = Instant::now();
-        for seq in self.retry.due(now) {
+        for (seq, force) in self.retry.due(now) {
             if self.index.pos(seq).is_none() {
                 continue;
             }
             let item = Item {
                 seq,
                 text: None,
-                force: false,
+                force,
                 idle: false,
             };
             self.batcher.push(item, now);

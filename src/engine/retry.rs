@@ -8,7 +8,7 @@
 //! a few dozen bytes each.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 /// How often and how long failed records are asked again within one run.
@@ -82,6 +82,8 @@ pub struct RetryQueue {
     waiting: BinaryHeap<Reverse<(Instant, i64)>>,
     /// Records that failed and are not answered or given up yet.
     tries: HashMap<i64, Tries>,
+    /// Re-verifications (cached answers ignored) sent and not answered: retried as such.
+    forced: HashSet<i64>,
     rng: u64,
     /// Failed asks of records (one per record per failed batch), this session.
     pub failed_rounds: u64,
@@ -98,6 +100,7 @@ impl RetryQueue {
             policy,
             waiting: BinaryHeap::new(),
             tries: HashMap::new(),
+            forced: HashSet::new(),
             rng: seed | 1,
             failed_rounds: 0,
             gave_up: 0,
@@ -130,6 +133,7 @@ impl RetryQueue {
             let ends = now.duration_since(t.first) + wait;
             if round > self.policy.rounds || ends > self.policy.max_wait {
                 self.tries.remove(&seq);
+                self.forced.remove(&seq);
                 self.gave_up += 1;
                 out.gave_up.push(seq);
                 continue;
@@ -142,23 +146,32 @@ impl RetryQueue {
         out
     }
 
-    /// The records whose wait is over, soonest first: queue them for the verifier.
-    pub fn due(&mut self, now: Instant) -> Vec<i64> {
+    /// The records whose wait is over, soonest first, and whether each is a re-verification
+    /// (ask the model, not the caches): queue them for the verifier.
+    pub fn due(&mut self, now: Instant) -> Vec<(i64, bool)> {
         let mut out = Vec::new();
         while let Some(Reverse((at, seq))) = self.waiting.peek().copied() {
             if at > now {
                 break;
             }
             self.waiting.pop();
-            out.push(seq);
+            out.push((seq, self.forced.contains(&seq)));
         }
         out
+    }
+
+    /// A re-verification of `seq` went to the verifier: if it fails, its retry is one too.
+    pub fn sent_forced(&mut self, seq: i64) {
+        self.forced.insert(seq);
     }
 
     /// A record was answered (or no longer needs the verifier): its failures are forgotten.
     pub fn done(&mut self, seq: i64) {
         if !self.tries.is_empty() {
             self.tries.remove(&seq);
+        }
+        if !self.forced.is_empty() {
+            self.forced.remove(&seq);
         }
     }
 
@@ -215,7 +228,7 @@ mod tests {
             now += f.wait;
             let mut due = q.due(now);
             due.sort();
-            assert_eq!(due, [7, 8]);
+            assert_eq!(due, [(7, false), (8, false)]);
             assert!(q.is_empty());
         }
         let f = q.failed(&[7, 8], now);
@@ -240,9 +253,21 @@ mod tests {
         let t0 = Instant::now();
         assert_eq!(q.failed(&[5], t0).retrying, 1);
         let t1 = t0 + Duration::from_millis(100);
-        assert_eq!(q.due(t1), [5]);
+        assert_eq!(q.due(t1), [(5, false)]);
         assert_eq!(q.failed(&[5], t1).gave_up, [5]);
         assert_eq!(q.gave_up, 1);
+    }
+
+    #[test]
+    fn a_failed_re_verification_is_retried_as_one_until_answered() {
+        let mut q = RetryQueue::new(policy(3, 10, 60_000));
+        let now = Instant::now();
+        q.sent_forced(4);
+        let f = q.failed(&[4, 9], now);
+        assert_eq!(q.due(now + f.wait), [(4, true), (9, false)]);
+        q.done(4);
+        q.failed(&[4], now);
+        assert_eq!(q.due(now + Duration::from_secs(1)), [(4, false)]);
     }
 
     #[test]
