@@ -109,8 +109,8 @@ const BELOW_TARGET: &[(&str, f64, f64)] = &[
     ("hackerone-titles", 0.90, FLOOR_H1),
     ("patchdb-security", 0.75, FLOOR_PATCHDB),
 ];
-const FLOOR_H1: f64 = 0.83;
-const FLOOR_PATCHDB: f64 = 0.65;
+const FLOOR_H1: f64 = 0.89;
+const FLOOR_PATCHDB: f64 = 0.68;
 
 #[test]
 fn default_rules_on_security_writing_and_ordinary_prose() {

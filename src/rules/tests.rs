@@ -546,6 +546,33 @@ fn short_report_titles_naming_a_weakness_are_not_rejected() {
 }
 
 #[test]
+fn access_control_and_business_logic_titles_are_not_rejected() {
+    // Report titles that name no weakness class, only who can do what they should not, what
+    // outlives a removal, what needs no login or what a coupon allows (written here, not taken
+    // from any report), and a title in Russian ("vulnerability in the feedback form");
+    // ordinary sentences with the same everyday words stay out.
+    assert_default_tiers(
+        &[
+            "Deactivated users can still log in with an API token",
+            "Session remains active after logout",
+            "Kibana dashboard accessible without login",
+            "Coupon code can be reused multiple times",
+            "Slack token exposed in client-side JavaScript",
+            "Email address enumeration on the signup page",
+            "Guest can delete other members' comments",
+            "Invoices of other users' accounts visible to anyone",
+            "Уязвимость в форме обратной связи",
+        ],
+        &[
+            "Fans can still buy tickets for the final",
+            "The museum is open to the public on Sundays",
+            "The report will be publicly available next week",
+            "Shoppers paid more than the listed price at the till",
+        ],
+    );
+}
+
+#[test]
 fn fix_commits_in_fix_language_reach_verify() {
     // Commit subjects as kernels and codecs write them (made up for the test); ordinary
     // maintenance commits stay out.
@@ -558,6 +585,14 @@ fn fix_commits_in_fix_language_reach_verify() {
             "drv: don't crash on truncated descriptors",
             "parser: avoid division by zero with an empty header",
             "usb: fix double fetch of the request length",
+            "net: reject oversized packets in the receive path",
+            "lexer: limit the recursion depth of nested arrays",
+            "hid: zero the padding before copying the report to user space",
+            "auth: use a constant-time comparison for the MAC",
+            "tls: check the certificate hostname against the peer name",
+            "str: ensure the name is NUL-terminated",
+            "img: fix signed/unsigned comparison of the row stride",
+            "cgi: escape HTML in the error page",
         ],
         &[
             "docs: fix typos in the README",
