@@ -308,3 +308,77 @@ fn a_label_applies_to_the_group_a_split_is_remembered_and_a_threshold_move_regro
     assert_eq!(fin.records_read, 0);
     assert_eq!((fin.groups, fin.duplicates), (1, 1));
 }
+
+/// A curator's label given to a duplicate copy: the export's copy line in
+/// `{stem}.duplicates.jsonl` carries it, and so does the group's representative line in the
+/// verdict files (the label applies to the group), on the live session's store and after a
+/// resume.
+#[test]
+fn a_label_on_a_duplicate_copy_is_exported_on_the_copy_and_on_its_representative() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("run.cfrun");
+    let files = inputs(dir.path());
+    let mut c = dedup_config(&store, files.clone());
+    c.exit_when_done = false;
+    let _seen = recording(&mut c, 4);
+    let mut h = engine::start(c).unwrap();
+    drained(&mut h);
+    // doc-2 (b.jsonl) is the copy, doc-1 (a.jsonl) represents the pair.
+    let g = group_view(&h, "doc-2").expect("in a group");
+    assert_eq!(g.members[0].id, "doc-1");
+    h.commands
+        .blocking_send(Command::Relabel {
+            id: "doc-2".into(),
+            label: Some(Label::Keep),
+        })
+        .unwrap();
+    assert_eq!(
+        get_record(&h, "doc-1").unwrap().row.label,
+        Some(Label::Keep)
+    );
+    h.commands.blocking_send(Command::Stop).unwrap();
+    events_until(&mut h, Duration::from_secs(30), |e| {
+        matches!(e, EngineEvent::Finished(_))
+    });
+    h.join.join().unwrap().unwrap();
+
+    let check = |out: &Path| {
+        cyberfilter::store::export::export(
+            &store,
+            out,
+            Default::default(),
+            Default::default(),
+            None,
+        )
+        .unwrap();
+        let find = |file: &str, id: &str| -> serde_json::Value {
+            std::fs::read_to_string(out.join(file))
+                .unwrap_or_else(|e| panic!("{file}: {e}"))
+                .lines()
+                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+                .find(|v| v["cyberfilter"]["id"] == id)
+                .unwrap_or_else(|| panic!("{id} in {file}"))
+        };
+        let copy = find("b.duplicates.jsonl", "doc-2");
+        assert_eq!(copy["cyberfilter"]["label"], "keep", "{copy}");
+        assert_eq!(copy["cyberfilter"]["verdict"], "kept", "{copy}");
+        assert_eq!(copy["cyberfilter"]["duplicate_of"]["id"], "doc-1", "{copy}");
+        let rep = find("a.kept.jsonl", "doc-1");
+        assert_eq!(rep["cyberfilter"]["label"], "keep", "{rep}");
+        assert_eq!(rep["cyberfilter"]["decided_by"], "human", "{rep}");
+        let members: Vec<&str> = rep["cyberfilter"]["group"]["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(members, vec!["doc-1", "doc-2"]);
+    };
+    check(&dir.path().join("out"));
+
+    // Resumed (nothing to read), the same export.
+    let c = dedup_config(&store, files);
+    let fin = run_to_end(c);
+    assert_eq!(fin.records_read, 0);
+    check(&dir.path().join("out2"));
+}
