@@ -105,6 +105,31 @@ fn drained(h: &mut engine::EngineHandle) {
     });
 }
 
+/// A live engine on the two files (a recording verifier), drained.
+fn live(store: &Path, files: &[PathBuf]) -> (engine::EngineHandle, Arc<std::sync::Mutex<Seen>>) {
+    let mut c = dedup_config(store, files.to_vec());
+    c.exit_when_done = false;
+    let seen = recording(&mut c, 4);
+    let mut h = engine::start(c).unwrap();
+    drained(&mut h);
+    (h, seen)
+}
+
+fn relabel(h: &engine::EngineHandle, id: &str, label: Option<Label>) {
+    let id = id.to_string();
+    h.commands
+        .blocking_send(Command::Relabel { id, label })
+        .unwrap();
+}
+
+fn stop(mut h: engine::EngineHandle) -> engine::StatsSnapshot {
+    h.commands.blocking_send(Command::Stop).unwrap();
+    events_until(&mut h, Duration::from_secs(30), |e| {
+        matches!(e, EngineEvent::Finished(_))
+    });
+    h.join.join().unwrap().unwrap()
+}
+
 #[test]
 fn the_verifier_is_asked_once_per_group_and_duplicates_follow_their_representative() {
     let dir = tempfile::tempdir().unwrap();
@@ -192,13 +217,8 @@ fn the_verifier_is_asked_once_per_group_and_duplicates_follow_their_representati
 #[test]
 fn a_label_applies_to_the_group_a_split_is_remembered_and_a_threshold_move_regroups() {
     let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("run.cfrun");
-    let files = inputs(dir.path());
-    let mut c = dedup_config(&store, files.clone());
-    c.exit_when_done = false;
-    let seen = recording(&mut c, 4);
-    let mut h = engine::start(c).unwrap();
-    drained(&mut h);
+    let (store, files) = (dir.path().join("run.cfrun"), inputs(dir.path()));
+    let (mut h, seen) = live(&store, &files);
 
     let g = group_view(&h, "doc-2").expect("in a group");
     assert_eq!(g.members.len(), 2);
@@ -217,12 +237,7 @@ fn a_label_applies_to_the_group_a_split_is_remembered_and_a_threshold_move_regro
     assert_eq!(dup_only.total, 4, "two groups of two");
 
     // A label on the duplicate applies to its whole group.
-    h.commands
-        .blocking_send(Command::Relabel {
-            id: "doc-2".into(),
-            label: Some(Label::Reject),
-        })
-        .unwrap();
+    relabel(&h, "doc-2", Some(Label::Reject));
     for id in ["doc-1", "doc-2"] {
         let d = get_record(&h, id).unwrap();
         assert_eq!(d.row.label, Some(Label::Reject), "{id}");
@@ -233,12 +248,7 @@ fn a_label_applies_to_the_group_a_split_is_remembered_and_a_threshold_move_regro
     for id in ["doc-1", "doc-2"] {
         assert_eq!(get_record(&h, id).unwrap().row.label, None, "{id}");
     }
-    h.commands
-        .blocking_send(Command::Relabel {
-            id: "doc-1".into(),
-            label: Some(Label::Reject),
-        })
-        .unwrap();
+    relabel(&h, "doc-1", Some(Label::Reject));
     assert_eq!(
         get_record(&h, "doc-2").unwrap().row.label,
         Some(Label::Reject)
@@ -256,12 +266,7 @@ fn a_label_applies_to_the_group_a_split_is_remembered_and_a_threshold_move_regro
     assert_eq!(g.members.len(), 1);
     assert_eq!(get_record(&h, "doc-2").unwrap().row.group, None);
     // Clearing the label of a record on its own again sends it to the verifier.
-    h.commands
-        .blocking_send(Command::Relabel {
-            id: "doc-2".into(),
-            label: None,
-        })
-        .unwrap();
+    relabel(&h, "doc-2", None);
     drained(&mut h);
     assert!(seen
         .lock()
@@ -284,11 +289,7 @@ fn a_label_applies_to_the_group_a_split_is_remembered_and_a_threshold_move_regro
     h.commands
         .blocking_send(Command::SetDedupThreshold(0.7))
         .unwrap();
-    h.commands.blocking_send(Command::Stop).unwrap();
-    events_until(&mut h, Duration::from_secs(30), |e| {
-        matches!(e, EngineEvent::Finished(_))
-    });
-    h.join.join().unwrap().unwrap();
+    stop(h);
 
     // Resume: the split is remembered (doc-2 stays alone), nothing is read again.
     let mut c = dedup_config(&store, files);
@@ -300,11 +301,67 @@ fn a_label_applies_to_the_group_a_split_is_remembered_and_a_threshold_move_regro
     assert_eq!(group_view(&h, "CVE-2024-1000").unwrap().members.len(), 2);
     let d1 = get_record(&h, "doc-1").unwrap();
     assert_eq!(d1.row.label, Some(Label::Reject), "the group label stayed");
-    h.commands.blocking_send(Command::Stop).unwrap();
-    events_until(&mut h, Duration::from_secs(30), |e| {
-        matches!(e, EngineEvent::Finished(_))
-    });
-    let fin = h.join.join().unwrap().unwrap();
+    let fin = stop(h);
     assert_eq!(fin.records_read, 0);
     assert_eq!((fin.groups, fin.duplicates), (1, 1));
+}
+
+/// A curator's label given to a duplicate copy: the export's copy line in
+/// `{stem}.duplicates.jsonl` carries it, and so does the group's representative line in the
+/// verdict files (the label applies to the group), on the live session's store and after a
+/// resume.
+#[test]
+fn a_label_on_a_duplicate_copy_is_exported_on_the_copy_and_on_its_representative() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, files) = (dir.path().join("run.cfrun"), inputs(dir.path()));
+    let (h, _seen) = live(&store, &files);
+    // doc-2 (b.jsonl) is the copy of doc-1 (a.jsonl), which represents the pair.
+    let rep = get_record(&h, "doc-1").unwrap().row.seq;
+    assert_eq!(get_record(&h, "doc-2").unwrap().row.group, Some(rep));
+    relabel(&h, "doc-2", Some(Label::Keep));
+    assert_eq!(
+        get_record(&h, "doc-1").unwrap().row.label,
+        Some(Label::Keep)
+    );
+    stop(h);
+
+    let check = |out: &Path| {
+        cyberfilter::store::export::export(
+            &store,
+            out,
+            Default::default(),
+            Default::default(),
+            None,
+        )
+        .unwrap();
+        let find = |file: &str, id: &str| -> serde_json::Value {
+            std::fs::read_to_string(out.join(file))
+                .unwrap_or_else(|e| panic!("{file}: {e}"))
+                .lines()
+                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+                .find(|v| v["cyberfilter"]["id"] == id)
+                .unwrap_or_else(|| panic!("{id} in {file}"))
+        };
+        let copy = find("b.duplicates.jsonl", "doc-2");
+        assert_eq!(copy["cyberfilter"]["label"], "keep", "{copy}");
+        assert_eq!(copy["cyberfilter"]["verdict"], "kept", "{copy}");
+        assert_eq!(copy["cyberfilter"]["duplicate_of"]["id"], "doc-1", "{copy}");
+        let rep = find("a.kept.jsonl", "doc-1");
+        assert_eq!(rep["cyberfilter"]["label"], "keep", "{rep}");
+        assert_eq!(rep["cyberfilter"]["decided_by"], "human", "{rep}");
+        let members: Vec<&str> = rep["cyberfilter"]["group"]["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(members, vec!["doc-1", "doc-2"]);
+    };
+    check(&dir.path().join("out"));
+
+    // Resumed (nothing to read), the same export.
+    let c = dedup_config(&store, files);
+    let fin = run_to_end(c);
+    assert_eq!(fin.records_read, 0);
+    check(&dir.path().join("out2"));
 }

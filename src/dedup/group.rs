@@ -9,6 +9,8 @@
 use super::lsh::Lsh;
 use super::minhash::{similarity, Signature};
 use super::Settings;
+#[cfg(test)]
+use super::DEFAULT_THRESHOLD;
 use crate::record::SourceKind;
 use std::collections::HashMap;
 
@@ -29,6 +31,38 @@ pub struct Item {
     /// Last tie-break between equally good representatives: the record's place in its input
     /// (file number and index), so the choice does not depend on arrival order.
     pub order: u64,
+}
+
+/// The low 2 bits of each signature value, packed: where two signatures are equal, so are
+/// their sketches, so the share of equal sketch positions bounds the estimated similarity from
+/// above. A candidate whose bound is under the threshold cannot reach it: dropping it changes
+/// no link. Unrelated values agree on 2 bits one time in 4, so a pair at Jaccard 0.3 has a
+/// bound near 0.48 and is dropped at the default 0.7.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sketch([u64; 2]);
+
+impl Sketch {
+    pub fn of(sig: &Signature) -> Sketch {
+        let mut w = [0u64; 2];
+        for (i, v) in sig.iter().enumerate() {
+            w[i / 32] |= ((*v & 3) as u64) << (2 * (i % 32));
+        }
+        Sketch(w)
+    }
+
+    /// At least the estimated similarity of the two signatures: the share of equal 2-bit
+    /// positions (computed as `similarity` is, so the comparison with a threshold is exact).
+    #[inline]
+    pub fn bound(&self, o: &Sketch) -> f32 {
+        const LOW: u64 = 0x5555_5555_5555_5555;
+        let differ: u32 = (0..2)
+            .map(|k| {
+                let x = self.0[k] ^ o.0[k];
+                ((x | (x >> 1)) & LOW).count_ones()
+            })
+            .sum();
+        (super::minhash::PERMS as u32 - differ) as f32 / super::minhash::PERMS as f32
+    }
 }
 
 /// How a record joined its group.
@@ -59,10 +93,14 @@ pub struct Grouper {
     hashes: Vec<u64>,
     /// Signatures by position (zeros where `has_sig` is false).
     sigs: Vec<Signature>,
+    /// Their 2-bit sketches (the candidates' first, cheap test).
+    sketch: Vec<Sketch>,
     has_sig: Vec<bool>,
     ids: HashMap<u64, u32>,
     texts: HashMap<u64, u32>,
     lsh: Lsh,
+    /// Scratch list of LSH candidates (kept to spare an allocation per record).
+    cands: Vec<u32>,
     /// Groups with more than one member.
     groups: u64,
 }
@@ -174,6 +212,8 @@ impl Grouper {
         self.via.push(Via::Alone);
         self.hashes.push(it.hash);
         self.sigs.push(it.sig.unwrap_or([0; super::minhash::PERMS]));
+        self.sketch
+            .push(it.sig.as_ref().map(Sketch::of).unwrap_or_default());
         self.has_sig.push(it.sig.is_some());
         if it.split {
             return vec![];
@@ -201,8 +241,15 @@ impl Grouper {
         // An equal text has the same signature as its first copy, which is in the tables.
         if let (Some(sig), false) = (it.sig, same_text) {
             if self.settings.threshold <= 1.0 {
-                let mut cands = Vec::new();
+                let mut cands = std::mem::take(&mut self.cands);
+                cands.clear();
                 self.lsh.candidates(&sig, |c| cands.push(c));
+                // Most candidates of templated text are far below the threshold: the 2-bit
+                // sketches (16 bytes a record, close together) drop them without touching
+                // their signatures, exactly (see `Sketch`).
+                let sk = Sketch::of(&sig);
+                let need = self.settings.threshold;
+                cands.retain(|&c| sk.bound(&self.sketch[c as usize]) >= need);
                 // A candidate sharing several bands is compared once.
                 cands.sort_unstable();
                 cands.dedup();
@@ -211,16 +258,19 @@ impl Grouper {
                     let r = self.find(*o);
                     roots.push(r);
                 }
-                for c in cands {
-                    let r = self.find(c);
-                    if roots.contains(&r) {
+                for &c in &cands {
+                    // Only a similar candidate's group matters: one already joined adds
+                    // nothing (the same links as looking at the group first).
+                    if similarity(&sig, &self.sigs[c as usize]) < need {
                         continue;
                     }
-                    if similarity(&sig, &self.sigs[c as usize]) >= self.settings.threshold {
+                    let r = self.find(c);
+                    if !roots.contains(&r) {
                         links.push((c, Via::Near));
                         roots.push(r);
                     }
                 }
+                self.cands = cands;
             }
             let (sigs, has) = (&self.sigs, &self.has_sig);
             self.lsh
@@ -284,7 +334,15 @@ impl Grouper {
     /// Bytes held, roughly (for `bench dedup`).
     pub fn bytes(&self) -> usize {
         let n = self.parent.capacity();
-        n * (4 * 5 + 1 + 1 + 1 + 8 + 8 + std::mem::size_of::<Signature>() + 1)
+        n * (4 * 5
+            + 1
+            + 1
+            + 1
+            + 8
+            + 8
+            + std::mem::size_of::<Signature>()
+            + std::mem::size_of::<Sketch>()
+            + 1)
             + (self.ids.capacity() + self.texts.capacity()) * 16
             + self.lsh.bytes()
     }
@@ -292,5 +350,34 @@ impl Grouper {
     /// Representative of every position, in order.
     pub fn reps(&self) -> Vec<u32> {
         (0..self.len() as u32).map(|p| self.rep_of(p)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dedup::minhash::signature;
+
+    #[test]
+    fn the_sketch_bound_is_never_below_the_similarity_and_drops_unrelated_texts() {
+        let words: Vec<String> = (0..80).map(|i| format!("w{i}")).collect();
+        let a = signature(&words.join(" ")).unwrap();
+        let mut dropped = 0;
+        for changed in 0..80 {
+            let mut other = words.clone();
+            for (k, w) in other.iter_mut().enumerate().take(changed) {
+                *w = format!("x{k}");
+            }
+            let b = signature(&other.join(" ")).unwrap();
+            let (sim, bound) = (similarity(&a, &b), Sketch::of(&a).bound(&Sketch::of(&b)));
+            assert!(
+                bound >= sim,
+                "{changed} changed: bound {bound} < similarity {sim}"
+            );
+            dropped += usize::from(bound < DEFAULT_THRESHOLD);
+        }
+        // Texts with most words changed are far below 0.7 and nearly all dropped by the sketch.
+        assert!(dropped >= 50, "only {dropped} of 80 dropped");
+        assert_eq!(Sketch::of(&a).bound(&Sketch::of(&a)), 1.0);
     }
 }

@@ -86,24 +86,31 @@ impl Lsh {
     }
 
     /// Call `f` with each record sharing a band with `sig` (a record may come more than once;
-    /// slot collisions come too).
+    /// slot collisions come too). The `BANDS` chains are walked in lockstep: each step's
+    /// loads are independent of each other, so their cache misses overlap instead of
+    /// queueing one behind the other.
     pub fn candidates(&mut self, sig: &Signature, mut f: impl FnMut(u32)) {
         if self.heads.is_empty() {
             return;
         }
-        for b in 0..BANDS {
-            let mut cur = self.heads[self.slot(band_key(sig, b), b)];
-            let mut n = 0;
-            while cur != NONE {
-                if n == MAX_CHAIN {
-                    self.truncated += 1;
-                    break;
+        let mut cur = [NONE; BANDS];
+        for (b, c) in cur.iter_mut().enumerate() {
+            *c = self.heads[self.slot(band_key(sig, b), b)];
+        }
+        for _ in 0..MAX_CHAIN {
+            let mut live = false;
+            for (b, c) in cur.iter_mut().enumerate() {
+                if *c != NONE {
+                    f(*c);
+                    *c = self.next[*c as usize * BANDS + b];
+                    live = true;
                 }
-                f(cur);
-                n += 1;
-                cur = self.next[cur as usize * BANDS + b];
+            }
+            if !live {
+                return;
             }
         }
+        self.truncated += cur.iter().filter(|c| **c != NONE).count() as u64;
     }
 
     /// Bytes held by the tables.

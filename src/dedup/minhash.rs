@@ -111,8 +111,9 @@ pub fn signature(text: &str) -> Option<Signature> {
     Some(signature_of(&sh))
 }
 
-/// The signature of a set of shingle hashes (duplicates do not matter).
-pub fn signature_of(shingles: &[u64]) -> Signature {
+/// The minimum of each hash function over the shingles.
+#[inline(always)]
+fn minima(shingles: &[u64]) -> [u32; PERMS] {
     let mut mins = [u32::MAX; PERMS];
     for &h in shingles {
         for ((m, a), b) in mins.iter_mut().zip(&PERM.a).zip(&PERM.b) {
@@ -120,6 +121,40 @@ pub fn signature_of(shingles: &[u64]) -> Signature {
             *m = (*m).min(v);
         }
     }
+    mins
+}
+
+/// `minima` compiled for AVX-512 (8 64-bit products per instruction instead of one).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq,avx512vl")]
+fn minima_avx512(shingles: &[u64]) -> [u32; PERMS] {
+    minima(shingles)
+}
+
+/// `minima` compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn minima_avx2(shingles: &[u64]) -> [u32; PERMS] {
+    minima(shingles)
+}
+
+/// The signature of a set of shingle hashes (duplicates do not matter). The same integer
+/// arithmetic on every CPU: the vector paths give the same values as the plain one.
+pub fn signature_of(shingles: &[u64]) -> Signature {
+    #[cfg(target_arch = "x86_64")]
+    let mins = if std::arch::is_x86_feature_detected!("avx512dq")
+        && std::arch::is_x86_feature_detected!("avx512vl")
+    {
+        // SAFETY: the CPU has the features the function is compiled for.
+        unsafe { minima_avx512(shingles) }
+    } else if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: as above.
+        unsafe { minima_avx2(shingles) }
+    } else {
+        minima(shingles)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let mins = minima(shingles);
     // The low bits of each minimum, re-mixed so equal minima stay equal and different ones
     // rarely collide.
     let mut sig = [0u16; PERMS];
@@ -211,6 +246,25 @@ mod tests {
             &signature(&unrelated.join(" ")).unwrap(),
         );
         assert!(est < 0.1, "unrelated texts estimated at {est}");
+    }
+
+    #[test]
+    fn every_code_path_gives_the_same_minima() {
+        let sh = shingles(A);
+        let plain = minima(&sh);
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512dq")
+                && std::arch::is_x86_feature_detected!("avx512vl")
+            {
+                assert_eq!(unsafe { minima_avx512(&sh) }, plain);
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                assert_eq!(unsafe { minima_avx2(&sh) }, plain);
+            }
+        }
+        // A fixed value: the signature scheme is part of the store format.
+        assert_eq!(signature(A).unwrap()[..4], [33204, 45041, 52251, 10768]);
     }
 
     #[test]
