@@ -127,12 +127,35 @@ pub fn decide(i: &DecisionInputs, t: &Thresholds) -> Decision {
 
 /// The inputs a record is decided on when it may be a duplicate: its own when it is not one
 /// (`rep` is `None`) or when it carries its own label, else its group representative's (a
-/// duplicate's verdict follows its representative's, label included).
+/// duplicate's verdict follows its representative's, label included). `rep` carries the
+/// group's label ([`group_label`]), so a label on any member reaches the whole group.
 pub fn group_inputs(own: &DecisionInputs, rep: Option<&DecisionInputs>) -> DecisionInputs {
     match rep {
         Some(r) if own.label.is_none() => *r,
         _ => *own,
     }
+}
+
+/// The label a duplicate group is decided by: the representative's own when it has one, else
+/// the members' (keep when any member says keep: a copy a curator kept is not dropped for a
+/// sibling marked reject). Order-free, so it does not depend on which member arrived or was
+/// labelled first: a label given to a copy before its representative arrived, or by
+/// `cyberfilter relabel` on a stopped store, still decides the group.
+pub fn group_label(
+    rep: Option<Label>,
+    members: impl IntoIterator<Item = Option<Label>>,
+) -> Option<Label> {
+    if rep.is_some() {
+        return rep;
+    }
+    let mut found = None;
+    for l in members.into_iter().flatten() {
+        if l == Label::Keep {
+            return Some(l);
+        }
+        found = Some(l);
+    }
+    found
 }
 
 /// A human-readable reason for a decision, beside the decision it explains: the record view,
@@ -186,6 +209,18 @@ pub(crate) fn test_inputs(score: f32, p_yes: Option<f32>, label: Option<Label>) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_group_is_decided_by_its_representatives_label_else_by_a_members() {
+        use Label::{Keep, Reject};
+        assert_eq!(group_label(Some(Reject), [Some(Keep)]), Some(Reject));
+        assert_eq!(group_label(None, [None, Some(Reject), None]), Some(Reject));
+        // Keep wins among members, whatever their order.
+        assert_eq!(group_label(None, [Some(Reject), Some(Keep)]), Some(Keep));
+        assert_eq!(group_label(None, [Some(Keep), Some(Reject)]), Some(Keep));
+        assert_eq!(group_label(None, [None, None]), None);
+        assert_eq!(group_label(None, []), None);
+    }
 
     fn inputs(score: f32, p_yes: Option<f32>, label: Option<Label>) -> DecisionInputs {
         test_inputs(score, p_yes, label)

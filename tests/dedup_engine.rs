@@ -365,3 +365,80 @@ fn a_label_on_a_duplicate_copy_is_exported_on_the_copy_and_on_its_representative
     assert_eq!(fin.records_read, 0);
     check(&dir.path().join("out2"));
 }
+
+/// A label given to a copy on a stopped store (`cyberfilter relabel`, no engine to label the
+/// rest of the group) still decides the group: the export and a resumed engine derive the
+/// group's label from its members, the same way.
+#[test]
+fn a_label_given_to_a_copy_on_a_stopped_store_decides_its_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, files) = (dir.path().join("run.cfrun"), inputs(dir.path()));
+    let (h, _seen) = live(&store, &files);
+    let rep = get_record(&h, "doc-1").unwrap().row.seq;
+    assert_eq!(get_record(&h, "doc-2").unwrap().row.group, Some(rep));
+    stop(h);
+
+    let changed = cyberfilter::cli::relabel::relabel(&store, "doc-2", Some(Label::Reject)).unwrap();
+    assert_eq!(
+        changed.len(),
+        1,
+        "only the copy is labelled: {}",
+        changed.len()
+    );
+
+    let out = dir.path().join("out");
+    cyberfilter::store::export::export(&store, &out, Default::default(), Default::default(), None)
+        .unwrap();
+    let lines = |file: &str| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(out.join(file))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let removed = lines("a.removed.jsonl");
+    let rep_line = removed
+        .iter()
+        .find(|v| v["cyberfilter"]["id"] == "doc-1")
+        .unwrap_or_else(|| panic!("doc-1 follows its copy's label into a.removed.jsonl"));
+    assert_eq!(rep_line["cyberfilter"]["label"], serde_json::Value::Null);
+    assert_eq!(rep_line["cyberfilter"]["decided_by"], "human", "{rep_line}");
+    assert!(
+        rep_line["cyberfilter"]["why"]
+            .as_str()
+            .unwrap()
+            .contains("member of its group"),
+        "{rep_line}"
+    );
+    assert!(lines("a.kept.jsonl")
+        .iter()
+        .all(|v| v["cyberfilter"]["id"] != "doc-1"));
+    let copy = lines("b.duplicates.jsonl")
+        .into_iter()
+        .find(|v| v["cyberfilter"]["id"] == "doc-2")
+        .unwrap();
+    assert_eq!(copy["cyberfilter"]["label"], "reject", "{copy}");
+
+    // A resumed engine agrees: the representative is removed by the group's label.
+    let mut c = dedup_config(&store, files);
+    c.exit_when_done = false;
+    let mut h = engine::start(c).unwrap();
+    drained(&mut h);
+    let doc1 = get_record(&h, "doc-1").unwrap();
+    assert_eq!(doc1.row.verdict, Verdict::Removed, "{:?}", doc1.row);
+    assert_eq!(
+        doc1.row.decided_by,
+        Some(cyberfilter::decide::DecidedBy::Human),
+        "{:?}",
+        doc1.row
+    );
+    assert_eq!(doc1.row.label, None);
+    // Taking the copy's label back hands the decision back to the verifier's answers.
+    relabel(&h, "doc-2", None);
+    let doc1 = get_record(&h, "doc-1").unwrap();
+    assert_ne!(
+        doc1.row.decided_by,
+        Some(cyberfilter::decide::DecidedBy::Human)
+    );
+    stop(h);
+}

@@ -231,8 +231,6 @@ impl Index {
     ) -> (Decision, Decision) {
         let old = self.decision_at(pos);
         let had_label = self.inputs_at(pos).label.is_some();
-        let rep = self.rep_inputs(pos);
-        let d = decide(&group_inputs(inputs, rep.as_ref()), t);
         let e = &mut self.entries[pos];
         e.p_yes = inputs.p_yes.unwrap_or(f32::NAN);
         e.p_head = inputs.p_head.unwrap_or(f32::NAN);
@@ -242,27 +240,61 @@ impl Index {
             Some(Label::Reject) => 2,
         };
         e.bits = (e.bits & !(3 << 1)) | (label << 1);
-        e.decision = pack_decision(&d);
-        self.counts.apply(&old, -1);
-        self.counts.apply(&d, 1);
         match (had_label, inputs.label.is_some()) {
             (false, true) => self.counts.labelled += 1,
             (true, false) => self.counts.labelled -= 1,
             _ => {}
         }
-        self.refresh_followers(pos, t);
+        let d = self.decide_at(pos, t);
+        self.entries[pos].decision = pack_decision(&d);
+        self.counts.apply(&old, -1);
+        self.counts.apply(&d, 1);
+        // A member's label is the group's (`group_label`): the representative and every
+        // other member may follow it.
+        let rep = self.follow[pos] as usize;
+        if rep != pos {
+            self.redecide_one(rep, t);
+        }
+        self.refresh_followers(rep, t);
         (old, d)
     }
 
-    /// The representative's inputs when `pos` is a duplicate.
-    fn rep_inputs(&self, pos: usize) -> Option<DecisionInputs> {
-        let r = self.follow[pos] as usize;
-        (r != pos).then(|| self.inputs_at(r))
+    /// The label a group decides by: the representative's, else its members' (`group_label`).
+    fn group_label(&self, rep: usize) -> Option<Label> {
+        let own = self.inputs_at(rep).label;
+        if own.is_some() || self.counts.labelled == 0 {
+            return own;
+        }
+        let members = self.followers.get(&(rep as u32)).map(Vec::as_slice);
+        crate::decide::group_label(
+            None,
+            members
+                .unwrap_or_default()
+                .iter()
+                .map(|&p| self.inputs_at(p as usize).label),
+        )
     }
 
-    /// The inputs `pos` is decided on (its representative's when it is a duplicate).
+    /// The representative's inputs, with the group's label, when `pos` is a duplicate.
+    fn rep_inputs(&self, pos: usize) -> Option<DecisionInputs> {
+        let r = self.follow[pos] as usize;
+        (r != pos).then(|| {
+            let mut i = self.inputs_at(r);
+            i.label = self.group_label(r);
+            i
+        })
+    }
+
+    /// The inputs `pos` is decided on: its representative's when it is a duplicate, its own
+    /// otherwise; either way with the group's label unless it carries its own.
     pub fn group_inputs_at(&self, pos: usize) -> DecisionInputs {
-        group_inputs(&self.inputs_at(pos), self.rep_inputs(pos).as_ref())
+        let own = self.inputs_at(pos);
+        if own.label.is_none() && self.follow[pos] as usize == pos {
+            let mut i = own;
+            i.label = self.group_label(pos);
+            return i;
+        }
+        group_inputs(&own, self.rep_inputs(pos).as_ref())
     }
 
     /// `pos`'s decision under `t`, following its representative.
@@ -315,7 +347,10 @@ impl Index {
     /// True when this record needs an LLM answer it does not have. A duplicate never does:
     /// its verdict follows its representative's, which is asked once for the group.
     pub fn needs_verifier(&self, pos: usize) -> bool {
-        !self.is_duplicate(pos) && self.decision_at(pos).needs_verifier(&self.inputs_at(pos))
+        !self.is_duplicate(pos)
+            && self
+                .decision_at(pos)
+                .needs_verifier(&self.group_inputs_at(pos))
     }
 
     /// Point `positions` at their new representatives (`rep_of`) and re-decide them; returns

@@ -238,6 +238,9 @@ struct ExportGroups {
     g: super::groups::Grouping,
     inputs: Vec<super::StoredInputs>,
     files: HashMap<i64, String>,
+    /// Each group's label by its representative's position, where a member carries one
+    /// (`decide::group_label`), as the live index derives it.
+    labels: HashMap<u32, crate::decide::Label>,
 }
 
 impl ExportGroups {
@@ -253,7 +256,33 @@ impl ExportGroups {
             .into_iter()
             .map(|f| (f.file_id, f.path))
             .collect();
-        Ok(Some(ExportGroups { g, inputs, files }))
+        let mut member_labels: HashMap<u32, Vec<crate::decide::Label>> = HashMap::new();
+        for (pos, i) in inputs.iter().enumerate() {
+            if let Some(l) = i.inputs.label {
+                let rep = g.grouper.rep_of(pos as u32);
+                member_labels.entry(rep).or_default().push(l);
+            }
+        }
+        let labels = member_labels
+            .into_iter()
+            .filter_map(|(rep, ls)| {
+                let own = inputs[rep as usize].inputs.label;
+                crate::decide::group_label(own, ls.into_iter().map(Some)).map(|l| (rep, l))
+            })
+            .collect();
+        Ok(Some(ExportGroups {
+            g,
+            inputs,
+            files,
+            labels,
+        }))
+    }
+
+    /// The representative's inputs with its group's label: what its members are decided on.
+    fn rep_inputs(&self, rep: usize) -> crate::decide::DecisionInputs {
+        let mut i = self.inputs[rep].inputs;
+        i.label = self.labels.get(&(rep as u32)).copied();
+        i
     }
 
     /// A member as exported: where it is (file, index), never the arrival-order seq, so an
@@ -282,13 +311,14 @@ impl ExportGroups {
         };
         let rep = self.g.grouper.rep_of(pos) as usize;
         if rep != pos as usize {
-            let i = crate::decide::group_inputs(&own, Some(&self.inputs[rep].inputs));
+            let i = crate::decide::group_inputs(&own, Some(&self.rep_inputs(rep)));
             return (decide(&i, t), Some(rep), None);
         }
         let mut members = self.g.grouper.members(pos);
         if members.len() < 2 {
             return (decide(&own, t), None, None);
         }
+        let own = self.rep_inputs(rep);
         members.sort_unstable_by_key(|&m| self.g.places[m as usize]);
         let list: Vec<Value> = members
             .iter()
@@ -429,13 +459,22 @@ pub fn export_with(
         if let Some(g) = group {
             cf["group"] = g;
         }
+        if let (Some(g), None, None) = (&groups, dup_of, rec.label) {
+            let label = g.g.pos(rec.seq).and_then(|p| g.labels.get(&p));
+            if let Some(l) = label {
+                cf["why"] = Value::String(format!(
+                    "curator label on a member of its group: {}",
+                    l.as_str()
+                ));
+            }
+        }
         if let (Some(rep), Some(g)) = (dup_of, &groups) {
             let me = g.g.pos(rec.seq).unwrap_or_default() as usize;
             let mut of = g.member(rep, rep);
             of["similarity"] = json!(g.g.grouper.similarity(me as u32, rep as u32));
             cf["duplicate_of"] = of;
             if rec.label.is_none() {
-                let i = crate::decide::group_inputs(&rec.inputs(), Some(&g.inputs[rep].inputs));
+                let i = crate::decide::group_inputs(&rec.inputs(), Some(&g.rep_inputs(rep)));
                 let why = crate::decide::why(&i, &d, &t);
                 cf["why"] = Value::String(format!("duplicate of {}: {why}", g.g.ids[rep]));
             }
