@@ -81,6 +81,143 @@ pub(super) struct Unit {
     pub rule: usize,
     pub hir: Hir,
     pub start: Start,
+    /// Set when the unit is a plain alternation of strings: then its match at a place is found
+    /// without a regex (see `Plain`).
+    pub plain: Option<Plain>,
+}
+
+/// A unit `\b?(?:s1|s2|…)\b?` whose middle has no look-around and matches finitely many strings:
+/// its leftmost-first match at a place (where the leading `\b`, if any, holds) is the first of
+/// `strings`, in the order a backtracking search tries them, found there and followed by a word
+/// boundary if `boundary_after`.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Plain {
+    /// Each string as (byte, exact): exact bytes compare as they are, the others ASCII
+    /// case-insensitively (letters stored lower-case).
+    pub strings: Vec<Vec<(u8, bool)>>,
+    pub boundary_after: bool,
+}
+
+/// At most this many strings (and bytes per string) in a `Plain` unit.
+const MAX_PLAIN: usize = 64;
+
+impl Plain {
+    /// The end of the unit's match at `at`, if it matches there.
+    pub fn match_at(&self, hay: &[u8], at: usize) -> Option<usize> {
+        let rest = &hay[at..];
+        self.strings.iter().find_map(|s| {
+            let ok = s.len() <= rest.len()
+                && s.iter().zip(rest).all(|(&(b, exact), &t)| {
+                    if exact {
+                        t == b
+                    } else {
+                        t.to_ascii_lowercase() == b
+                    }
+                });
+            let end = at + s.len();
+            let bounded = !self.boundary_after
+                || is_word(hay.get(end.wrapping_sub(1))) != is_word(hay.get(end));
+            (ok && bounded).then_some(end)
+        })
+    }
+
+    fn of(hir: &Hir) -> Option<Plain> {
+        let subs: &[Hir] = match hir.kind() {
+            HirKind::Concat(subs) => subs,
+            _ => std::slice::from_ref(hir),
+        };
+        let word = |h: &Hir| matches!(h.kind(), HirKind::Look(Look::WordAscii));
+        let mut middle = subs;
+        if middle.first().is_some_and(word) {
+            middle = &middle[1..];
+        }
+        let boundary_after = middle.last().is_some_and(word);
+        if boundary_after {
+            middle = &middle[..middle.len() - 1];
+        }
+        if middle.is_empty() || middle.iter().any(|h| !h.properties().look_set().is_empty()) {
+            return None;
+        }
+        let mut strings = vec![Vec::new()];
+        for h in middle {
+            strings = cross(strings, plain_strings(h)?)?;
+        }
+        (!strings.iter().any(Vec::is_empty)).then_some(Plain {
+            strings,
+            boundary_after,
+        })
+    }
+}
+
+/// Whether `b` is an ASCII word byte (`\w`); `None` (outside the text) is not.
+pub(super) fn is_word(b: Option<&u8>) -> bool {
+    b.is_some_and(|&b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// Every `a` followed by every `b`, in priority order.
+fn cross(a: Vec<Vec<(u8, bool)>>, b: Vec<Vec<(u8, bool)>>) -> Option<Vec<Vec<(u8, bool)>>> {
+    if a.len() * b.len() > MAX_PLAIN {
+        return None;
+    }
+    let mut out = Vec::with_capacity(a.len() * b.len());
+    for x in &a {
+        for y in &b {
+            let s: Vec<(u8, bool)> = x.iter().chain(y).copied().collect();
+            if s.len() > MAX_PLAIN {
+                return None;
+            }
+            out.push(s);
+        }
+    }
+    Some(out)
+}
+
+/// The strings a look-free `hir` matches, in the order a backtracking search tries them.
+fn plain_strings(hir: &Hir) -> Option<Vec<Vec<(u8, bool)>>> {
+    match hir.kind() {
+        HirKind::Empty => Some(vec![Vec::new()]),
+        HirKind::Literal(lit) => Some(vec![lit.0.iter().map(|&b| (b, true)).collect()]),
+        // Distinct single bytes: their order does not matter, at most one fits a place.
+        HirKind::Class(class) => Some(
+            class_lits(class)?
+                .into_iter()
+                .map(|l| {
+                    vec![(
+                        l.bytes[0],
+                        l.exact != 0 || !l.bytes[0].is_ascii_alphabetic(),
+                    )]
+                })
+                .collect(),
+        ),
+        HirKind::Capture(c) => plain_strings(&c.sub),
+        HirKind::Concat(subs) => {
+            let mut strings = vec![Vec::new()];
+            for h in subs {
+                strings = cross(strings, plain_strings(h)?)?;
+            }
+            Some(strings)
+        }
+        HirKind::Alternation(alts) => {
+            let mut out = Vec::new();
+            for a in alts {
+                out.extend(plain_strings(a)?);
+                if out.len() > MAX_PLAIN {
+                    return None;
+                }
+            }
+            Some(out)
+        }
+        HirKind::Repetition(r) => {
+            let sub = plain_strings(&r.sub)?;
+            match (r.min, r.max) {
+                (1, Some(1)) => Some(sub),
+                (0, Some(1)) if r.greedy => Some([sub, vec![Vec::new()]].concat()),
+                (0, Some(1)) => Some([vec![Vec::new()], sub].concat()),
+                _ => None,
+            }
+        }
+        HirKind::Look(_) => None,
+    }
 }
 
 /// Cut the rules into units, in priority order (rule order, then branch order).
@@ -94,7 +231,9 @@ pub(super) fn plan(hirs: Vec<Hir>) -> Vec<Unit> {
 
 fn cut(rule: usize, hir: Hir, depth: usize, units: &mut Vec<Unit>) {
     let start = start_of(&hir);
-    if start == Start::Anywhere && depth < MAX_SPLIT_DEPTH {
+    // A rule is always cut into its branches (plain ones then need no regex); a branch only
+    // when it has no literal start.
+    if (depth == 0 || start == Start::Anywhere) && depth < MAX_SPLIT_DEPTH {
         if let Some(branches) = branches(&hir) {
             for b in branches {
                 cut(rule, b, depth + 1, units);
@@ -102,7 +241,16 @@ fn cut(rule: usize, hir: Hir, depth: usize, units: &mut Vec<Unit>) {
             return;
         }
     }
-    units.push(Unit { rule, hir, start });
+    let plain = match start {
+        Start::Literals { .. } => Plain::of(&hir),
+        _ => None,
+    };
+    units.push(Unit {
+        rule,
+        hir,
+        start,
+        plain,
+    });
 }
 
 /// `hir` as an ordered list of alternatives, when it has a top-level alternation that only

@@ -40,9 +40,9 @@
 //! the search position passes its start, so each part scans each text about once.
 
 use super::file::{RuleSpec, SIZE_LIMIT};
-use super::prefilter::{self, Start};
+use super::prefilter::{self, is_word, Plain, Start};
 use super::{RuleHit, Score};
-use aho_corasick::{AhoCorasick, MatchKind as AcMatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind as AcMatchKind};
 use regex_automata::{meta, util::syntax, Anchored, Input, MatchKind, PatternID};
 use regex_syntax::hir::Hir;
 use std::collections::HashMap;
@@ -91,6 +91,8 @@ struct Prefiltered {
     at_text_start: Vec<(u32, u32)>,
     /// Every such unit, one pattern each, searched with `Anchored::Pattern`.
     regex: meta::Regex,
+    /// For each pattern: the unit's strings when it is a plain alternation (checked directly).
+    plain: Vec<Option<Plain>>,
 }
 
 #[derive(Debug, Clone)]
@@ -113,6 +115,34 @@ struct Search<'h> {
     pending: Vec<Pending>,
 }
 
+/// The buffers of a search, kept per thread from text to text so that scoring a text allocates
+/// nothing; one text's worth at most (a buffer that grew past `KEEP` is dropped, not kept).
+#[derive(Default)]
+struct Scratch {
+    hits: Vec<(usize, u32, u32)>,
+    pending: Vec<Pending>,
+}
+
+const KEEP: usize = 1 << 16;
+
+thread_local! {
+    static SCRATCH: std::cell::Cell<Scratch> = std::cell::Cell::new(Scratch::default());
+}
+
+impl Drop for Search<'_> {
+    fn drop(&mut self) {
+        let (mut hits, mut pending) = (
+            std::mem::take(&mut self.hits),
+            std::mem::take(&mut self.pending),
+        );
+        if hits.capacity() <= KEEP && pending.capacity() <= KEEP {
+            hits.clear();
+            pending.clear();
+            SCRATCH.set(Scratch { hits, pending });
+        }
+    }
+}
+
 fn regex_config() -> meta::Config {
     meta::Config::new()
         .match_kind(MatchKind::LeftmostFirst)
@@ -123,10 +153,6 @@ fn regex_config() -> meta::Config {
 /// Same syntax as `file::build_regex`: bytes, ASCII classes and case folding.
 fn syntax_config() -> syntax::Config {
     syntax::Config::new().unicode(false).utf8(false)
-}
-
-fn is_word(b: Option<&u8>) -> bool {
-    b.is_some_and(|&b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 impl Scorer {
@@ -159,6 +185,7 @@ impl Scorer {
                     rule,
                     hir,
                     start: Start::Anywhere,
+                    plain: None,
                 })
                 .collect()
         };
@@ -169,6 +196,7 @@ impl Scorer {
         let mut key_index: HashMap<Vec<u8>, usize> = HashMap::new();
         let mut starts: Vec<Vec<Entry>> = Vec::new();
         let mut at_text_start = Vec::new();
+        let mut plain = Vec::new();
         for (unit, u) in units.into_iter().enumerate() {
             let unit = unit as u32;
             let pattern = anchored.len() as u32;
@@ -193,16 +221,18 @@ impl Scorer {
                             .filter(|&i| lit.exact & (1 << i) != 0)
                             .map(|i| (i as u8, lit.bytes[i]))
                             .collect();
-                        starts[i].push(Entry {
+                        let entry = Entry {
                             unit,
                             pattern,
                             word_boundary,
                             exact,
-                        });
+                        };
+                        starts[i].push(entry);
                     }
                 }
             }
             anchored.push(u.hir);
+            plain.push(u.plain);
         }
         let anchored = if anchored.is_empty() {
             None
@@ -210,6 +240,10 @@ impl Scorer {
             let literals = AhoCorasick::builder()
                 .ascii_case_insensitive(true)
                 .match_kind(AcMatchKind::Standard)
+                // The DFA: about twice the speed of the NFAs on an overlapping scan.
+                .kind(Some(AhoCorasickKind::DFA))
+                // Some literal starts with almost any letter: a prefilter would only add calls.
+                .prefilter(false)
                 .build(&keys)
                 .map_err(|e| e.to_string())?;
             let regex = meta::Builder::new()
@@ -221,6 +255,7 @@ impl Scorer {
                 starts,
                 at_text_start,
                 regex,
+                plain,
             })
         };
         let mut parts = Vec::new();
@@ -254,7 +289,11 @@ impl Scorer {
 
     /// A new search of `hay`: where the anchored units may start, in (start, unit) order.
     fn search<'h>(&self, hay: &'h [u8]) -> Search<'h> {
-        let mut hits = Vec::new();
+        let Scratch {
+            mut hits,
+            mut pending,
+        } = SCRATCH.take();
+        pending.resize(self.parts.len(), None);
         if let Some(a) = &self.anchored {
             hits.extend(a.at_text_start.iter().map(|&(u, p)| (0, u, p)));
             for m in a.literals.find_overlapping_iter(hay) {
@@ -278,7 +317,7 @@ impl Scorer {
             hits,
             next_hit: 0,
             found: None,
-            pending: vec![None; self.parts.len()],
+            pending,
         }
     }
 
@@ -328,13 +367,19 @@ impl Scorer {
                 break;
             }
             s.next_hit += 1;
-            let input = Input::new(hay)
-                .span(start..hay.len())
-                .anchored(Anchored::Pattern(PatternID::new_unchecked(
-                    pattern as usize,
-                )));
-            if let Some(m) = a.regex.search_half(&input) {
-                s.found = Some((start, m.offset(), unit));
+            let end = match &a.plain[pattern as usize] {
+                Some(plain) => plain.match_at(hay, start),
+                None => {
+                    let input = Input::new(hay)
+                        .span(start..hay.len())
+                        .anchored(Anchored::Pattern(PatternID::new_unchecked(
+                            pattern as usize,
+                        )));
+                    a.regex.search_half(&input).map(|m| m.offset())
+                }
+            };
+            if let Some(end) = end {
+                s.found = Some((start, end, unit));
             }
         }
         match (s.found, best) {

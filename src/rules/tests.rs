@@ -614,3 +614,57 @@ fn fix_commits_in_fix_language_reach_verify() {
         ],
     );
 }
+
+/// Plain string units (checked without a regex) follow the order a backtracking search tries
+/// their strings: a shorter string first when it comes first and a boundary follows, optional
+/// parts greedy or lazy, case-sensitive letters exact.
+#[test]
+fn plain_units_match_like_the_regex() {
+    let body = r#"
+[[rule]]
+name = "first-short"
+category = "c"
+pattern = 'ab|abc|abcd'
+weight = 1
+
+[[rule]]
+name = "greedy"
+category = "c"
+pattern = 'x(?:yz)?'
+weight = 1
+word_bounded = false
+
+[[rule]]
+name = "lazy"
+category = "c"
+pattern = 'q(?:rs)??'
+weight = 1
+word_bounded = false
+
+[[rule]]
+name = "cased"
+category = "c"
+pattern = 'PoC|[Kk]ey[- ]?ID'
+weight = 1
+case_sensitive = true
+
+[[rule]]
+name = "non-word-edges"
+category = "c"
+pattern = '\.po|--|c\+\+'
+weight = 1
+"#;
+    let specs: Vec<RuleSpec> = rules(body).rules().cloned().collect();
+    let one = scorer::Scorer::compile_parts(specs.clone(), usize::MAX).unwrap();
+    let fast = scorer::Scorer::compile(specs).unwrap();
+    for t in [
+        "ab abc abcd abcde ab_ xab",
+        "xyz xy x xyzyz qrs q qr",
+        "PoC poc POC KeyID key-ID Key ID keyid",
+        "a.po file.po .pox -- x--y c++ c++x",
+    ] {
+        let want = one.spans(t);
+        assert!(!want.is_empty(), "{t:?}");
+        assert_eq!(fast.spans(t), want, "{t:?}");
+    }
+}
