@@ -172,6 +172,19 @@ fn cross(a: Vec<Vec<(u8, bool)>>, b: Vec<Vec<(u8, bool)>>) -> Option<Vec<Vec<(u8
     Some(out)
 }
 
+/// The lists `f` gives for each of `alts`, one after the other; `None` when one of them is `None`
+/// or there are more than `max` in all.
+fn union<T>(alts: &[Hir], max: usize, f: fn(&Hir) -> Option<Vec<T>>) -> Option<Vec<T>> {
+    let mut out = Vec::new();
+    for a in alts {
+        out.extend(f(a)?);
+        if out.len() > max {
+            return None;
+        }
+    }
+    Some(out)
+}
+
 /// The strings a look-free `hir` matches, in the order a backtracking search tries them.
 fn plain_strings(hir: &Hir) -> Option<Vec<Vec<(u8, bool)>>> {
     match hir.kind() {
@@ -197,16 +210,7 @@ fn plain_strings(hir: &Hir) -> Option<Vec<Vec<(u8, bool)>>> {
             }
             Some(strings)
         }
-        HirKind::Alternation(alts) => {
-            let mut out = Vec::new();
-            for a in alts {
-                out.extend(plain_strings(a)?);
-                if out.len() > MAX_PLAIN {
-                    return None;
-                }
-            }
-            Some(out)
-        }
+        HirKind::Alternation(alts) => union(alts, MAX_PLAIN, plain_strings),
         HirKind::Repetition(r) => {
             let sub = plain_strings(&r.sub)?;
             match (r.min, r.max) {
@@ -378,13 +382,7 @@ fn prefixes(hir: &Hir) -> Option<Vec<Lit>> {
             Some(acc)
         }
         HirKind::Alternation(alts) => {
-            let mut out = Vec::new();
-            for a in alts {
-                out.extend(prefixes(a)?);
-                if out.len() > MAX_UNION {
-                    return None;
-                }
-            }
+            let mut out = union(alts, MAX_UNION, prefixes)?;
             out.sort();
             out.dedup();
             Some(out)
