@@ -5,6 +5,7 @@
 //! from_file, score, hash}`, `Score`, `RuleHit`, `Thresholds`, `Tier`, `tier_for`, `RuleError`.
 
 mod file;
+mod prefilter;
 mod scorer;
 pub mod suggest;
 

@@ -16,83 +16,320 @@
 //! the smallest start, ties going to the rule that comes first; a part's next match stays valid
 //! until the search position passes its start, so each part scans each text about once.
 
-use super::file::{RuleSpec, SIZE_LIMIT};
-use super::{RuleHit, Score};
-use regex_automata::{meta, util::syntax, Input, MatchKind};
+//! The compiled scorer: one leftmost-first pass over the text counts matches per rule (capped by
+//! the rule file), with the same result as one leftmost-first regex over every rule.
+//!
+//! One forward pass is what makes scoring fast: the earlier design (a `RegexSet` to find the matching
+//! rules, then one `find_iter` per matching rule) scanned a typical CVE text ten times and ran
+//! at a fifth of the speed. The price is that a stretch of text counts for one rule only: the
+//! match that starts first, and among matches starting at the same place, the rule that comes
+//! first in the file. Rules therefore do not double-count the same words.
+//!
+//! How it is searched. One regex over every rule is slow on diverse real text: its lazy DFA
+//! builds a state for each combination of partial matches it meets (34k NFA states for the rules
+//! of issue #12), and new text keeps meeting new ones, so most of the time went into building
+//! states, not searching. Instead the rules are cut into *units* (a rule, or the branches of its
+//! top-level alternation; see `prefilter`) and each unit gets the literals that its matches start
+//! with. Per text, one Aho-Corasick pass finds the places where some unit can start (with the
+//! unit's `\b` and case-sensitive letters checked on the spot), and each such place is tried with
+//! an anchored search of that unit alone, in (start, unit) order: the first that matches is the
+//! leftmost-first match. An anchored search of one unit only walks that unit's NFA states, so the
+//! lazy DFA stays small and is quickly warm. Units without a literal start (a pattern that begins
+//! with `\w+` or a wide class) go into unanchored multi-pattern regexes (`Part`); the overall match
+//! is the one with the smallest (start, unit) of both, and a part's next match stays valid until
+//! the search position passes its start, so each part scans each text about once.
 
-/// Room for the lazy DFA's states of each part; grows on demand, so small rule sets stay small.
+use super::file::{RuleSpec, SIZE_LIMIT};
+use super::prefilter::{self, is_word, Plain, Start};
+use super::{RuleHit, Score};
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind as AcMatchKind};
+use regex_automata::{meta, util::syntax, Anchored, Input, MatchKind, PatternID};
+use regex_syntax::hir::Hir;
+use std::collections::HashMap;
+
+/// Room for the lazy DFA's states of each regex; grows on demand, so small rule sets stay small.
 const DFA_CACHE: usize = 32 * 1024 * 1024;
 
-/// Pattern text per part: consecutive rules go into one regex until their full patterns pass this
-/// many bytes (a longer rule gets a part of its own). The default rules (≈ 42 KB) make 5 parts;
-/// on the texts of ../shared/realdata this took 1.09 s of CPU against 1.42 s for one regex (8 KB:
-/// 1.10 s, 8 rules a part: 1.22 s, 2 KB: slower than one regex); see the README.
+/// Pattern text per unanchored part: consecutive units go into one regex until their patterns
+/// pass this many bytes (a longer unit gets a part of its own). Before the literal prefilter the
+/// default rules (≈ 42 KB) made 5 parts; on the texts of ../shared/realdata 12 KB parts took
+/// 1.09 s of CPU against 1.42 s for one regex (8 KB: 1.10 s, 8 rules a part: 1.22 s, 2 KB:
+/// slower than one regex); see the README.
 const PART_BUDGET: usize = 12_000;
 
-/// One run of consecutive rules, `first..first + n`, compiled into one regex.
+/// A run of units without a literal start, compiled into one unanchored regex.
 #[derive(Debug, Clone)]
 struct Part {
-    first: usize,
+    /// The unit of each pattern of `regex`.
+    units: Vec<u32>,
     regex: meta::Regex,
 }
 
-/// A part's next match (start, end, rule index), as found from some earlier position.
-type Pending = Option<Option<(usize, usize, usize)>>;
+/// A part's next match (start, end, unit), as found from some earlier position.
+type Pending = Option<Option<(usize, usize, u32)>>;
+
+/// A unit that may start where a literal was found.
+#[derive(Debug, Clone)]
+struct Entry {
+    unit: u32,
+    /// The unit's pattern in `Anchored::regex`.
+    pattern: u32,
+    /// The unit begins with `\b`: checked before the regex is asked.
+    word_boundary: bool,
+    /// (offset, byte) of letters that must match in this case (case-sensitive patterns).
+    exact: Box<[(u8, u8)]>,
+}
+
+/// The units with a literal start (or the text start), searched anchored where they may start.
+#[derive(Debug, Clone)]
+struct Prefiltered {
+    /// The units' start literals, lower-cased, matched ASCII case-insensitively, overlapping.
+    literals: AhoCorasick,
+    /// For each literal: the units it may start.
+    starts: Vec<Vec<Entry>>,
+    /// (unit, pattern) of the units that can only match at the start of a text.
+    at_text_start: Vec<(u32, u32)>,
+    /// Every such unit, one pattern each, searched with `Anchored::Pattern`.
+    regex: meta::Regex,
+    /// For each pattern: the unit's strings when it is a plain alternation (checked directly).
+    plain: Vec<Option<Plain>>,
+}
 
 #[derive(Debug, Clone)]
 pub struct Scorer {
-    parts: Vec<Part>,
     specs: Vec<RuleSpec>,
+    /// The rule of each unit (units are in priority order).
+    unit_rule: Vec<u32>,
+    anchored: Option<Prefiltered>,
+    parts: Vec<Part>,
+}
+
+/// One text's search: the candidate starts and each regex's state.
+struct Search<'h> {
+    hay: &'h [u8],
+    /// (start, unit, pattern) where a unit may start, sorted.
+    hits: Vec<(usize, u32, u32)>,
+    next_hit: usize,
+    /// A hit whose anchored search matched: (start, end, unit).
+    found: Option<(usize, usize, u32)>,
+    pending: Vec<Pending>,
+}
+
+/// The buffers of a search, kept per thread from text to text so that scoring a text allocates
+/// nothing; one text's worth at most (a buffer that grew past `KEEP` is dropped, not kept).
+#[derive(Default)]
+struct Scratch {
+    hits: Vec<(usize, u32, u32)>,
+    pending: Vec<Pending>,
+}
+
+const KEEP: usize = 1 << 16;
+
+thread_local! {
+    static SCRATCH: std::cell::Cell<Scratch> = std::cell::Cell::new(Scratch::default());
+}
+
+impl Drop for Search<'_> {
+    fn drop(&mut self) {
+        let (mut hits, mut pending) = (
+            std::mem::take(&mut self.hits),
+            std::mem::take(&mut self.pending),
+        );
+        if hits.capacity() <= KEEP && pending.capacity() <= KEEP {
+            hits.clear();
+            pending.clear();
+            SCRATCH.set(Scratch { hits, pending });
+        }
+    }
+}
+
+fn regex_config() -> meta::Config {
+    meta::Config::new()
+        .match_kind(MatchKind::LeftmostFirst)
+        .nfa_size_limit(Some(SIZE_LIMIT))
+        .hybrid_cache_capacity(DFA_CACHE)
+}
+
+/// Same syntax as `file::build_regex`: bytes, ASCII classes and case folding.
+fn syntax_config() -> syntax::Config {
+    syntax::Config::new().unicode(false).utf8(false)
 }
 
 impl Scorer {
     /// Compile validated rules. Patterns were checked one by one already, so only the size of
     /// the whole set can still fail here.
     pub fn compile(specs: Vec<RuleSpec>) -> Result<Scorer, String> {
-        Scorer::compile_parts(specs, PART_BUDGET)
+        Scorer::build(specs, true, PART_BUDGET)
     }
 
-    /// `compile` with another budget of pattern bytes per part (tests compare part layouts).
+    /// Without the literal prefilter: every rule unanchored, in parts of `budget` pattern bytes
+    /// (`usize::MAX`: one regex over every rule, the reference the tests compare with).
+    #[cfg(test)]
     pub(super) fn compile_parts(specs: Vec<RuleSpec>, budget: usize) -> Result<Scorer, String> {
-        let patterns: Vec<String> = specs.iter().map(RuleSpec::full_pattern).collect();
+        Scorer::build(specs, false, budget)
+    }
+
+    fn build(specs: Vec<RuleSpec>, prefiltered: bool, budget: usize) -> Result<Scorer, String> {
+        let hirs = specs
+            .iter()
+            .map(|s| {
+                syntax::parse_with(&s.full_pattern(), &syntax_config()).map_err(|e| e.to_string())
+            })
+            .collect::<Result<Vec<Hir>, String>>()?;
+        let units = if prefiltered {
+            prefilter::plan(hirs)
+        } else {
+            hirs.into_iter()
+                .enumerate()
+                .map(|(rule, hir)| prefilter::Unit {
+                    rule,
+                    hir,
+                    start: Start::Anywhere,
+                    plain: None,
+                })
+                .collect()
+        };
+        let unit_rule = units.iter().map(|u| u.rule as u32).collect();
+        let mut loose: Vec<(u32, Hir)> = Vec::new();
+        let mut anchored: Vec<Hir> = Vec::new();
+        let mut keys: Vec<Vec<u8>> = Vec::new();
+        let mut key_index: HashMap<Vec<u8>, usize> = HashMap::new();
+        let mut starts: Vec<Vec<Entry>> = Vec::new();
+        let mut at_text_start = Vec::new();
+        let mut plain = Vec::new();
+        for (unit, u) in units.into_iter().enumerate() {
+            let unit = unit as u32;
+            let pattern = anchored.len() as u32;
+            match u.start {
+                Start::Anywhere => {
+                    loose.push((unit, u.hir));
+                    continue;
+                }
+                Start::BeginningOfText => at_text_start.push((unit, pattern)),
+                Start::Literals {
+                    lits,
+                    word_boundary,
+                } => {
+                    for lit in lits {
+                        let key = lit.bytes.to_ascii_lowercase();
+                        let i = *key_index.entry(key.clone()).or_insert_with(|| {
+                            keys.push(key);
+                            starts.push(Vec::new());
+                            keys.len() - 1
+                        });
+                        let exact = (0..lit.bytes.len())
+                            .filter(|&i| lit.exact & (1 << i) != 0)
+                            .map(|i| (i as u8, lit.bytes[i]))
+                            .collect();
+                        let entry = Entry {
+                            unit,
+                            pattern,
+                            word_boundary,
+                            exact,
+                        };
+                        starts[i].push(entry);
+                    }
+                }
+            }
+            anchored.push(u.hir);
+            plain.push(u.plain);
+        }
+        let anchored = if anchored.is_empty() {
+            None
+        } else {
+            let literals = AhoCorasick::builder()
+                .ascii_case_insensitive(true)
+                .match_kind(AcMatchKind::Standard)
+                // The DFA: about twice the speed of the NFAs on an overlapping scan.
+                .kind(Some(AhoCorasickKind::DFA))
+                // Some literal starts with almost any letter: a prefilter would only add calls.
+                .prefilter(false)
+                .build(&keys)
+                .map_err(|e| e.to_string())?;
+            let regex = meta::Builder::new()
+                .configure(regex_config())
+                .build_many_from_hir(&anchored)
+                .map_err(|e| e.to_string())?;
+            Some(Prefiltered {
+                literals,
+                starts,
+                at_text_start,
+                regex,
+                plain,
+            })
+        };
         let mut parts = Vec::new();
+        let sizes: Vec<usize> = loose.iter().map(|(_, h)| h.to_string().len()).collect();
         let mut first = 0;
-        while first < patterns.len() {
+        while first < loose.len() {
             let mut end = first + 1;
-            let mut bytes = patterns[first].len();
-            while end < patterns.len() && bytes + patterns[end].len() <= budget {
-                bytes += patterns[end].len();
+            let mut bytes = sizes[first];
+            while end < loose.len() && bytes.saturating_add(sizes[end]) <= budget {
+                bytes += sizes[end];
                 end += 1;
             }
-            let regex = meta::Regex::builder()
-                // Same syntax as `file::build_regex`: bytes, ASCII classes and case folding.
-                .syntax(syntax::Config::new().unicode(false).utf8(false))
-                .configure(
-                    meta::Config::new()
-                        .match_kind(MatchKind::LeftmostFirst)
-                        .nfa_size_limit(Some(SIZE_LIMIT))
-                        .hybrid_cache_capacity(DFA_CACHE),
-                )
-                .build_many(&patterns[first..end])
+            let hirs: Vec<&Hir> = loose[first..end].iter().map(|(_, h)| h).collect();
+            let regex = meta::Builder::new()
+                .configure(regex_config())
+                .build_many_from_hir(&hirs)
                 .map_err(|e| e.to_string())?;
-            parts.push(Part { first, regex });
+            parts.push(Part {
+                units: loose[first..end].iter().map(|(u, _)| *u).collect(),
+                regex,
+            });
             first = end;
         }
-        Ok(Scorer { parts, specs })
+        Ok(Scorer {
+            specs,
+            unit_rule,
+            anchored,
+            parts,
+        })
     }
 
-    /// The next counted match at or after `at`: (start, end, rule index). `pending` holds each
-    /// part's next match from earlier calls on the same text (all `None` for a new text); a
-    /// pending match that starts at or after `at` is still the part's leftmost-first match from
-    /// `at` (nothing of that part starts in between, and look-behind sees the whole text).
-    fn next_match(
-        &self,
-        hay: &[u8],
-        at: usize,
-        pending: &mut [Pending],
-    ) -> Option<(usize, usize, usize)> {
-        let mut best: Option<(usize, usize, usize)> = None;
-        for (part, slot) in self.parts.iter().zip(pending.iter_mut()) {
+    /// A new search of `hay`: where the anchored units may start, in (start, unit) order.
+    fn search<'h>(&self, hay: &'h [u8]) -> Search<'h> {
+        let Scratch {
+            mut hits,
+            mut pending,
+        } = SCRATCH.take();
+        pending.resize(self.parts.len(), None);
+        if let Some(a) = &self.anchored {
+            hits.extend(a.at_text_start.iter().map(|&(u, p)| (0, u, p)));
+            for m in a.literals.find_overlapping_iter(hay) {
+                let at = m.start();
+                let boundary =
+                    is_word(at.checked_sub(1).and_then(|i| hay.get(i))) != is_word(hay.get(at));
+                for e in &a.starts[m.pattern().as_usize()] {
+                    if (e.word_boundary && !boundary)
+                        || e.exact.iter().any(|&(i, b)| hay[at + i as usize] != b)
+                    {
+                        continue;
+                    }
+                    hits.push((at, e.unit, e.pattern));
+                }
+            }
+            hits.sort_unstable();
+            hits.dedup_by_key(|h| (h.0, h.1));
+        }
+        Search {
+            hay,
+            hits,
+            next_hit: 0,
+            found: None,
+            pending,
+        }
+    }
+
+    /// The next counted match at or after `at`: (start, end, unit). `s` holds each part's next
+    /// match from earlier calls on the same text; a pending match that starts at or after `at` is
+    /// still the part's leftmost-first match from `at` (nothing of that part starts in between,
+    /// and look-behind sees the whole text). Likewise the hits before `s.next_hit` that start at
+    /// or after `at` were tried and did not match (an anchored search does not depend on `at`).
+    fn next_match(&self, s: &mut Search, at: usize) -> Option<(usize, usize, u32)> {
+        let hay = s.hay;
+        let mut best: Option<(usize, usize, u32)> = None;
+        for (part, slot) in self.parts.iter().zip(s.pending.iter_mut()) {
             let stale = match *slot {
                 None => true,
                 Some(Some((start, _, _))) => start < at,
@@ -103,7 +340,7 @@ impl Scorer {
                 *slot = Some(
                     part.regex
                         .find(input)
-                        .map(|m| (m.start(), m.end(), part.first + m.pattern().as_usize())),
+                        .map(|m| (m.start(), m.end(), part.units[m.pattern().as_usize()])),
                 );
             }
             if let Some(Some(m)) = *slot {
@@ -112,13 +349,57 @@ impl Scorer {
                 }
             }
         }
-        best
+        let Some(a) = &self.anchored else {
+            return best;
+        };
+        if s.found.is_some_and(|f| f.0 < at) {
+            s.found = None;
+        }
+        while s.found.is_none() {
+            let Some(&(start, unit, pattern)) = s.hits.get(s.next_hit) else {
+                break;
+            };
+            if start < at {
+                s.next_hit += 1;
+                continue;
+            }
+            if best.is_some_and(|b| (b.0, b.2) < (start, unit)) {
+                break;
+            }
+            s.next_hit += 1;
+            let end = match &a.plain[pattern as usize] {
+                Some(plain) => plain.match_at(hay, start),
+                None => {
+                    let input = Input::new(hay)
+                        .span(start..hay.len())
+                        .anchored(Anchored::Pattern(PatternID::new_unchecked(
+                            pattern as usize,
+                        )));
+                    a.regex.search_half(&input).map(|m| m.offset())
+                }
+            };
+            if let Some(end) = end {
+                s.found = Some((start, end, unit));
+            }
+        }
+        match (s.found, best) {
+            (Some(f), Some(b)) if (b.0, b.2) < (f.0, f.2) => Some(b),
+            (Some(f), _) => Some(f),
+            (None, b) => b,
+        }
     }
 
-    /// How many regexes the rules were split into.
+    /// How many unanchored regexes the rules were split into.
     #[cfg(test)]
     pub(super) fn part_count(&self) -> usize {
         self.parts.len()
+    }
+
+    /// How many units are searched anchored at their start literals, of how many.
+    #[cfg(test)]
+    pub(super) fn anchored_units(&self) -> (usize, usize) {
+        let n = self.anchored.as_ref().map_or(0, |a| a.regex.pattern_len());
+        (n, self.unit_rule.len())
     }
 
     pub fn specs(&self) -> impl Iterator<Item = &RuleSpec> {
@@ -133,12 +414,11 @@ impl Scorer {
     /// highlighting. Same leftmost-first pass as `score`, but with full match spans; it is only
     /// called for the one record a curator opens, never on the hot path.
     pub fn spans(&self, text: &str) -> Vec<(std::ops::Range<usize>, usize)> {
-        let hay = text.as_bytes();
-        let mut pending = vec![None; self.parts.len()];
+        let mut search = self.search(text.as_bytes());
         let mut spans = Vec::new();
         let mut at = 0;
-        while let Some((start, end, rule)) = self.next_match(hay, at, &mut pending) {
-            spans.push((start..end, rule));
+        while let Some((start, end, unit)) = self.next_match(&mut search, at) {
+            spans.push((start..end, self.unit_rule[unit as usize] as usize));
             at = end.max(at + 1);
         }
         spans
@@ -167,32 +447,25 @@ impl Scorer {
         // Patterns never match the empty string (validation), so `at` always advances.
         let hay = text.as_bytes();
         let mut at = 0;
-        if let [part] = &self.parts[..] {
-            // One part: only ends are needed to count and go on, so each step is a forward DFA
-            // search (`search_half`) without the reverse search that would find where a match
-            // starts.
+        if let (None, [part]) = (&self.anchored, &self.parts[..]) {
+            // One regex (the reference layout): only ends are needed to count and go on, so each
+            // step is a forward DFA search (`search_half`) without the reverse search that would
+            // find where a match starts.
             while at < hay.len() {
                 let input = Input::new(hay).span(at..hay.len());
                 let Some(m) = part.regex.search_half(&input) else {
                     break;
                 };
-                count(m.pattern().as_usize());
+                count(self.unit_rule[part.units[m.pattern().as_usize()] as usize] as usize);
                 at = m.offset().max(at + 1);
             }
         } else {
-            let mut pending = [None; 16];
-            let mut big = Vec::new();
-            let pending: &mut [Pending] = if self.parts.len() <= pending.len() {
-                &mut pending[..self.parts.len()]
-            } else {
-                big.resize(self.parts.len(), None);
-                &mut big
-            };
+            let mut search = self.search(hay);
             while at < hay.len() {
-                let Some((_, end, rule)) = self.next_match(hay, at, pending) else {
+                let Some((_, end, unit)) = self.next_match(&mut search, at) else {
                     break;
                 };
-                count(rule);
+                count(self.unit_rule[unit as usize] as usize);
                 at = end.max(at + 1);
             }
         }

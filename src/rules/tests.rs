@@ -316,36 +316,96 @@ fn a_stretch_of_text_counts_for_one_rule() {
     assert_eq!(s.score, 4.0);
 }
 
-/// Splitting the rules into several regexes (for the lazy DFA's sake) must not change what is
-/// counted: same spans and scores as one regex over all rules, with each rule in its own part,
-/// the default split, and one part; on texts where rules of different parts start at the same
-/// place and overlap.
+/// The scorer's layout (literal prefilter with anchored units, unanchored parts) must not change
+/// what is counted: the same spans and scores as one leftmost-first regex over every rule, on
+/// the default rules, the rules before issue #12, twenty rules with gap constructs, and all of
+/// them together.
 #[test]
 fn split_rule_set_counts_like_one_regex() {
-    let mut specs: Vec<RuleSpec> = RuleSet::default_rules().rules().cloned().collect();
-    specs.extend(rules(PHRASE_AND_WORD).rules().cloned());
-    let one = scorer::Scorer::compile_parts(specs.clone(), usize::MAX).unwrap();
-    let default = scorer::Scorer::compile(specs.clone()).unwrap();
-    let each = scorer::Scorer::compile_parts(specs.clone(), 1).unwrap();
-    assert_eq!(one.part_count(), 1);
-    assert!(
-        default.part_count() > 1,
-        "the default rules fill several parts"
-    );
-    assert_eq!(each.part_count(), specs.len());
+    let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let file = |name: &str| -> Vec<RuleSpec> {
+        RuleSet::from_file(&here.join("rules/testdata").join(name))
+            .unwrap()
+            .rules()
+            .cloned()
+            .collect()
+    };
+    let mut default: Vec<RuleSpec> = RuleSet::default_rules().rules().cloned().collect();
+    default.extend(rules(PHRASE_AND_WORD).rules().cloned());
+    let (old, gaps) = (file("f871df3.toml"), file("gap-rules.toml"));
+    let all: Vec<RuleSpec> = [default.clone(), old.clone(), gaps.clone()]
+        .concat()
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut s)| {
+            s.name = format!("{i}-{}", s.name);
+            s
+        })
+        .collect();
+    let texts = split_test_texts();
+    for (name, specs) in [
+        ("default", default),
+        ("f871df3", old),
+        ("gaps", gaps),
+        ("all", all),
+    ] {
+        let one = scorer::Scorer::compile_parts(specs.clone(), usize::MAX).unwrap();
+        // One rule per part, the unanchored layout's other extreme (slow in debug builds: once).
+        let each =
+            (name == "default").then(|| scorer::Scorer::compile_parts(specs.clone(), 1).unwrap());
+        let fast = scorer::Scorer::compile(specs.clone()).unwrap();
+        assert_eq!(one.part_count(), 1);
+        if let Some(each) = &each {
+            assert_eq!(each.part_count(), specs.len());
+        }
+        let (anchored, units) = fast.anchored_units();
+        assert!(
+            anchored * 10 >= units * 8,
+            "{name}: most units start with literals, {anchored} of {units}"
+        );
+        let mut spans = 0;
+        for t in &texts {
+            let want = one.spans(t);
+            spans += want.len();
+            assert_eq!(fast.spans(t), want, "{name}: prefiltered on {t:?}");
+            assert_eq!(fast.score(t), one.score(t), "{name}: score on {t:?}");
+            if let Some(each) = &each {
+                assert_eq!(each.spans(t), want, "{name}: one rule per part on {t:?}");
+                assert_eq!(each.score(t), one.score(t), "{name}: score on {t:?}");
+            }
+        }
+        assert!(
+            spans > 400,
+            "{name}: the texts should match often, got {spans} spans"
+        );
+    }
+}
+
+/// A few made-up texts for the corners of the prefilter (word boundaries, case, text start,
+/// payload quotes), then the raw files of sample_data in 4 KB pieces: JSON, XML and prose.
+fn split_test_texts() -> Vec<String> {
     let mut texts: Vec<String> = vec![
         "privilege escalation, then escalation alone".into(),
         "A heap-based buffer overflow in CVE-2021-1234 lets remote attackers bypass the \
          authentication check; the flag{s0me_fl4g} was leaked. Privilege escalation."
             .into(),
         "<img src=x onerror=alert(1)> ' or 1=1 -- union select password from users".into(),
+        "[security] fix: a remote unauthenticated attacker could execute code".into(),
+        "  [PATCH v2] [net] bypass of the check; PoC exploit code and a poc exploit; \
+         Proof of Concept, proof of concept"
+            .into(),
+        "xss_xss XSS-XSS xSS preXSS XSSpost _XSS_ IDS ids IdS ips IPS tips".into(),
+        "CVE-2020-12345: fixed. cve-2020-12345 the vulnerability, CVE-2020-1 patched".into(),
+        "An attacker can read out of bounds; reads data past the end; fails to sanitize input"
+            .into(),
+        "\u{e9}t\u{e9} cl\u{e9} s\u{e9}curit\u{e9} denial of service (CPU) via crafted packets"
+            .into(),
     ];
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sample_data");
     for feed in ["nvd", "attack", "cwe", "nonsecurity"] {
         let files = crate::ingest::discover(&[root.join(feed)]).unwrap();
         for file in files {
             let raw = std::fs::read_to_string(&file).unwrap_or_default();
-            // Raw feed text in 4 KB pieces (at char boundaries): JSON, XML and prose.
             let mut rest = raw.as_str();
             while !rest.is_empty() && texts.len() < 600 {
                 let mut cut = rest.len().min(4096);
@@ -357,19 +417,7 @@ fn split_rule_set_counts_like_one_regex() {
             }
         }
     }
-    let mut spans = 0;
-    for t in &texts {
-        let want = one.spans(t);
-        spans += want.len();
-        assert_eq!(default.spans(t), want, "default split on {t:?}");
-        assert_eq!(each.spans(t), want, "one rule per part on {t:?}");
-        assert_eq!(default.score(t), one.score(t), "score on {t:?}");
-        assert_eq!(each.score(t), one.score(t), "score on {t:?}");
-    }
-    assert!(
-        spans > 1000,
-        "the texts should match often, got {spans} spans"
-    );
+    texts
 }
 
 #[test]
@@ -600,4 +648,58 @@ fn fix_commits_in_fix_language_reach_verify() {
             "ui: add a bottom border to the panel",
         ],
     );
+}
+
+/// Plain string units (checked without a regex) follow the order a backtracking search tries
+/// their strings: a shorter string first when it comes first and a boundary follows, optional
+/// parts greedy or lazy, case-sensitive letters exact.
+#[test]
+fn plain_units_match_like_the_regex() {
+    let body = r#"
+[[rule]]
+name = "first-short"
+category = "c"
+pattern = 'ab|abc|abcd'
+weight = 1
+
+[[rule]]
+name = "greedy"
+category = "c"
+pattern = 'x(?:yz)?'
+weight = 1
+word_bounded = false
+
+[[rule]]
+name = "lazy"
+category = "c"
+pattern = 'q(?:rs)??'
+weight = 1
+word_bounded = false
+
+[[rule]]
+name = "cased"
+category = "c"
+pattern = 'PoC|[Kk]ey[- ]?ID'
+weight = 1
+case_sensitive = true
+
+[[rule]]
+name = "non-word-edges"
+category = "c"
+pattern = '\.po|--|c\+\+'
+weight = 1
+"#;
+    let specs: Vec<RuleSpec> = rules(body).rules().cloned().collect();
+    let one = scorer::Scorer::compile_parts(specs.clone(), usize::MAX).unwrap();
+    let fast = scorer::Scorer::compile(specs).unwrap();
+    for t in [
+        "ab abc abcd abcde ab_ xab",
+        "xyz xy x xyzyz qrs q qr",
+        "PoC poc POC KeyID key-ID Key ID keyid",
+        "a.po file.po .pox -- x--y c++ c++x",
+    ] {
+        let want = one.spans(t);
+        assert!(!want.is_empty(), "{t:?}");
+        assert_eq!(fast.spans(t), want, "{t:?}");
+    }
 }
