@@ -115,6 +115,22 @@ fn live(store: &Path, files: &[PathBuf]) -> (engine::EngineHandle, Arc<std::sync
     (h, seen)
 }
 
+/// A live, drained engine on the two files in a new directory, with doc-2 (b.jsonl) checked
+/// to be the copy of doc-1 (a.jsonl), which represents the pair.
+fn live_pair() -> (
+    tempfile::TempDir,
+    PathBuf,
+    Vec<PathBuf>,
+    engine::EngineHandle,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, files) = (dir.path().join("run.cfrun"), inputs(dir.path()));
+    let (h, _seen) = live(&store, &files);
+    let rep = get_record(&h, "doc-1").unwrap().row.seq;
+    assert_eq!(get_record(&h, "doc-2").unwrap().row.group, Some(rep));
+    (dir, store, files, h)
+}
+
 fn relabel(h: &engine::EngineHandle, id: &str, label: Option<Label>) {
     let id = id.to_string();
     h.commands
@@ -312,12 +328,7 @@ fn a_label_applies_to_the_group_a_split_is_remembered_and_a_threshold_move_regro
 /// resume.
 #[test]
 fn a_label_on_a_duplicate_copy_is_exported_on_the_copy_and_on_its_representative() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, files) = (dir.path().join("run.cfrun"), inputs(dir.path()));
-    let (h, _seen) = live(&store, &files);
-    // doc-2 (b.jsonl) is the copy of doc-1 (a.jsonl), which represents the pair.
-    let rep = get_record(&h, "doc-1").unwrap().row.seq;
-    assert_eq!(get_record(&h, "doc-2").unwrap().row.group, Some(rep));
+    let (dir, store, files, h) = live_pair();
     relabel(&h, "doc-2", Some(Label::Keep));
     assert_eq!(
         get_record(&h, "doc-1").unwrap().row.label,
@@ -371,11 +382,7 @@ fn a_label_on_a_duplicate_copy_is_exported_on_the_copy_and_on_its_representative
 /// group's label from its members, the same way.
 #[test]
 fn a_label_given_to_a_copy_on_a_stopped_store_decides_its_group() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, files) = (dir.path().join("run.cfrun"), inputs(dir.path()));
-    let (h, _seen) = live(&store, &files);
-    let rep = get_record(&h, "doc-1").unwrap().row.seq;
-    assert_eq!(get_record(&h, "doc-2").unwrap().row.group, Some(rep));
+    let (dir, store, files, h) = live_pair();
     stop(h);
 
     let changed = cyberfilter::cli::relabel::relabel(&store, "doc-2", Some(Label::Reject)).unwrap();
