@@ -21,6 +21,7 @@ pub mod fuzzing;
 pub mod ingest;
 pub mod paths;
 pub mod record;
+pub mod rng;
 pub mod rules;
 pub mod store;
 pub mod tui;

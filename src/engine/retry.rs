@@ -84,7 +84,7 @@ pub struct RetryQueue {
     tries: HashMap<i64, Tries>,
     /// Re-verifications (cached answers ignored) sent and not answered: retried as such.
     forced: HashSet<i64>,
-    rng: u64,
+    rng: crate::rng::Rng,
     /// Failed asks of records (one per record per failed batch), this session.
     pub failed_rounds: u64,
     /// Records given up after their last retry, this session.
@@ -101,25 +101,17 @@ impl RetryQueue {
             waiting: BinaryHeap::new(),
             tries: HashMap::new(),
             forced: HashSet::new(),
-            rng: seed | 1,
+            rng: crate::rng::Rng::new(seed),
             failed_rounds: 0,
             gave_up: 0,
         }
-    }
-
-    /// A uniform draw in [0, 1) (xorshift64*: jitter needs no more).
-    fn uniform(&mut self) -> f64 {
-        self.rng ^= self.rng >> 12;
-        self.rng ^= self.rng << 25;
-        self.rng ^= self.rng >> 27;
-        (self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
     }
 
     /// The records of one failed batch: each waits for its next round or is given up. One
     /// jitter draw per batch (the wait is `delay · [0.5, 1)`), so records that failed
     /// together come back together and make one batch again.
     pub fn failed(&mut self, seqs: &[i64], now: Instant) -> Failed {
-        let jitter = 0.5 + 0.5 * self.uniform();
+        let jitter = 0.5 + 0.5 * self.rng.unit();
         let mut out = Failed::default();
         for &seq in seqs {
             self.failed_rounds += 1;
