@@ -271,43 +271,37 @@ pub fn events_until(
     panic!("timed out waiting for an engine event");
 }
 
+/// Send the command `make` builds around a reply channel and wait for the engine's answer.
+pub fn ask<T>(
+    h: &EngineHandle,
+    make: impl FnOnce(tokio::sync::oneshot::Sender<T>) -> Command,
+) -> T {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    h.commands.blocking_send(make(tx)).unwrap();
+    rx.blocking_recv().unwrap()
+}
+
 /// The engine's page of records for `filter` in `sort` order, `limit` from the first.
 pub fn query(h: &EngineHandle, filter: RecordFilter, sort: SortBy, limit: u64) -> RecordPage {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    h.commands
-        .blocking_send(Command::Query {
-            filter,
-            sort,
-            offset: 0,
-            limit,
-            reply: tx,
-        })
-        .unwrap();
-    rx.blocking_recv().unwrap()
+    ask(h, |reply| Command::Query {
+        filter,
+        sort,
+        offset: 0,
+        limit,
+        reply,
+    })
 }
 
 /// The engine's view of record `id`.
 pub fn get_record(h: &EngineHandle, id: &str) -> Option<RecordDetail> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    h.commands
-        .blocking_send(Command::GetRecord {
-            id: id.to_string(),
-            reply: tx,
-        })
-        .unwrap();
-    rx.blocking_recv().unwrap()
+    let id = id.to_string();
+    ask(h, |reply| Command::GetRecord { id, reply })
 }
 
 /// The engine's duplicate group of record `id`.
 pub fn group_view(h: &EngineHandle, id: &str) -> Option<cyberfilter::engine::GroupView> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    h.commands
-        .blocking_send(Command::Group {
-            id: id.to_string(),
-            reply: tx,
-        })
-        .unwrap();
-    rx.blocking_recv().unwrap()
+    let id = id.to_string();
+    ask(h, |reply| Command::Group { id, reply })
 }
 
 /// Run to the end (headless mode) and return the final stats.
