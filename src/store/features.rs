@@ -365,24 +365,12 @@ pub fn put_head(
         ],
     )
     .ctx(path)?;
-    conn.execute(
-        "INSERT INTO meta(key, value) VALUES ('head_active', ?1)
-         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-        [&head.version],
-    )
-    .ctx(path)?;
-    Ok(())
+    super::set_meta_value(conn, "head_active", &head.version).ctx(path)
 }
 
 /// Turns the head off (`None`) or back on (a stored version).
 pub fn set_active(conn: &Connection, path: &Path, version: Option<&str>) -> Result<(), StoreError> {
-    conn.execute(
-        "INSERT INTO meta(key, value) VALUES ('head_active', ?1)
-         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-        [version.unwrap_or("")],
-    )
-    .ctx(path)?;
-    Ok(())
+    super::set_meta_value(conn, "head_active", version.unwrap_or("")).ctx(path)
 }
 
 /// A stored head and its history line.
@@ -431,14 +419,7 @@ pub fn heads(conn: &Connection, path: &Path) -> Result<Vec<HeadEntry>, StoreErro
 
 /// The head in force, if any (none before the first training, or after `set_active(None)`).
 pub fn active_head(conn: &Connection, path: &Path) -> Result<Option<Head>, StoreError> {
-    let v: Option<String> = conn
-        .query_row(
-            "SELECT value FROM meta WHERE key = 'head_active'",
-            [],
-            |r| r.get(0),
-        )
-        .optional()
-        .ctx(path)?;
+    let v = super::meta_value(conn, "head_active").ctx(path)?;
     let Some(v) = v.filter(|v| !v.is_empty()) else {
         return Ok(None);
     };

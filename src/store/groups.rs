@@ -9,7 +9,7 @@ use crate::dedup::group::{Grouper, Via};
 use crate::dedup::minhash::{self, Signature};
 use crate::dedup::Settings;
 use crate::record::SourceKind;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::Path;
@@ -77,12 +77,7 @@ impl Mark {
 }
 
 pub fn config(conn: &Connection, path: &Path) -> Result<Option<DedupConfig>, StoreError> {
-    let s: Option<String> = conn
-        .query_row("SELECT value FROM meta WHERE key = ?1", [META_KEY], |r| {
-            r.get(0)
-        })
-        .optional()
-        .ctx(path)?;
+    let s = super::meta_value(conn, META_KEY).ctx(path)?;
     match s {
         None => Ok(None),
         Some(s) => serde_json::from_str(&s)
@@ -99,16 +94,8 @@ pub fn set_config(conn: &Connection, path: &Path, c: &DedupConfig) -> Result<(),
         path: path.display().to_string(),
         what,
     })?;
-    conn.execute(
-        "INSERT INTO meta(key, value) VALUES (?1, ?2)
-         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-        params![
-            META_KEY,
-            serde_json::to_string(c).expect("settings serialise")
-        ],
-    )
-    .ctx(path)?;
-    Ok(())
+    let value = serde_json::to_string(c).expect("settings serialise");
+    super::set_meta_value(conn, META_KEY, &value).ctx(path)
 }
 
 pub fn insert_sig(

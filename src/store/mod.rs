@@ -401,14 +401,7 @@ fn check_existing(conn: &Connection, path: &Path) -> Result<(), StoreError> {
             ),
         ));
     }
-    let version: Option<String> = conn
-        .query_row(
-            "SELECT value FROM meta WHERE key = 'schema_version'",
-            [],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(|e| damaged(path, e))?;
+    let version = meta_value(conn, "schema_version").map_err(|e| damaged(path, e))?;
     if let Some(v) = version {
         match v.parse::<i64>() {
             Ok(n) if n > SCHEMA_VERSION => {
@@ -452,6 +445,22 @@ fn damaged(path: &Path, e: rusqlite::Error) -> StoreError {
     }
 }
 
+/// One `meta` value by key.
+pub(crate) fn meta_value(conn: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
+    conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+        .optional()
+}
+
+/// Set one `meta` value.
+pub(crate) fn set_meta_value(conn: &Connection, key: &str, value: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO meta(key, value) VALUES (?1, ?2)
+         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        [key, value],
+    )
+    .map(|_| ())
+}
+
 /// Bring a store of this or an earlier release up to `SCHEMA_VERSION`, in one transaction:
 /// the tables of the current schema (CREATE TABLE IF NOT EXISTS: other rooms add their own the
 /// same way), columns added since (`add_missing_columns`, `features::ensure`), then the
@@ -466,21 +475,10 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
         add_missing_columns(conn).ctx(path)?;
         features::ensure(conn, path)?;
         groups::ensure(conn, path)?;
-        let have: Option<String> = conn
-            .query_row(
-                "SELECT value FROM meta WHERE key = 'schema_version'",
-                [],
-                |r| r.get(0),
-            )
-            .optional()
-            .ctx(path)?;
-        if have.as_deref() != Some(SCHEMA_VERSION.to_string().as_str()) {
-            conn.execute(
-                "INSERT INTO meta(key, value) VALUES ('schema_version', ?1)
-                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                [SCHEMA_VERSION.to_string()],
-            )
-            .ctx(path)?;
+        let have = meta_value(conn, "schema_version").ctx(path)?;
+        let want = SCHEMA_VERSION.to_string();
+        if have.as_deref() != Some(want.as_str()) {
+            set_meta_value(conn, "schema_version", &want).ctx(path)?;
         }
         Ok(())
     };
@@ -681,21 +679,11 @@ impl RunStore {
     }
 
     pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
-        self.conn
-            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
-            .optional()
-            .ctx(&self.path)
+        meta_value(&self.conn, key).ctx(&self.path)
     }
 
     pub fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
-        self.conn
-            .execute(
-                "INSERT INTO meta(key, value) VALUES (?1, ?2)
-                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                params![key, value],
-            )
-            .ctx(&self.path)?;
-        Ok(())
+        set_meta_value(&self.conn, key, value).ctx(&self.path)
     }
 
     pub fn config(&self) -> Result<Option<RunConfig>, StoreError> {
