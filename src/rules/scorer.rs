@@ -1,21 +1,3 @@
-//! The compiled scorer: the rules' patterns go into a few multi-pattern regexes (one per run of
-//! consecutive rules, see `PART_BUDGET`), and one leftmost-first pass over the text counts matches
-//! per rule (capped by the rule file).
-//!
-//! One forward pass is what makes scoring fast: the earlier design (a `RegexSet` to find the matching
-//! rules, then one `find_iter` per matching rule) scanned a typical CVE text ten times and ran
-//! at a fifth of the speed. The price is that a stretch of text counts for one rule only: the
-//! match that starts first, and among matches starting at the same place, the rule that comes
-//! first in the file. Rules therefore do not double-count the same words.
-//!
-//! Why a few regexes and not one: the lazy DFA of one regex over every rule builds a state for
-//! each combination of partial matches it meets, and on diverse real text it keeps meeting new
-//! ones (a warm second pass over the same 18 MB of realdata texts takes a tenth of the first), so
-//! most of the time goes into building states, not into searching. Each part's DFA meets far fewer
-//! combinations. The leftmost-first result is the same: the overall match is the part match with
-//! the smallest start, ties going to the rule that comes first; a part's next match stays valid
-//! until the search position passes its start, so each part scans each text about once.
-
 //! The compiled scorer: one leftmost-first pass over the text counts matches per rule (capped by
 //! the rule file), with the same result as one leftmost-first regex over every rule.
 //!
