@@ -240,10 +240,11 @@ impl Grouper {
         };
         // An equal text has the same signature as its first copy, which is in the tables.
         if let (Some(sig), false) = (it.sig, same_text) {
+            let keys = super::lsh::band_keys(&sig);
             if self.settings.threshold <= 1.0 {
                 let mut cands = std::mem::take(&mut self.cands);
                 cands.clear();
-                self.lsh.candidates(&sig, |c| cands.push(c));
+                self.lsh.candidates(&keys, |c| cands.push(c));
                 // Most candidates of templated text are far below the threshold: the 2-bit
                 // sketches (16 bytes a record, close together) drop them without touching
                 // their signatures, exactly (see `Sketch`).
@@ -273,8 +274,9 @@ impl Grouper {
                 self.cands = cands;
             }
             let (sigs, has) = (&self.sigs, &self.has_sig);
-            self.lsh
-                .insert(pos, &sig, &|id| has[id as usize].then(|| sigs[id as usize]));
+            self.lsh.insert(pos, &keys, &|id| {
+                has[id as usize].then(|| sigs[id as usize])
+            });
         }
         if links.is_empty() {
             return vec![];

@@ -37,6 +37,13 @@ pub const MAX_RECORDS: usize = ID_MASK as usize;
 /// by the caller, so the cap only matters for thousands of distinct near-misses.
 pub const MAX_CHAIN: usize = 256;
 
+/// A signature's key per band, computed once per record (a query and an insert both need them).
+pub type BandKeys = [u64; BANDS];
+
+pub fn band_keys(sig: &Signature) -> BandKeys {
+    std::array::from_fn(|b| band_key(sig, b))
+}
+
 fn band_key(sig: &Signature, band: usize) -> u64 {
     let mut h = band as u64;
     for v in &sig[band * ROWS..(band + 1) * ROWS] {
@@ -77,14 +84,14 @@ impl Lsh {
         self.hot.clear();
         for id in 0..self.len as u32 {
             if let Some(sig) = sig_of(id) {
-                self.link(id, &sig);
+                self.link(id, &band_keys(&sig));
             }
         }
     }
 
-    fn link(&mut self, id: u32, sig: &Signature) {
-        for b in 0..BANDS {
-            let s = self.slot(band_key(sig, b), b);
+    fn link(&mut self, id: u32, keys: &BandKeys) {
+        for (b, &key) in keys.iter().enumerate() {
+            let s = self.slot(key, b);
             let head = self.heads[s];
             if head == NONE {
                 self.next[id as usize * BANDS + b] = NONE;
@@ -112,7 +119,7 @@ impl Lsh {
 
     /// Add record `id` (ids are given in increasing order; a record without a signature is a
     /// hole). `sig_of` gives earlier records' signatures when the tables grow.
-    pub fn insert(&mut self, id: u32, sig: &Signature, sig_of: &dyn Fn(u32) -> Option<Signature>) {
+    pub fn insert(&mut self, id: u32, keys: &BandKeys, sig_of: &dyn Fn(u32) -> Option<Signature>) {
         let id_us = id as usize;
         if id_us >= MAX_RECORDS {
             // 67M records would need 4 GB of chains alone; past that a record is not a
@@ -130,20 +137,20 @@ impl Lsh {
             self.grow(id_us + 1, sig_of);
             self.len = id_us + 1;
         }
-        self.link(id, sig);
+        self.link(id, keys);
     }
 
     /// Call `f` with each record sharing a band with `sig` (a record may come more than once;
     /// slot collisions come too). The `BANDS` chains are walked in lockstep: each step's
     /// loads are independent of each other, so their cache misses overlap instead of
     /// queueing one behind the other.
-    pub fn candidates(&mut self, sig: &Signature, mut f: impl FnMut(u32)) {
+    pub fn candidates(&mut self, keys: &BandKeys, mut f: impl FnMut(u32)) {
         if self.heads.is_empty() {
             return;
         }
         let mut cur = [NONE; BANDS];
         for (b, c) in cur.iter_mut().enumerate() {
-            let head = self.heads[self.slot(band_key(sig, b), b)];
+            let head = self.heads[self.slot(keys[b], b)];
             if head == NONE {
                 continue;
             }
@@ -201,7 +208,7 @@ mod tests {
                 i * 31
             );
             let s = signature(&text).unwrap();
-            lsh.insert(i, &s, &|id| sigs.get(id as usize).copied());
+            lsh.insert(i, &band_keys(&s), &|id| sigs.get(id as usize).copied());
             sigs.push(s);
         }
         let probe = signature(
@@ -209,7 +216,7 @@ mod tests {
         )
         .unwrap();
         let mut found = vec![];
-        lsh.candidates(&probe, |id| found.push(id));
+        lsh.candidates(&band_keys(&probe), |id| found.push(id));
         assert!(found.contains(&1234), "the identical text is a candidate");
         // Few unrelated candidates: slot collisions and chance band matches only.
         found.sort_unstable();
@@ -240,7 +247,7 @@ mod tests {
             }
             if id % 97 == 0 {
                 let mut got = Vec::new();
-                lsh.candidates(&sig, |c| got.push(c));
+                lsh.candidates(&band_keys(&sig), |c| got.push(c));
                 let mut want = Vec::new();
                 for b in 0..BANDS {
                     let slot = lsh.slot(band_key(&sig, b), b);
@@ -255,7 +262,7 @@ mod tests {
                 want.sort_unstable();
                 assert_eq!(got, want, "candidates of record {id}");
             }
-            lsh.insert(id, &sig, &|o| sigs.get(o as usize).copied());
+            lsh.insert(id, &band_keys(&sig), &|o| sigs.get(o as usize).copied());
             sigs.push(sig);
         }
         assert!(!lsh.hot.is_empty() && lsh.truncated > 0);

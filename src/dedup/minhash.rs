@@ -79,12 +79,38 @@ fn word_hash(w: &str) -> u64 {
     h
 }
 
-/// The words of a text, hashed.
+/// The words of a text (runs of alphanumeric characters), hashed.
 pub fn word_hashes(text: &str) -> Vec<u64> {
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(word_hash)
-        .collect()
+    // Byte by byte: an ASCII byte is classed directly, and only a non-ASCII character is
+    // decoded, so the same words come out as splitting on `!char::is_alphanumeric` (the
+    // signature is stored, so this must not change), at a fraction of the cost on the mostly
+    // ASCII texts of the feeds.
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len() / 6);
+    let mut start = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        let (alnum, len) = if b.is_ascii() {
+            (b.is_ascii_alphanumeric(), 1)
+        } else {
+            let c = text[i..].chars().next().unwrap_or_default();
+            (c.is_alphanumeric(), c.len_utf8())
+        };
+        match (alnum, start) {
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
+                out.push(word_hash(&text[s..i]));
+                start = None;
+            }
+            _ => {}
+        }
+        i += len;
+    }
+    if let Some(s) = start {
+        out.push(word_hash(&text[s..]));
+    }
+    out
 }
 
 /// The shingle hashes of a text (one per window of `SHINGLE` words).
@@ -265,6 +291,28 @@ mod tests {
         }
         // A fixed value: the signature scheme is part of the store format.
         assert_eq!(signature(A).unwrap()[..4], [33204, 45041, 52251, 10768]);
+    }
+
+    #[test]
+    fn word_hashes_split_like_unicode_alphanumeric() {
+        let reference = |t: &str| -> Vec<u64> {
+            t.split(|c: char| !c.is_alphanumeric())
+                .filter(|w| !w.is_empty())
+                .map(word_hash)
+                .collect()
+        };
+        for t in [
+            A,
+            "",
+            "   ",
+            "x",
+            "Überlauf im Parser: Pufferüberlauf (CVE-2024-1234) — ошибка ДОСТУПА, 漏洞 ٣٤ ⅻ",
+            "tab\tseparated\u{a0}nbsp\u{2009}thin\u{200b}zero-width é\u{301}clair",
+            "ends with ü",
+            "émoji 😀 between 🙂words",
+        ] {
+            assert_eq!(word_hashes(t), reference(t), "{t:?}");
+        }
     }
 
     #[test]
