@@ -24,6 +24,9 @@ pub struct Item {
     pub source: SourceKind,
     pub text_len: u32,
     pub sig: Option<Signature>,
+    /// The signature's sketch and LSH band keys (zero without a signature), made with it.
+    pub sketch: Sketch,
+    pub band_keys: super::lsh::BandKeys,
     /// Marked `not a duplicate`: stays alone.
     pub split: bool,
     /// Chosen as its group's representative.
@@ -212,8 +215,7 @@ impl Grouper {
         self.via.push(Via::Alone);
         self.hashes.push(it.hash);
         self.sigs.push(it.sig.unwrap_or([0; super::minhash::PERMS]));
-        self.sketch
-            .push(it.sig.as_ref().map(Sketch::of).unwrap_or_default());
+        self.sketch.push(it.sketch);
         self.has_sig.push(it.sig.is_some());
         if it.split {
             return vec![];
@@ -240,15 +242,15 @@ impl Grouper {
         };
         // An equal text has the same signature as its first copy, which is in the tables.
         if let (Some(sig), false) = (it.sig, same_text) {
-            let keys = super::lsh::band_keys(&sig);
+            let keys = &it.band_keys;
             if self.settings.threshold <= 1.0 {
                 let mut cands = std::mem::take(&mut self.cands);
                 cands.clear();
-                self.lsh.candidates(&keys, |c| cands.push(c));
+                self.lsh.candidates(keys, |c| cands.push(c));
                 // Most candidates of templated text are far below the threshold: the 2-bit
                 // sketches (16 bytes a record, close together) drop them without touching
                 // their signatures, exactly (see `Sketch`).
-                let sk = Sketch::of(&sig);
+                let sk = it.sketch;
                 let need = self.settings.threshold;
                 cands.retain(|&c| sk.bound(&self.sketch[c as usize]) >= need);
                 // A candidate sharing several bands is compared once.
@@ -274,9 +276,8 @@ impl Grouper {
                 self.cands = cands;
             }
             let (sigs, has) = (&self.sigs, &self.has_sig);
-            self.lsh.insert(pos, &keys, &|id| {
-                has[id as usize].then(|| sigs[id as usize])
-            });
+            self.lsh
+                .insert(pos, keys, &|id| has[id as usize].then(|| sigs[id as usize]));
         }
         if links.is_empty() {
             return vec![];

@@ -168,6 +168,8 @@ pub fn item(
         hash: u64::from_le_bytes(content_hash[..8].try_into().expect("8 bytes")),
         source,
         text_len: text_len.min(u32::MAX as usize) as u32,
+        sketch: sig.as_ref().map(group::Sketch::of).unwrap_or_default(),
+        band_keys: sig.as_ref().map(lsh::band_keys).unwrap_or_default(),
         sig,
         split: false,
         pinned: false,

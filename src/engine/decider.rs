@@ -439,24 +439,9 @@ impl Decider {
         };
         self.index.push(seq, s.record.source, &inputs, &self.t);
         let pos = self.index.len() - 1;
-        if let Some(g) = self.groups.as_mut() {
-            let head: String = s
-                .record
-                .text
-                .chars()
-                .take(crate::store::groups::TEXT_HEAD)
-                .collect();
-            let mut item = crate::dedup::item(
-                s.record.source,
-                &s.record.id,
-                &head,
-                &s.hash,
-                s.text_len,
-                s.sig,
-            );
-            item.order = crate::dedup::order_key(s.file_id, s.record.locator.index);
-            let mut changed = g.push(&item);
-            if let Some(sig) = s.sig {
+        if let (Some(g), Some(item)) = (self.groups.as_mut(), s.item.as_ref()) {
+            let mut changed = g.push(item);
+            if let Some(sig) = item.sig {
                 dd.sigs.push((seq, sig));
             }
             let needing = self.index.repoint(&changed, |p| g.rep_of(p), &self.t);

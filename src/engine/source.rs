@@ -52,8 +52,10 @@ pub struct Scored {
     pub score: Score,
     pub hash: [u8; 32],
     pub text_len: usize,
-    /// MinHash signature (when grouping is on and the text has enough words).
-    pub sig: Option<crate::dedup::minhash::Signature>,
+    /// What grouping needs of the record (grouping on): its natural-id keys and its MinHash
+    /// signature (when the text has enough words) with the signature's sketch and band keys,
+    /// all made here, on the scorer threads, so the decider's serial part only links.
+    pub item: Option<crate::dedup::group::Item>,
 }
 
 /// What a reader reports.
@@ -194,18 +196,30 @@ fn score_record(file_id: i64, record: Record, rules: &RuleSet, signatures: bool)
     } else {
         record.text.chars().count()
     };
-    let sig = if signatures {
-        crate::dedup::minhash::signature(&record.text)
-    } else {
-        None
-    };
+    let item = signatures.then(|| {
+        let head: String = record
+            .text
+            .chars()
+            .take(crate::store::groups::TEXT_HEAD)
+            .collect();
+        let mut item = crate::dedup::item(
+            record.source,
+            &record.id,
+            &head,
+            &hash,
+            text_len,
+            crate::dedup::minhash::signature(&record.text),
+        );
+        item.order = crate::dedup::order_key(file_id, record.locator.index);
+        item
+    });
     Scored {
         file_id,
         record,
         score,
         hash,
         text_len,
-        sig,
+        item,
     }
 }
 
