@@ -392,6 +392,9 @@ fn a_label_given_to_a_copy_on_a_stopped_store_decides_its_group() {
         "only the copy is labelled: {}",
         changed.len()
     );
+    // The printout can say it is a copy, and of which record.
+    let rep = changed[0].copy_of.as_ref().expect("doc-2 is a copy");
+    assert_eq!(rep.1, "doc-1");
 
     let out = dir.path().join("out");
     cyberfilter::store::export::export(&store, &out, Default::default(), Default::default(), None)

@@ -55,6 +55,13 @@ pub fn run(args: &RelabelArgs) -> i32 {
                         None => "label cleared".into(),
                     }
                 );
+                if let Some((rep_seq, rep_id)) = &c.copy_of {
+                    eprintln!(
+                        "cyberfilter:   a copy of {rep_id} (#{rep_seq}) in a duplicate group: the \
+                         group follows its representative's label, else its members' (keep wins), \
+                         and the export writes the group once, as {rep_id}"
+                    );
+                }
             }
             if crate::store::lock::is_held(&store) {
                 eprintln!(
@@ -84,6 +91,10 @@ pub struct Relabelled {
     pub file: String,
     pub old: Verdict,
     pub new: Verdict,
+    /// (seq, id) of the record's group representative when it is a copy in a duplicate group:
+    /// then the export and the engine decide the group by the representative's label, else its
+    /// members' (`decide::group_label`), and the copy follows its group.
+    pub copy_of: Option<(i64, String)>,
 }
 
 /// Label every record with `id` (or the one row `#SEQ`); returns what changed.
@@ -117,6 +128,7 @@ pub fn relabel(
                 .unwrap_or_else(|| r.file.clone()),
             old: old.verdict,
             new: new.verdict,
+            copy_of: crate::store::groups::stored_rep(s.conn(), store, r.seq)?,
         });
         s.apply_label(&LabelChange {
             seq: r.seq,

@@ -9,7 +9,7 @@ use crate::dedup::group::{Grouper, Via};
 use crate::dedup::minhash::{self, Signature};
 use crate::dedup::Settings;
 use crate::record::SourceKind;
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::Path;
@@ -41,6 +41,26 @@ fn has_tables(conn: &Connection) -> bool {
     conn.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'dedup_sigs'")
         .and_then(|mut st| st.exists([]))
         .unwrap_or(false)
+}
+
+/// The representative (seq, id) of a stored copy in a duplicate group, as the engine last wrote
+/// the membership; `None` for a record that stands for itself or a store without groups.
+pub fn stored_rep(
+    conn: &Connection,
+    path: &Path,
+    seq: i64,
+) -> Result<Option<(i64, String)>, StoreError> {
+    if !has_tables(conn) {
+        return Ok(None);
+    }
+    conn.query_row(
+        "SELECT m.rep_seq, r.id FROM dedup_members m JOIN records r ON r.seq = m.rep_seq
+         WHERE m.seq = ?1 AND m.rep_seq != m.seq",
+        [seq],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()
+    .ctx(path)
 }
 
 /// Grouping on or off, and its settings, as the run last used them.
