@@ -246,13 +246,15 @@ impl Grouper {
             if self.settings.threshold <= 1.0 {
                 let mut cands = std::mem::take(&mut self.cands);
                 cands.clear();
-                self.lsh.candidates(keys, |c| cands.push(c));
                 // Most candidates of templated text are far below the threshold: the 2-bit
-                // sketches (16 bytes a record, close together) drop them without touching
-                // their signatures, exactly (see `Sketch`).
-                let sk = it.sketch;
-                let need = self.settings.threshold;
-                cands.retain(|&c| sk.bound(&self.sketch[c as usize]) >= need);
+                // sketches (16 bytes a record, close together) drop them as they are found,
+                // without touching their signatures, exactly (see `Sketch`).
+                let (sk, need, sketches) = (it.sketch, self.settings.threshold, &self.sketch);
+                self.lsh.candidates(keys, |c| {
+                    if sk.bound(&sketches[c as usize]) >= need {
+                        cands.push(c);
+                    }
+                });
                 // A candidate sharing several bands is compared once.
                 cands.sort_unstable();
                 cands.dedup();
