@@ -9,7 +9,7 @@
 //! in two halves by a hash of the record id (half A was looked at while writing rules, half B
 //! was not; both are printed):
 //! - CTF write-ups 2016: keep+verify >= 90%, keep >= 60%;
-//! - HackerOne report titles: keep+verify >= 90% (issue target; see `BELOW_TARGET`);
+//! - HackerOne report titles: keep+verify >= 90% (the issue's target; asserted at the 91% reached);
 //! - PatchDB security fixes: keep+verify >= 75% (issue target; see `BELOW_TARGET`), other
 //!   commits: keep+verify <= 8%;
 //! - BBC articles not flagged `mentions_security`: keep <= 2% and keep+verify <= 8% overall,
@@ -105,11 +105,9 @@ fn jsonl_meta(path: &Path) -> HashMap<String, serde_json::Value> {
 /// Issue #12 targets the default rules do not meet yet: (group, issue bound on keep+verify,
 /// the floor asserted instead, so that a change can only improve them). Both halves are
 /// printed; see the README's table.
-const BELOW_TARGET: &[(&str, f64, f64)] = &[
-    ("hackerone-titles", 0.90, FLOOR_H1),
-    ("patchdb-security", 0.75, FLOOR_PATCHDB),
-];
-const FLOOR_H1: f64 = 0.89;
+const BELOW_TARGET: &[(&str, f64, f64)] = &[("patchdb-security", 0.75, FLOOR_PATCHDB)];
+/// HackerOne titles met the issue's 90% in the fourth round (91.5%); held at what it reached.
+const FLOOR_H1: f64 = 0.91;
 const FLOOR_PATCHDB: f64 = 0.68;
 
 #[test]
@@ -195,6 +193,13 @@ fn default_rules_on_security_writing_and_ordinary_prose() {
         ctf.keep_share() >= 0.60,
         "CTF keep {:.1}%",
         pct(ctf.keep_share())
+    );
+    let h1 = g("hackerone-titles");
+    assert!(
+        h1.kept_or_verified_share() >= FLOOR_H1,
+        "HackerOne titles keep+verify {:.1}% fell below {:.0}%",
+        pct(h1.kept_or_verified_share()),
+        pct(FLOOR_H1)
     );
     let other = g("patchdb-other");
     assert!(

@@ -621,6 +621,41 @@ fn access_control_and_business_logic_titles_are_not_rejected() {
 }
 
 #[test]
+fn one_line_business_logic_titles_reach_verify_not_keep() {
+    // Report titles that name only an object of the application (a role, a balance, a
+    // subscription, an invoice) and what is wrong with it (written here, not taken from any
+    // report): the verifier decides them, the rules alone never keep them. The same words in
+    // a sentence that says nothing is wrong, or in a text with a line break (news, a commit
+    // with a body), stay out.
+    let titles = [
+        "Moderator role still works after leaving the group",
+        "Gift balance added twice when the payment is retried via the mobile app",
+        "Subscription trial restarted without a new payment method",
+        "Profile visibility setting not applied to the public API",
+        "Invoice PDF of another customer downloadable by changing the number",
+        "Team owners lose the billing page when an admin invites them again, leading to unlimited seats",
+    ];
+    let r = RuleSet::default_rules();
+    let t = r.thresholds();
+    for text in titles {
+        let s = r.score(text);
+        assert_eq!(
+            tier_for(s.score, text.chars().count(), true, &t),
+            Tier::Verify,
+            "{text}: {s:?}"
+        );
+    }
+    assert_default_tiers(
+        &titles,
+        &[
+            "Customers collect their orders at the front desk",
+            "Board members approve the annual report",
+            "Shop prices rise again\n\nCustomers paid more for orders without any discount this month, the report said.",
+        ],
+    );
+}
+
+#[test]
 fn fix_commits_in_fix_language_reach_verify() {
     // Commit subjects as kernels and codecs write them (made up for the test); ordinary
     // maintenance commits stay out.
