@@ -106,7 +106,7 @@ fn jsonl_meta(path: &Path) -> HashMap<String, serde_json::Value> {
 /// the floor asserted instead, so that a change can only improve them). Both halves are
 /// printed; see the README's table.
 const BELOW_TARGET: &[(&str, f64, f64)] = &[("patchdb-security", 0.75, FLOOR_PATCHDB)];
-/// HackerOne titles met the 90% in the fourth round (91.5%); held at what it reached.
+/// HackerOne titles met the 90% in the fourth round (91.5%; 91.4% once `one-line-finding` became a `max_lines` rule); held at what it reached.
 const FLOOR_H1: f64 = 0.91;
 const FLOOR_PATCHDB: f64 = 0.68;
 

@@ -20,6 +20,7 @@ const RULE_KEYS: &[&str] = &[
     "case_sensitive",
     "cap",
     "requires_other_evidence",
+    "max_lines",
     "description",
 ];
 const THRESHOLD_KEYS: &[&str] = &["high", "low", "min_text_len", "p_yes_cut"];
@@ -38,7 +39,18 @@ pub struct RuleSpec {
     /// such rules together add at most what the other positive rules add (see `Scorer::score`),
     /// so on their own they add nothing.
     pub requires_other_evidence: bool,
+    /// Counts only in a text of at most this many lines (a report title, a commit subject):
+    /// such a rule is searched on its own, beside the leftmost-first pass, so it takes no
+    /// stretch of text from the other rules (it may span what they match) and adds to them.
+    pub max_lines: Option<u32>,
     pub description: Option<String>,
+}
+
+/// Lines of a text as `max_lines` counts them: line breaks plus one, a trailing break not
+/// counted.
+pub fn line_count(text: &[u8]) -> usize {
+    let trimmed = text.strip_suffix(b"\n").unwrap_or(text);
+    memchr::memchr_iter(b'\n', trimmed).count() + 1
 }
 
 impl RuleSpec {
@@ -363,6 +375,17 @@ fn parse_rule(
         }
     };
 
+    let max_lines = match table.get("max_lines") {
+        None => None,
+        Some(Value::Integer(n)) if (1..=1000).contains(n) => Some(*n as u32),
+        Some(v) => {
+            err(format!(
+                "`max_lines` must be an integer from 1 to 1000, found {v}"
+            ));
+            None
+        }
+    };
+
     if let Some(name) = &name {
         if !seen.insert(name.clone()) {
             err("duplicate rule name".into());
@@ -378,6 +401,7 @@ fn parse_rule(
         case_sensitive,
         cap,
         requires_other_evidence,
+        max_lines,
         description,
     };
     let expands = expansion(&spec.full_pattern()).unwrap_or(0);

@@ -77,9 +77,18 @@ struct Prefiltered {
     plain: Vec<Option<Plain>>,
 }
 
+/// A rule with `max_lines`: searched on its own, in texts that short only.
+#[derive(Debug, Clone)]
+struct Standalone {
+    rule: usize,
+    max_lines: usize,
+    regex: meta::Regex,
+}
+
 #[derive(Debug, Clone)]
 pub struct Scorer {
     specs: Vec<RuleSpec>,
+    standalone: Vec<Standalone>,
     /// The rule of each unit (units are in priority order).
     unit_rule: Vec<u32>,
     anchored: Option<Prefiltered>,
@@ -152,12 +161,28 @@ impl Scorer {
     }
 
     fn build(specs: Vec<RuleSpec>, prefiltered: bool, budget: usize) -> Result<Scorer, String> {
-        let hirs = specs
-            .iter()
-            .map(|s| {
-                syntax::parse_with(&s.full_pattern(), &syntax_config()).map_err(|e| e.to_string())
-            })
-            .collect::<Result<Vec<Hir>, String>>()?;
+        // The rules of the leftmost-first pass (their spec index) and the standalone ones.
+        let mut pass_rules = Vec::new();
+        let mut hirs = Vec::new();
+        let mut standalone = Vec::new();
+        for (rule, spec) in specs.iter().enumerate() {
+            let hir = syntax::parse_with(&spec.full_pattern(), &syntax_config())
+                .map_err(|e| e.to_string())?;
+            match spec.max_lines {
+                Some(n) => standalone.push(Standalone {
+                    rule,
+                    max_lines: n as usize,
+                    regex: meta::Builder::new()
+                        .configure(regex_config())
+                        .build_from_hir(&hir)
+                        .map_err(|e| e.to_string())?,
+                }),
+                None => {
+                    pass_rules.push(rule as u32);
+                    hirs.push(hir);
+                }
+            }
+        }
         let units = if prefiltered {
             prefilter::plan(hirs)
         } else {
@@ -171,7 +196,7 @@ impl Scorer {
                 })
                 .collect()
         };
-        let unit_rule = units.iter().map(|u| u.rule as u32).collect();
+        let unit_rule = units.iter().map(|u| pass_rules[u.rule]).collect();
         let mut loose: Vec<(u32, Hir)> = Vec::new();
         let mut anchored: Vec<Hir> = Vec::new();
         let mut keys: Vec<Vec<u8>> = Vec::new();
@@ -263,6 +288,7 @@ impl Scorer {
         }
         Ok(Scorer {
             specs,
+            standalone,
             unit_rule,
             anchored,
             parts,
@@ -393,8 +419,9 @@ impl Scorer {
     }
 
     /// Where each counted match lies in `text` (byte ranges, with the rule's index), for
-    /// highlighting. Same leftmost-first pass as `score`, but with full match spans; it is only
-    /// called for the one record a curator opens, never on the hot path.
+    /// highlighting. Same leftmost-first pass as `score`, but with full match spans, then the
+    /// standalone (`max_lines`) rules' matches where they cover no other; it is only called for
+    /// the one record a curator opens, never on the hot path.
     pub fn spans(&self, text: &str) -> Vec<(std::ops::Range<usize>, usize)> {
         let mut search = self.search(text.as_bytes());
         let mut spans = Vec::new();
@@ -403,7 +430,32 @@ impl Scorer {
             spans.push((start..end, self.unit_rule[unit as usize] as usize));
             at = end.max(at + 1);
         }
+        // A standalone rule's matches may cover the pass's: shown where they cover none.
+        let pass = spans.len();
+        for st in self.qualifying(text.as_bytes()) {
+            for m in st.regex.find_iter(text.as_bytes()) {
+                if !spans[..pass]
+                    .iter()
+                    .any(|(r, _)| r.start < m.end() && m.start() < r.end)
+                {
+                    spans.push((m.start()..m.end(), st.rule));
+                }
+            }
+        }
+        spans.sort_by_key(|(r, rule)| (r.start, *rule));
         spans
+    }
+
+    /// The standalone rules that count in `hay` (it has few enough lines).
+    fn qualifying<'a>(&'a self, hay: &[u8]) -> impl Iterator<Item = &'a Standalone> {
+        let lines = if self.standalone.is_empty() {
+            0
+        } else {
+            super::file::line_count(hay)
+        };
+        self.standalone
+            .iter()
+            .filter(move |st| lines <= st.max_lines)
     }
 
     /// Score = Σ weight × min(matches, cap) over matching rules, except that the rules marked
@@ -449,6 +501,12 @@ impl Scorer {
                 };
                 count(self.unit_rule[unit as usize] as usize);
                 at = end.max(at + 1);
+            }
+        }
+        for st in self.qualifying(hay) {
+            let cap = self.specs[st.rule].cap as usize;
+            for _ in st.regex.find_iter(hay).take(cap) {
+                count(st.rule);
             }
         }
         if any == 0 {

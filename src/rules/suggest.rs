@@ -315,7 +315,14 @@ impl Corpus {
                 .then_with(|| words(b.0).cmp(&words(a.0)))
                 .then_with(|| self.names[a.0 as usize].cmp(&self.names[b.0 as usize]))
         });
-        let covered = |phrase: &str| !rules.match_spans(phrase).is_empty();
+        // A phrase alone is a one-line text: a `max_lines` rule (a title rule) matching it says
+        // nothing about whether the rules already see it in ordinary text.
+        let covered = |phrase: &str| {
+            rules
+                .match_spans(phrase)
+                .iter()
+                .any(|(_, rule)| rule.max_lines.is_none())
+        };
         let mut picked: Vec<(u32, f64, f64)> = Vec::new();
         let (mut n_up, mut n_down) = (0, 0);
         for (id, d, z) in scored {

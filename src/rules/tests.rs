@@ -356,7 +356,9 @@ fn split_rule_set_counts_like_one_regex() {
         let fast = scorer::Scorer::compile(specs.clone()).unwrap();
         assert_eq!(one.part_count(), 1);
         if let Some(each) = &each {
-            assert_eq!(each.part_count(), specs.len());
+            // (`max_lines` rules are searched on their own, outside the parts.)
+            let in_pass = specs.iter().filter(|s| s.max_lines.is_none()).count();
+            assert_eq!(each.part_count(), in_pass);
         }
         let (anchored, units) = fast.anchored_units();
         assert!(
@@ -736,5 +738,62 @@ weight = 1
         let want = one.spans(t);
         assert!(!want.is_empty(), "{t:?}");
         assert_eq!(fast.spans(t), want, "{t:?}");
+    }
+}
+
+const TITLE_RULE: &str = r#"
+[[rule]]
+name = "class"
+category = "vulnerability"
+pattern = 'xss'
+weight = 3.0
+
+[[rule]]
+name = "title"
+category = "vulnerability"
+pattern = 'users?\b.*?\bwithout|without\b.*?\busers?'
+weight = 2.0
+cap = 1
+max_lines = 1
+"#;
+
+#[test]
+fn a_max_lines_rule_counts_only_in_short_texts_and_takes_no_words_from_the_others() {
+    let r = rules(TITLE_RULE);
+    // On one line both count: the title rule's match spans the word `xss` of the other rule.
+    let s = r.score("Stored XSS lets users post without review");
+    assert_eq!(s.rule_names(), vec!["class", "title"]);
+    assert_eq!(s.score, 5.0);
+    // A trailing line break does not make a second line; a line break inside does.
+    assert_eq!(r.score("users without a login\n").score, 2.0);
+    assert_eq!(r.score("users\nwithout a login").score, 0.0);
+    assert_eq!(
+        r.score("Stored XSS\n\nusers post without review")
+            .rule_names(),
+        vec!["class"]
+    );
+    // Counted up to its cap like any rule.
+    assert_eq!(r.score("users without x, users without y").score, 2.0);
+    // Highlighted where no other rule's match is.
+    let spans: Vec<(std::ops::Range<usize>, &str)> = r
+        .match_spans("users without a login")
+        .into_iter()
+        .map(|(s, rule)| (s, rule.name.as_str()))
+        .collect();
+    assert_eq!(spans, vec![(0..13, "title")]);
+    let spans = r.match_spans("XSS: users without a login");
+    assert_eq!(spans.len(), 2, "{spans:?}");
+}
+
+#[test]
+fn max_lines_is_validated() {
+    for bad in ["0", "-1", "'one'", "1001", "1.5"] {
+        let body = TITLE_RULE.replace("max_lines = 1", &format!("max_lines = {bad}"));
+        let e = errors(&body);
+        assert!(
+            e.iter()
+                .any(|e| e.contains("title") && e.contains("`max_lines` must be an integer")),
+            "{bad}: {e:?}"
+        );
     }
 }
