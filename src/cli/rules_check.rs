@@ -11,7 +11,8 @@ pub struct CheckArgs {
     /// The rule file to check.
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
-    /// Also list every rule (name, category, weight, cap, and whether it needs other evidence).
+    /// Also list every rule (name, category, weight, cap, whether it needs other evidence, and
+    /// `max_lines`).
     #[arg(long)]
     pub list: bool,
 }
@@ -47,17 +48,18 @@ pub fn run(args: &CheckArgs) -> i32 {
             );
             if args.list {
                 for r in rules.rules() {
+                    let mut notes = String::new();
+                    if r.requires_other_evidence {
+                        notes.push_str("  (needs other evidence)");
+                    }
+                    match r.max_lines {
+                        Some(1) => notes.push_str("  (one-line texts only)"),
+                        Some(n) => notes.push_str(&format!("  (texts of at most {n} lines)")),
+                        None => {}
+                    }
                     println!(
-                        "{:<28} {:<14} {:>6} x{}{}",
-                        r.name,
-                        r.category,
-                        r.weight,
-                        r.cap,
-                        if r.requires_other_evidence {
-                            "  (needs other evidence)"
-                        } else {
-                            ""
-                        }
+                        "{:<28} {:<14} {:>6} x{}{notes}",
+                        r.name, r.category, r.weight, r.cap
                     );
                 }
             }
