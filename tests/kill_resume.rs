@@ -126,12 +126,14 @@ fn export(store: &Path, out: &Path) -> BTreeMap<String, String> {
 
 /// A record the curator labels while it still waits for the verifier is never asked (the
 /// label decides it), while in the uninterrupted run the same label lands after the answer.
-/// Both are right; so for labelled records the LLM's answer (`p_yes`, `model`) is left out
-/// of the comparison. Everything else, the label and the verdict included, must match.
+/// Both are right; so for records a label decides — their own, or a label on another member
+/// of their duplicate group (`decided_by: human`, `label` null on the representative) — the
+/// LLM's answer (`p_yes`, `model`) is left out of the comparison. Everything else, the label
+/// and the verdict included, must match.
 fn without_llm_answer_if_labelled(line: &str) -> String {
     let mut v: serde_json::Value = serde_json::from_str(line).unwrap();
     let cf = v["cyberfilter"].as_object_mut().unwrap();
-    if !cf["label"].is_null() {
+    if !cf["label"].is_null() || cf["decided_by"] == "human" {
         cf.remove("p_yes");
         cf.remove("model");
     }
