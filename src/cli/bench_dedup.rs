@@ -28,8 +28,8 @@ pub struct DedupArgs {
     /// Near-duplicate threshold.
     #[arg(long, default_value_t = DEFAULT_THRESHOLD)]
     pub threshold: f32,
-    /// Also run the engine on this input with grouping off and on alternated, 3 rounds
-    /// (verifier none).
+    /// Also run the engine on this input with grouping off and on alternated, `ENGINE_ROUNDS`
+    /// rounds (verifier none).
     #[arg(long, value_name = "FILE")]
     pub engine: Option<PathBuf>,
     /// Also measure the cross-feed overlap and near-duplicate pairs of this folder.
@@ -286,8 +286,7 @@ type Pair = (u32, u32, f32);
 /// parameter names, other CVE ids), with the record's own natural ids taken out first.
 fn id_tokens(r: &Rec) -> BTreeSet<String> {
     let mut t = r.text.to_lowercase();
-    let head: String = r.text.chars().take(64).collect();
-    for k in crate::dedup::natural_keys(r.source, &r.id, &head) {
+    for k in crate::dedup::natural_keys(r.source, &r.id, crate::dedup::text_head(&r.text)) {
         let k = k.strip_prefix("attack:").unwrap_or(&k).to_lowercase();
         t = t.replace(&k, " ");
     }
@@ -301,8 +300,7 @@ fn id_tokens(r: &Rec) -> BTreeSet<String> {
 /// and whose identifier-like words differ are distinct facts in templated wording.
 fn id_rule_splits(a: &Rec, b: &Rec) -> bool {
     let has_id = |r: &Rec| {
-        let head: String = r.text.chars().take(64).collect();
-        !crate::dedup::natural_keys(r.source, &r.id, &head).is_empty()
+        !crate::dedup::natural_keys(r.source, &r.id, crate::dedup::text_head(&r.text)).is_empty()
     };
     has_id(a) && has_id(b) && id_tokens(a) != id_tokens(b)
 }
@@ -330,11 +328,10 @@ fn realdata(
             let file = r.locator.file.display().to_string();
             let n = file_no.len() as u64;
             let f = *file_no.entry(file.clone()).or_insert(n);
-            let head: String = r.text.chars().take(64).collect();
             let mut itm = item(
                 r.source,
                 &r.id,
-                &head,
+                crate::dedup::text_head(&r.text),
                 &r.content_hash(),
                 text_chars(&r.text),
                 signature(&r.text),

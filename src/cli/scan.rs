@@ -44,11 +44,10 @@ struct ScanGroups {
 impl ScanGroups {
     fn push(&mut self, rec: &Record) {
         let hash = rec.content_hash();
-        let head: String = rec.text.chars().take(64).collect();
         let mut item = crate::dedup::item(
             rec.source,
             &rec.id,
-            &head,
+            crate::dedup::text_head(&rec.text),
             &hash,
             text_chars(&rec.text),
             crate::dedup::minhash::signature(&rec.text),

@@ -142,7 +142,7 @@ impl Lsh {
         self.link(id, keys);
     }
 
-    /// Call `f` with each record sharing a band with `sig` (a record may come more than once;
+    /// Call `f` with each record sharing a band key with `keys` (a record may come more than once;
     /// slot collisions come too). The `BANDS` chains are walked in lockstep: each step's
     /// loads are independent of each other, so their cache misses overlap instead of
     /// queueing one behind the other.

@@ -118,6 +118,16 @@ fn attack_key(text: &str) -> Option<String> {
     ok.then(|| format!("attack:{tok}"))
 }
 
+/// The start of a record's text that [`natural_keys`] looks at (an ATT&CK id on the first
+/// line): its first `TEXT_HEAD` characters, borrowed. The store keeps the same cut in SQL.
+pub fn text_head(text: &str) -> &str {
+    let end = text
+        .char_indices()
+        .nth(crate::store::groups::TEXT_HEAD)
+        .map_or(text.len(), |(i, _)| i);
+    &text[..end]
+}
+
 /// The natural ids a record is known by. Fallback ids (`file#index`) and the free-form ids of
 /// plain JSON records are not natural ids, unless they are CVE, CAPEC or CWE ids.
 pub fn natural_keys(source: SourceKind, id: &str, text_head: &str) -> Vec<String> {

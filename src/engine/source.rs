@@ -197,15 +197,10 @@ fn score_record(file_id: i64, record: Record, rules: &RuleSet, signatures: bool)
         record.text.chars().count()
     };
     let item = signatures.then(|| {
-        let head: String = record
-            .text
-            .chars()
-            .take(crate::store::groups::TEXT_HEAD)
-            .collect();
         let mut item = crate::dedup::item(
             record.source,
             &record.id,
-            &head,
+            crate::dedup::text_head(&record.text),
             &hash,
             text_len,
             crate::dedup::minhash::signature(&record.text),
