@@ -45,8 +45,18 @@ fn relabel(store: &Path, id: &str, label: &str, limit: Option<u64>) -> Output {
 }
 
 /// The exported record files (kept/removed/pending), by name.
+/// The record files of an export; for records a curator's label decides, without the
+/// verifier's answer (see `without_llm_answer_if_labelled`: whether the failed run asked the
+/// verifier before the label came depends on where the disk filled up).
 fn export(store: &Path, out: &Path) -> BTreeMap<String, String> {
-    export_files(store, out).0
+    export_files(store, out)
+        .0
+        .into_iter()
+        .map(|(name, text)| {
+            let lines = text.lines().map(common::without_llm_answer_if_labelled);
+            (name, lines.collect())
+        })
+        .collect()
 }
 
 /// (records exported, labelled records exported).

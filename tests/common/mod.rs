@@ -348,3 +348,19 @@ pub fn nvd_copies(dir: &Path, copies: usize) -> (PathBuf, usize) {
     std::fs::write(&input, serde_json::to_vec(&v).unwrap()).unwrap();
     (input, n)
 }
+
+/// A record the curator labels while it still waits for the verifier is never asked (the
+/// label decides it), while in the uninterrupted run the same label lands after the answer.
+/// Both are right; so for records a label decides — their own, or a label on another member
+/// of their duplicate group (`decided_by: human`, `label` null on the representative) — the
+/// LLM's answer (`p_yes`, `model`) is left out of the comparison. Everything else, the label
+/// and the verdict included, must match.
+pub fn without_llm_answer_if_labelled(line: &str) -> String {
+    let mut v: Value = serde_json::from_str(line).unwrap();
+    let cf = v["cyberfilter"].as_object_mut().unwrap();
+    if !cf["label"].is_null() || cf["decided_by"] == "human" {
+        cf.remove("p_yes");
+        cf.remove("model");
+    }
+    format!("{v}\n")
+}
