@@ -202,6 +202,14 @@ impl Grouper {
     /// Add the next record; returns the positions whose representative changed (the new record
     /// among them when it is a duplicate). Read each one's new representative with
     /// [`Grouper::rep_of`].
+    /// Start loading what `push(it)` will read first (its LSH chain heads): called with the
+    /// next record while this one is pushed.
+    pub fn prefetch(&self, it: &Item) {
+        if it.sig.is_some() && !it.split {
+            self.lsh.prefetch(&it.band_keys);
+        }
+    }
+
     pub fn push(&mut self, it: &Item) -> Vec<u32> {
         let pos = self.parent.len() as u32;
         self.parent.push(pos);
@@ -250,11 +258,15 @@ impl Grouper {
                 // sketches (16 bytes a record, close together) drop them as they are found,
                 // without touching their signatures, exactly (see `Sketch`).
                 let (sk, need, sketches) = (it.sketch, self.settings.threshold, &self.sketch);
-                self.lsh.candidates(keys, |c| {
-                    if sk.bound(&sketches[c as usize]) >= need {
-                        cands.push(c);
-                    }
-                });
+                self.lsh.candidates(
+                    keys,
+                    |c| {
+                        if sk.bound(&sketches[c as usize]) >= need {
+                            cands.push(c);
+                        }
+                    },
+                    |c| super::lsh::prefetch(&sketches[c as usize]),
+                );
                 // A candidate sharing several bands is compared once.
                 cands.sort_unstable();
                 cands.dedup();

@@ -362,7 +362,14 @@ impl Decider {
             ReaderMsg::Records(v) => {
                 let mut inserts = Vec::with_capacity(v.len());
                 let mut dd = DedupWrites::default();
-                for s in v {
+                let mut records = v.into_iter().peekable();
+                while let Some(s) = records.next() {
+                    if let (Some(g), Some(next)) = (
+                        self.groups.as_ref(),
+                        records.peek().and_then(|n| n.item.as_ref()),
+                    ) {
+                        g.prefetch(next);
+                    }
                     self.on_record(s, &mut inserts, &mut dd);
                 }
                 if !inserts.is_empty() {
