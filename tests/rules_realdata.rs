@@ -106,8 +106,9 @@ fn jsonl_meta(path: &Path) -> HashMap<String, serde_json::Value> {
 /// the floor asserted instead, so that a change can only improve them). Both halves are
 /// printed; see the README's table.
 const BELOW_TARGET: &[(&str, f64, f64)] = &[("patchdb-security", 0.75, FLOOR_PATCHDB)];
-/// HackerOne titles met the 90% in the fourth round (91.5%; 91.4% once `one-line-finding` became a `max_lines` rule); held at what it reached.
-const FLOOR_H1: f64 = 0.91;
+/// HackerOne titles met the 90% in the fourth round (91.5%; 91.4% once `one-line-finding`
+/// became a `max_lines` rule; 93.9% after the fifth, session 7); held at what it reached.
+const FLOOR_H1: f64 = 0.93;
 const FLOOR_PATCHDB: f64 = 0.68;
 
 #[test]
