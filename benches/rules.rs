@@ -12,7 +12,7 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use cyberfilter::cli::gen_nvd;
-use cyberfilter::ingest::{discover, read_file, IngestOptions};
+use cyberfilter::ingest::{discover, read_file, scored_texts, IngestOptions};
 use cyberfilter::rules::{tier_for, RuleSet};
 use std::hint::black_box;
 use std::ops::ControlFlow;
@@ -22,17 +22,7 @@ fn sample_texts(dir: &str) -> Vec<String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("sample_data")
         .join(dir);
-    let mut texts = Vec::new();
-    for file in discover(&[root]).expect("sample_data") {
-        read_file(&file, &IngestOptions::default(), &mut |r| {
-            if let Ok(rec) = r {
-                if rec.scored {
-                    texts.push(rec.text);
-                }
-            }
-            ControlFlow::Continue(())
-        });
-    }
+    let texts = scored_texts(&[root]).expect("sample_data");
     assert!(!texts.is_empty(), "no records in sample_data/{dir}");
     texts
 }

@@ -1,9 +1,8 @@
 //! Scores the texts of sample_data/<dir> with the default rules N times, for `perf record`.
 //! Run: `cargo run --release --example profile_rules -- nvd 200` (`RULES=FILE` for another
 //! rule file); e.g. `perf record -g target/release/examples/profile_rules nvd 5000`.
-use cyberfilter::ingest::{discover, read_file, IngestOptions};
+use cyberfilter::ingest::scored_texts;
 use cyberfilter::rules::RuleSet;
-use std::ops::ControlFlow;
 use std::path::Path;
 
 fn main() {
@@ -13,17 +12,7 @@ fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("sample_data")
         .join(&dir);
-    let mut texts = Vec::new();
-    for file in discover(&[root]).expect("sample_data") {
-        read_file(&file, &IngestOptions::default(), &mut |r| {
-            if let Ok(rec) = r {
-                if rec.scored {
-                    texts.push(rec.text);
-                }
-            }
-            ControlFlow::Continue(())
-        });
-    }
+    let texts = scored_texts(&[root]).expect("sample_data");
     let rules = match std::env::var_os("RULES") {
         Some(p) => RuleSet::from_file(Path::new(&p)).unwrap(),
         None => RuleSet::default_rules(),

@@ -233,6 +233,23 @@ pub fn read_file(
     read_opened(path, source::open_and_peek(path), opts, emit)
 }
 
+/// The texts of the scored records of `inputs` (folders walked as for a run; unreadable records
+/// left out), for benchmarks and profiling.
+pub fn scored_texts(inputs: &[PathBuf]) -> Result<Vec<String>, IngestError> {
+    let mut texts = Vec::new();
+    for file in discover(inputs)? {
+        read_file(&file, &IngestOptions::default(), &mut |r| {
+            if let Ok(rec) = r {
+                if rec.scored {
+                    texts.push(rec.text);
+                }
+            }
+            ControlFlow::Continue(())
+        });
+    }
+    Ok(texts)
+}
+
 /// `read_file` over bytes in memory; `name` stands for the file in records and errors (the
 /// fuzz targets in [`crate::fuzzing`] and tests use it).
 pub fn read_bytes(
