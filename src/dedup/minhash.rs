@@ -81,12 +81,18 @@ fn word_hash(w: &str) -> u64 {
 
 /// The words of a text (runs of alphanumeric characters), hashed.
 pub fn word_hashes(text: &str) -> Vec<u64> {
+    let mut out = Vec::with_capacity(text.len() / 6);
+    for_each_word_hash(text, |h| out.push(h));
+    out
+}
+
+/// `f` with the hash of each word of `text`, in order.
+fn for_each_word_hash(text: &str, mut f: impl FnMut(u64)) {
     // Byte by byte: an ASCII byte is classed directly, and only a non-ASCII character is
     // decoded, so the same words come out as splitting on `!char::is_alphanumeric` (the
     // signature is stored, so this must not change), at a fraction of the cost on the mostly
     // ASCII texts of the feeds.
     let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len() / 6);
     let mut start = None;
     let mut i = 0;
     while i < bytes.len() {
@@ -100,7 +106,7 @@ pub fn word_hashes(text: &str) -> Vec<u64> {
         match (alnum, start) {
             (true, None) => start = Some(i),
             (false, Some(s)) => {
-                out.push(word_hash(&text[s..i]));
+                f(word_hash(&text[s..i]));
                 start = None;
             }
             _ => {}
@@ -108,9 +114,14 @@ pub fn word_hashes(text: &str) -> Vec<u64> {
         i += len;
     }
     if let Some(s) = start {
-        out.push(word_hash(&text[s..]));
+        f(word_hash(&text[s..]));
     }
-    out
+}
+
+/// The hash of one shingle (its words in order).
+#[inline]
+fn shingle_hash(words: &[u64]) -> u64 {
+    mix64(words.iter().fold(0u64, |h, x| h.rotate_left(21) ^ x))
 }
 
 /// The shingle hashes of a text (one per window of `SHINGLE` words).
@@ -120,67 +131,103 @@ pub fn shingles(text: &str) -> Vec<u64> {
         return vec![];
     }
     if words.len() < SHINGLE {
-        return vec![mix64(words.iter().fold(0, |h, w| h.rotate_left(21) ^ w))];
+        return vec![shingle_hash(&words)];
     }
-    words
-        .windows(SHINGLE)
-        .map(|w| mix64(w.iter().fold(0u64, |h, x| h.rotate_left(21) ^ x)))
-        .collect()
+    words.windows(SHINGLE).map(shingle_hash).collect()
 }
 
-/// The signature of a text, or `None` below `MIN_WORDS` words.
+/// Shingles handed to the minima at a time by `signature`.
+const BLOCK: usize = 64;
+
+/// The signature of a text, or `None` below `MIN_WORDS` words. Streamed: the words' hashes go
+/// through a window of `SHINGLE` into a block of shingle hashes that the minima take a block at
+/// a time, so nothing is allocated (the same values as `signature_of(&shingles(text))`).
 pub fn signature(text: &str) -> Option<Signature> {
-    let sh = shingles(text);
-    if sh.len() + SHINGLE - 1 < MIN_WORDS {
+    let mut mins = [u32::MAX; PERMS];
+    let mut block = [0u64; BLOCK];
+    let (mut filled, mut words) = (0, 0usize);
+    let mut window = [0u64; SHINGLE];
+    for_each_word_hash(text, |h| {
+        window.copy_within(1.., 0);
+        window[SHINGLE - 1] = h;
+        words += 1;
+        if words >= SHINGLE {
+            block[filled] = shingle_hash(&window);
+            filled += 1;
+            if filled == BLOCK {
+                fold_minima(&mut mins, &block);
+                filled = 0;
+            }
+        }
+    });
+    // MIN_WORDS >= SHINGLE, so a text with a signature has every shingle in the blocks.
+    if words < MIN_WORDS {
         return None;
     }
-    Some(signature_of(&sh))
+    fold_minima(&mut mins, &block[..filled]);
+    Some(finish(mins))
 }
 
-/// The minimum of each hash function over the shingles.
+/// Lower `mins` to the minimum of each hash function over the shingles.
 #[inline(always)]
-fn minima(shingles: &[u64]) -> [u32; PERMS] {
-    let mut mins = [u32::MAX; PERMS];
+fn minima_into(mins: &mut [u32; PERMS], shingles: &[u64]) {
     for &h in shingles {
         for ((m, a), b) in mins.iter_mut().zip(&PERM.a).zip(&PERM.b) {
             let v = (a.wrapping_mul(h).wrapping_add(*b) >> 32) as u32;
             *m = (*m).min(v);
         }
     }
+}
+
+#[cfg(test)]
+fn minima(shingles: &[u64]) -> [u32; PERMS] {
+    let mut mins = [u32::MAX; PERMS];
+    minima_into(&mut mins, shingles);
     mins
 }
 
-/// `minima` compiled for AVX-512 (8 64-bit products per instruction instead of one).
+/// `minima_into` compiled for AVX-512 (8 64-bit products per instruction instead of one).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512dq,avx512vl")]
-fn minima_avx512(shingles: &[u64]) -> [u32; PERMS] {
-    minima(shingles)
+fn minima_avx512(mins: &mut [u32; PERMS], shingles: &[u64]) {
+    minima_into(mins, shingles)
 }
 
-/// `minima` compiled for AVX2.
+/// `minima_into` compiled for AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn minima_avx2(shingles: &[u64]) -> [u32; PERMS] {
-    minima(shingles)
+fn minima_avx2(mins: &mut [u32; PERMS], shingles: &[u64]) {
+    minima_into(mins, shingles)
 }
 
-/// The signature of a set of shingle hashes (duplicates do not matter). The same integer
-/// arithmetic on every CPU: the vector paths give the same values as the plain one.
-pub fn signature_of(shingles: &[u64]) -> Signature {
+/// `minima_into` on the widest vector unit the CPU has: the same integer arithmetic on every
+/// CPU, so the vector paths give the same values as the plain one.
+fn fold_minima(mins: &mut [u32; PERMS], shingles: &[u64]) {
     #[cfg(target_arch = "x86_64")]
-    let mins = if std::arch::is_x86_feature_detected!("avx512dq")
+    if std::arch::is_x86_feature_detected!("avx512dq")
         && std::arch::is_x86_feature_detected!("avx512vl")
     {
         // SAFETY: the CPU has the features the function is compiled for.
-        unsafe { minima_avx512(shingles) }
+        unsafe { minima_avx512(mins, shingles) }
     } else if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: as above.
-        unsafe { minima_avx2(shingles) }
+        unsafe { minima_avx2(mins, shingles) }
     } else {
-        minima(shingles)
-    };
+        minima_into(mins, shingles)
+    }
     #[cfg(not(target_arch = "x86_64"))]
-    let mins = minima(shingles);
+    minima_into(mins, shingles);
+}
+
+/// The signature of a set of shingle hashes (duplicates do not matter).
+pub fn signature_of(shingles: &[u64]) -> Signature {
+    let mut mins = [u32::MAX; PERMS];
+    fold_minima(&mut mins, shingles);
+    finish(mins)
+}
+
+/// The signature from the minima.
+fn finish(mins: [u32; PERMS]) -> Signature {
     // The low bits of each minimum, re-mixed so equal minima stay equal and different ones
     // rarely collide.
     let mut sig = [0u16; PERMS];
@@ -280,13 +327,18 @@ mod tests {
         let plain = minima(&sh);
         #[cfg(target_arch = "x86_64")]
         {
+            let vector = |f: unsafe fn(&mut [u32; PERMS], &[u64])| {
+                let mut m = [u32::MAX; PERMS];
+                unsafe { f(&mut m, &sh) };
+                m
+            };
             if std::arch::is_x86_feature_detected!("avx512dq")
                 && std::arch::is_x86_feature_detected!("avx512vl")
             {
-                assert_eq!(unsafe { minima_avx512(&sh) }, plain);
+                assert_eq!(vector(minima_avx512), plain);
             }
             if std::arch::is_x86_feature_detected!("avx2") {
-                assert_eq!(unsafe { minima_avx2(&sh) }, plain);
+                assert_eq!(vector(minima_avx2), plain);
             }
         }
         // A fixed value: the signature scheme is part of the store format.
@@ -313,6 +365,35 @@ mod tests {
         ] {
             assert_eq!(word_hashes(t), reference(t), "{t:?}");
         }
+    }
+
+    /// The streamed signature against the one from the whole shingle list, around the block
+    /// size and the word-count limit, with Unicode words.
+    #[test]
+    fn streamed_signature_equals_the_shingle_list_one() {
+        let mut rng = crate::rng::Rng::new(11);
+        let vocab = [
+            "heap",
+            "overflow",
+            "in",
+            "the",
+            "PNG",
+            "décodeur",
+            "ошибка",
+            "x1",
+            "CVE",
+        ];
+        for n in [0, 1, 2, 3, 7, 8, 9, 63, 64, 65, 66, 67, 130, 131, 500] {
+            let text: Vec<&str> = (0..n)
+                .map(|_| vocab[rng.below(vocab.len() as u64) as usize])
+                .collect();
+            let text = text.join(if n % 2 == 0 { " " } else { ", " });
+            let sh = shingles(&text);
+            let expected = (sh.len() + SHINGLE > MIN_WORDS).then(|| signature_of(&sh));
+            assert_eq!(signature(&text), expected, "{n} words");
+        }
+        let long = A.repeat(40);
+        assert_eq!(signature(&long), Some(signature_of(&shingles(&long))));
     }
 
     #[test]
