@@ -328,14 +328,7 @@ fn realdata(
             let file = r.locator.file.display().to_string();
             let n = file_no.len() as u64;
             let f = *file_no.entry(file.clone()).or_insert(n);
-            let mut itm = item(
-                r.source,
-                &r.id,
-                crate::dedup::text_head(&r.text),
-                &r.content_hash(),
-                text_chars(&r.text),
-                signature(&r.text),
-            );
+            let mut itm = crate::dedup::record_item(&r, &r.content_hash(), text_chars(&r.text));
             itm.order = crate::dedup::order_key(f as i64, r.locator.index);
             g.push(&itm);
             recs.push(Rec {

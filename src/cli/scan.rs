@@ -44,14 +44,7 @@ struct ScanGroups {
 impl ScanGroups {
     fn push(&mut self, rec: &Record) {
         let hash = rec.content_hash();
-        let mut item = crate::dedup::item(
-            rec.source,
-            &rec.id,
-            crate::dedup::text_head(&rec.text),
-            &hash,
-            text_chars(&rec.text),
-            crate::dedup::minhash::signature(&rec.text),
-        );
+        let mut item = crate::dedup::record_item(rec, &hash, text_chars(&rec.text));
         // Files are not numbered in a scan: a hash of the path keeps the tie-break stable.
         let file = rec.locator.file.display().to_string();
         let fh = crate::dedup::key_hash(&file) & 0xff_ffff;

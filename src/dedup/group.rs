@@ -199,9 +199,6 @@ impl Grouper {
         key(a) < key(b)
     }
 
-    /// Add the next record; returns the positions whose representative changed (the new record
-    /// among them when it is a duplicate). Read each one's new representative with
-    /// [`Grouper::rep_of`].
     /// Start loading what `push(it)` will read first (its LSH chain heads): called with the
     /// next record while this one is pushed.
     pub fn prefetch(&self, it: &Item) {
@@ -210,6 +207,9 @@ impl Grouper {
         }
     }
 
+    /// Add the next record; returns the positions whose representative changed (the new record
+    /// among them when it is a duplicate). Read each one's new representative with
+    /// [`Grouper::rep_of`].
     pub fn push(&mut self, it: &Item) -> Vec<u32> {
         let pos = self.parent.len() as u32;
         self.parent.push(pos);

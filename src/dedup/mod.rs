@@ -187,6 +187,23 @@ pub fn item(
     }
 }
 
+/// The grouper's item for a record read from a file: its natural ids, content hash and the
+/// signature of its text. The caller sets `order` (how it numbers files differs).
+pub fn record_item(
+    rec: &crate::record::Record,
+    content_hash: &[u8; 32],
+    text_len: usize,
+) -> group::Item {
+    item(
+        rec.source,
+        &rec.id,
+        text_head(&rec.text),
+        content_hash,
+        text_len,
+        minhash::signature(&rec.text),
+    )
+}
+
 /// The representative tie-break of a record: its file's number, then its index in the file.
 pub fn order_key(file_id: i64, index: u64) -> u64 {
     ((file_id.max(0) as u64) << 40) | (index & ((1 << 40) - 1))

@@ -240,16 +240,8 @@ fn score_record(file_id: i64, record: Record, rules: &RuleSet) -> Scored {
 
 /// What grouping needs of a scored record: its natural-id keys and MinHash signature.
 fn group_item(s: &Scored) -> crate::dedup::group::Item {
-    let record = &s.record;
-    let mut item = crate::dedup::item(
-        record.source,
-        &record.id,
-        crate::dedup::text_head(&record.text),
-        &s.hash,
-        s.text_len,
-        crate::dedup::minhash::signature(&record.text),
-    );
-    item.order = crate::dedup::order_key(s.file_id, record.locator.index);
+    let mut item = crate::dedup::record_item(&s.record, &s.hash, s.text_len);
+    item.order = crate::dedup::order_key(s.file_id, s.record.locator.index);
     item
 }
 
