@@ -9,7 +9,7 @@
 //! in two halves by a hash of the record id (half A was looked at while writing rules, half B
 //! was not; both are printed):
 //! - CTF write-ups 2016: keep+verify >= 90%, keep >= 60%;
-//! - HackerOne report titles: keep+verify >= 90% (the issue's target; asserted at the 91% reached);
+//! - HackerOne report titles: keep+verify >= 90% (the issue's target; asserted at the 93% reached);
 //! - PatchDB security fixes: keep+verify >= 75% (issue target; see `BELOW_TARGET`), other
 //!   commits: keep+verify <= 8%;
 //! - BBC articles not flagged `mentions_security`: keep <= 2% and keep+verify <= 8% overall,
