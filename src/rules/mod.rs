@@ -7,6 +7,7 @@
 mod file;
 mod prefilter;
 mod scorer;
+mod starts;
 pub mod suggest;
 
 pub use file::{RuleSpec, DEFAULT_CAP};

@@ -12,8 +12,8 @@
 //! of issue #12), and new text keeps meeting new ones, so most of the time went into building
 //! states, not searching. Instead the rules are cut into *units* (a rule, or the branches of its
 //! top-level alternation; see `prefilter`) and each unit gets the literals that its matches start
-//! with. Per text, one Aho-Corasick pass finds the places where some unit can start (with the
-//! unit's `\b` and case-sensitive letters checked on the spot), and each such place is tried with
+//! with. Per text, one pass over its words (`starts`) finds the places where some unit can start
+//! (with the unit's `\b` and case-sensitive letters checked on the spot), and each such place is tried with
 //! an anchored search of that unit alone, in (start, unit) order: the first that matches is the
 //! leftmost-first match. An anchored search of one unit only walks that unit's NFA states, so the
 //! lazy DFA stays small and is quickly warm. Units without a literal start (a pattern that begins
@@ -22,12 +22,11 @@
 //! the search position passes its start, so each part scans each text about once.
 
 use super::file::{RuleSpec, SIZE_LIMIT};
-use super::prefilter::{self, is_word, Plain, Start};
+use super::prefilter::{self, Plain, Start};
+use super::starts::{FindScratch, StartFinder};
 use super::{RuleHit, Score};
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind as AcMatchKind};
 use regex_automata::{meta, util::syntax, Anchored, Input, MatchKind, PatternID};
 use regex_syntax::hir::Hir;
-use std::collections::HashMap;
 
 /// Room for the lazy DFA's states of each regex; grows on demand, so small rule sets stay small.
 const DFA_CACHE: usize = 32 * 1024 * 1024;
@@ -50,25 +49,11 @@ struct Part {
 /// A part's next match (start, end, unit), as found from some earlier position.
 type Pending = Option<Option<(usize, usize, u32)>>;
 
-/// A unit that may start where a literal was found.
-#[derive(Debug, Clone)]
-struct Entry {
-    unit: u32,
-    /// The unit's pattern in `Anchored::regex`.
-    pattern: u32,
-    /// The unit begins with `\b`: checked before the regex is asked.
-    word_boundary: bool,
-    /// (offset, byte) of letters that must match in this case (case-sensitive patterns).
-    exact: Box<[(u8, u8)]>,
-}
-
 /// The units with a literal start (or the text start), searched anchored where they may start.
 #[derive(Debug, Clone)]
 struct Prefiltered {
-    /// The units' start literals, lower-cased, matched ASCII case-insensitively, overlapping.
-    literals: AhoCorasick,
-    /// For each literal: the units it may start.
-    starts: Vec<Vec<Entry>>,
+    /// Where the units' start literals occur.
+    finder: StartFinder,
     /// (unit, pattern) of the units that can only match at the start of a text.
     at_text_start: Vec<(u32, u32)>,
     /// Every such unit, one pattern each, searched with `Anchored::Pattern`.
@@ -104,6 +89,7 @@ struct Search<'h> {
     /// A hit whose anchored search matched: (start, end, unit).
     found: Option<(usize, usize, u32)>,
     pending: Vec<Pending>,
+    find: FindScratch,
 }
 
 /// The buffers of a search, kept per thread from text to text so that scoring a text allocates
@@ -112,6 +98,7 @@ struct Search<'h> {
 struct Scratch {
     hits: Vec<(usize, u32, u32)>,
     pending: Vec<Pending>,
+    find: FindScratch,
 }
 
 const KEEP: usize = 1 << 16;
@@ -122,14 +109,19 @@ thread_local! {
 
 impl Drop for Search<'_> {
     fn drop(&mut self) {
-        let (mut hits, mut pending) = (
+        let (mut hits, mut pending, find) = (
             std::mem::take(&mut self.hits),
             std::mem::take(&mut self.pending),
+            std::mem::take(&mut self.find),
         );
-        if hits.capacity() <= KEEP && pending.capacity() <= KEEP {
+        if hits.capacity() <= KEEP && pending.capacity() <= KEEP && find.capacity() <= KEEP {
             hits.clear();
             pending.clear();
-            SCRATCH.set(Scratch { hits, pending });
+            SCRATCH.set(Scratch {
+                hits,
+                pending,
+                find,
+            });
         }
     }
 }
@@ -199,9 +191,7 @@ impl Scorer {
         let unit_rule = units.iter().map(|u| pass_rules[u.rule]).collect();
         let mut loose: Vec<(u32, Hir)> = Vec::new();
         let mut anchored: Vec<Hir> = Vec::new();
-        let mut keys: Vec<Vec<u8>> = Vec::new();
-        let mut key_index: HashMap<Vec<u8>, usize> = HashMap::new();
-        let mut starts: Vec<Vec<Entry>> = Vec::new();
+        let mut starts: Vec<(u32, u32, Vec<prefilter::Lit>, bool)> = Vec::new();
         let mut at_text_start = Vec::new();
         let mut plain = Vec::new();
         for (unit, u) in units.into_iter().enumerate() {
@@ -216,27 +206,7 @@ impl Scorer {
                 Start::Literals {
                     lits,
                     word_boundary,
-                } => {
-                    for lit in lits {
-                        let key = lit.bytes.to_ascii_lowercase();
-                        let i = *key_index.entry(key.clone()).or_insert_with(|| {
-                            keys.push(key);
-                            starts.push(Vec::new());
-                            keys.len() - 1
-                        });
-                        let exact = (0..lit.bytes.len())
-                            .filter(|&i| lit.exact & (1 << i) != 0)
-                            .map(|i| (i as u8, lit.bytes[i]))
-                            .collect();
-                        let entry = Entry {
-                            unit,
-                            pattern,
-                            word_boundary,
-                            exact,
-                        };
-                        starts[i].push(entry);
-                    }
-                }
+                } => starts.push((unit, pattern, lits, word_boundary)),
             }
             anchored.push(u.hir);
             plain.push(u.plain);
@@ -244,22 +214,17 @@ impl Scorer {
         let anchored = if anchored.is_empty() {
             None
         } else {
-            let literals = AhoCorasick::builder()
-                .ascii_case_insensitive(true)
-                .match_kind(AcMatchKind::Standard)
-                // The DFA: about twice the speed of the NFAs on an overlapping scan.
-                .kind(Some(AhoCorasickKind::DFA))
-                // Some literal starts with almost any letter: a prefilter would only add calls.
-                .prefilter(false)
-                .build(&keys)
-                .map_err(|e| e.to_string())?;
+            let finder = StartFinder::new(
+                starts
+                    .iter()
+                    .map(|(u, p, lits, wb)| (*u, *p, lits.as_slice(), *wb)),
+            )?;
             let regex = meta::Builder::new()
                 .configure(regex_config())
                 .build_many_from_hir(&anchored)
                 .map_err(|e| e.to_string())?;
             Some(Prefiltered {
-                literals,
-                starts,
+                finder,
                 at_text_start,
                 regex,
                 plain,
@@ -300,25 +265,12 @@ impl Scorer {
         let Scratch {
             mut hits,
             mut pending,
+            mut find,
         } = SCRATCH.take();
         pending.resize(self.parts.len(), None);
         if let Some(a) = &self.anchored {
             hits.extend(a.at_text_start.iter().map(|&(u, p)| (0, u, p)));
-            for m in a.literals.find_overlapping_iter(hay) {
-                let at = m.start();
-                let boundary =
-                    is_word(at.checked_sub(1).and_then(|i| hay.get(i))) != is_word(hay.get(at));
-                for e in &a.starts[m.pattern().as_usize()] {
-                    if (e.word_boundary && !boundary)
-                        || e.exact.iter().any(|&(i, b)| hay[at + i as usize] != b)
-                    {
-                        continue;
-                    }
-                    hits.push((at, e.unit, e.pattern));
-                }
-            }
-            hits.sort_unstable();
-            hits.dedup_by_key(|h| (h.0, h.1));
+            a.finder.find(hay, &mut hits, &mut find);
         }
         Search {
             hay,
@@ -326,6 +278,7 @@ impl Scorer {
             next_hit: 0,
             found: None,
             pending,
+            find,
         }
     }
 

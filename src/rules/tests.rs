@@ -402,6 +402,13 @@ fn split_test_texts() -> Vec<String> {
             .into(),
         "\u{e9}t\u{e9} cl\u{e9} s\u{e9}curit\u{e9} denial of service (CPU) via crafted packets"
             .into(),
+        // Literals that need not start a word (found at word ends, inside words, or at a
+        // byte other than a word byte), at the text's start and end, in either case.
+        "' or 1=1 -- the filesystem (ext4) and subsystem(x); xunion select; SYSTEM(\"id\")".into(),
+        "CVSS:3.1/AV:N/AC:L/PR:N and av:n/ac:l/ in picoCTF{s0me_flag} and Flag{abcd} .deb".into(),
+        "\"or\"a\"=\"a <SCRIPT>alert(1)</script > ../../etc/passwd %2e%2e%2f ${jndi:ldap".into(),
+        "Уязвимость: выполнение кода без авторизации, Обход защиты; buffer overfl".into(),
+        "authentication-bypasses unauthenticated_attackers A-Remote-Attacker crash".into(),
     ];
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sample_data");
     for feed in ["nvd", "attack", "cwe", "nonsecurity"] {
