@@ -331,6 +331,15 @@ fn prefixes(hir: &Hir) -> Option<Vec<Lit>> {
         }
         HirKind::Class(class) => class_lits(class),
         HirKind::Capture(c) => prefixes(&c.sub),
+        // `x+` is `x x*`: what may follow the first `x` (another `x`, or what comes after)
+        // extends the literals, so that `or\s+1` starts with `or 1`, `or  `…, not just `or `.
+        HirKind::Repetition(r) if r.min == 1 && r.max.is_none() => {
+            let rest = Hir::repetition(regex_syntax::hir::Repetition {
+                min: 0,
+                ..r.clone()
+            });
+            prefixes(&Hir::concat(vec![(*r.sub).clone(), rest]))
+        }
         HirKind::Repetition(r) => {
             let mut lits = prefixes(&r.sub)?;
             if r.max != Some(1) {
@@ -447,4 +456,45 @@ fn class_lits(class: &Class) -> Option<Vec<Lit>> {
         lits.push(l);
     }
     (lits.len() <= MAX_CLASS).then_some(lits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn start_literals(pattern: &str) -> Vec<String> {
+        let hir = regex_syntax::ParserBuilder::new()
+            .unicode(false)
+            .utf8(false)
+            .build()
+            .parse(pattern)
+            .unwrap();
+        match start_of(&hir) {
+            Start::Literals { lits, .. } => lits
+                .iter()
+                .map(|l| String::from_utf8_lossy(&l.bytes).into_owned())
+                .collect(),
+            other => panic!("{pattern}: no start literals: {other:?}"),
+        }
+    }
+
+    /// `x+` extends the literals with what may follow its first `x`: a unit `or\s+1` is asked
+    /// where `or` and a space are followed by `1` or more space, not at every `or `.
+    #[test]
+    fn one_or_more_extends_the_start_literals() {
+        let lits = start_literals(r"\bor\s+1\s*=");
+        let space = |c: u8| c == b' ' || (b'\t'..=b'\r').contains(&c);
+        assert!(
+            lits.iter().all(|l| {
+                let b = l.as_bytes();
+                b.len() >= 4 && b.starts_with(b"or") && space(b[2]) && (space(b[3]) || b[3] == b'1')
+            }),
+            "{lits:?}"
+        );
+        assert!(lits.contains(&"or 1=".to_string()), "{lits:?}");
+        assert!(lits.contains(&"or  ".to_string()), "{lits:?}");
+        // Without a `+` nothing changes: `x*` may match nothing, so what follows starts too.
+        let lits = start_literals(r"\bor\s*1");
+        assert!(lits.contains(&"or1".to_string()), "{lits:?}");
+    }
 }

@@ -31,8 +31,8 @@ use std::collections::HashMap;
 /// regex.
 pub(super) type Hit = (usize, u32, u32);
 
-/// Longest literal the word index holds (the literal extraction keeps at most 12 bytes).
-const MAX_LIT: usize = 15;
+/// Longest literal the word index holds: one 16-byte window (the extraction keeps at most 12).
+const MAX_LIT: usize = 16;
 
 /// A literal at a word start, compared in one go: `(text | fold) ^ bytes` is zero on its `len`
 /// bytes when the text matches (`fold` sets bit 5 of the letters that match in either case).
