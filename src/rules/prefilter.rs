@@ -1,7 +1,7 @@
 //! The compile step of the prefiltered scorer: each rule's pattern is cut into *units* (the whole
 //! rule, or the branches of its top-level alternation) and each unit gets the set of literals that
-//! every one of its matches starts with, so that one Aho-Corasick pass over a text lists the
-//! places where a unit can start, and only those places are tried (anchored, see `scorer`).
+//! every one of its matches starts with, so that one pass over a text's words (`starts`) lists
+//! the places where a unit can start, and only those places are tried (anchored, see `scorer`).
 //!
 //! Cutting a rule into its branches keeps leftmost-first semantics: at a given start, a
 //! leftmost-first search tries the branches of `x(?:a|b)y` in order, so the match of the whole is
