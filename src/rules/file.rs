@@ -6,6 +6,7 @@
 
 use super::{RuleError, Thresholds};
 use regex_automata::meta;
+use regex_syntax::hir::{Hir, HirKind};
 use std::collections::HashSet;
 use toml::{Spanned, Table, Value};
 
@@ -81,8 +82,13 @@ pub(crate) const MAX_EXPANSION: u64 = 100_000;
 /// least count plus one), concatenations and alternations add up. The regex crate's NFA is
 /// about this many states, so this bounds compile time and memory. `None`: the pattern does
 /// not parse (the compiler reports why).
+#[cfg(test)]
 pub(crate) fn expansion(pattern: &str) -> Option<u64> {
-    use regex_syntax::hir::{Hir, HirKind};
+    parse_pattern(pattern).ok().map(|h| expansion_of(&h))
+}
+
+/// `expansion` of a parsed pattern.
+fn expansion_of(hir: &Hir) -> u64 {
     fn walk(h: &Hir) -> u64 {
         match h.kind() {
             HirKind::Empty | HirKind::Look(_) => 0,
@@ -101,33 +107,31 @@ pub(crate) fn expansion(pattern: &str) -> Option<u64> {
             }
         }
     }
+    walk(hir)
+}
+
+/// Parse a pattern the way the scorer does: byte-oriented and ASCII-only (`unicode(false)`);
+/// non-ASCII literals in a pattern still match their UTF-8 bytes.
+fn parse_pattern(pattern: &str) -> Result<Hir, String> {
     regex_syntax::ParserBuilder::new()
         .unicode(false)
         .utf8(false)
         .build()
         .parse(pattern)
-        .ok()
-        .map(|h| walk(&h))
+        .map_err(|e| e.to_string())
 }
 
-/// Compile one pattern the way the scorer does: byte-oriented and ASCII-only (`unicode(false)`);
-/// non-ASCII literals in a pattern still match their UTF-8 bytes. Only to validate a rule (the
-/// scorer compiles its own regexes), so without a prefilter: extracting its literals took a third
-/// of the check's time and would never be used.
-pub(crate) fn build_regex(pattern: &str) -> Result<meta::Regex, String> {
-    let hir = regex_syntax::ParserBuilder::new()
-        .unicode(false)
-        .utf8(false)
-        .build()
-        .parse(pattern)
-        .map_err(|e| e.to_string())?;
+/// Compile one parsed pattern, only to validate a rule (the scorer compiles its own regexes),
+/// so without a prefilter: extracting its literals took a third of the check's time and would
+/// never be used.
+fn build_regex(hir: &Hir) -> Result<meta::Regex, String> {
     meta::Builder::new()
         .configure(
             meta::Config::new()
                 .nfa_size_limit(Some(SIZE_LIMIT))
                 .auto_prefilter(false),
         )
-        .build_from_hir(&hir)
+        .build_from_hir(hir)
         .map_err(|e| e.to_string())
 }
 
@@ -417,17 +421,19 @@ fn parse_rule(
         max_lines,
         description,
     };
-    let expands = expansion(&spec.full_pattern()).unwrap_or(0);
+    // Parsed once for both checks.
+    let parsed = parse_pattern(&spec.full_pattern());
+    let expands = parsed.as_ref().map_or(0, expansion_of);
     if expands > MAX_EXPANSION {
         err(format!(
             "pattern repeats too much: it expands to about {expands} positions when compiled \
              (at most {MAX_EXPANSION}); lower the repeat counts or use + or *"
         ));
     } else if !spec.pattern.is_empty() {
-        match build_regex(&spec.full_pattern()) {
+        match parsed.and_then(|h| build_regex(&h)) {
             Err(e) => {
                 // Report the error against the pattern as written, not the wrapped one.
-                let detail = match build_regex(&spec.pattern) {
+                let detail = match parse_pattern(&spec.pattern).and_then(|h| build_regex(&h)) {
                     Err(inner) => inner.to_string(),
                     Ok(_) => e.to_string(),
                 };

@@ -149,9 +149,20 @@ impl Plain {
     }
 }
 
+/// Whether each byte is an ASCII word byte (`\w`).
+pub(super) const WORD: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = (b as u8).is_ascii_alphanumeric() || b == b'_' as usize;
+        b += 1;
+    }
+    t
+};
+
 /// Whether `b` is an ASCII word byte (`\w`); `None` (outside the text) is not.
 pub(super) fn is_word(b: Option<&u8>) -> bool {
-    b.is_some_and(|&b| b.is_ascii_alphanumeric() || b == b'_')
+    b.is_some_and(|&b| WORD[usize::from(b)])
 }
 
 /// Every `a` followed by every `b`, in priority order.

@@ -133,7 +133,7 @@ fn regex_config() -> meta::Config {
         .hybrid_cache_capacity(DFA_CACHE)
 }
 
-/// Same syntax as `file::build_regex`: bytes, ASCII classes and case folding.
+/// Same syntax as `file::parse_pattern`: bytes, ASCII classes and case folding.
 fn syntax_config() -> syntax::Config {
     syntax::Config::new().unicode(false).utf8(false)
 }
@@ -214,11 +214,7 @@ impl Scorer {
         let anchored = if anchored.is_empty() {
             None
         } else {
-            let finder = StartFinder::new(
-                starts
-                    .iter()
-                    .map(|(u, p, lits, wb)| (*u, *p, lits.as_slice(), *wb)),
-            )?;
+            let finder = StartFinder::new(&starts)?;
             // Only ever searched anchored at a found start: a prefilter would never be used, and
             // extracting its literals from every unit took a fifth of the rules' compile time.
             let regex = meta::Builder::new()

@@ -23,7 +23,7 @@
 //! most bytes and took a fifth of the rules' compile time; the pass here scores at the same
 //! speed or a little faster (README, Rules speed).
 
-use super::prefilter::Lit;
+use super::prefilter::{Lit, WORD};
 use aho_corasick::{AhoCorasick, MatchKind as AcMatchKind};
 use std::collections::HashMap;
 
@@ -69,11 +69,10 @@ impl Window {
                 (u128::from_le_bytes(buf), n)
             }
         };
-        let fold = u128::from_le_bytes([0x20; 16]) & low_bytes(avail);
         Window {
             raw,
             avail,
-            folded: (raw | fold).swap_bytes(),
+            folded: folded_be(raw, avail),
         }
     }
 }
@@ -109,9 +108,9 @@ struct Node {
 
 const NO_NODE: u32 = u32::MAX;
 
-/// Hash of one more (case-folded) byte of a word: FNV-1a. Folding sets bit 5, which makes
-/// upper- and lower-case letters equal and leaves digits as they are; `_` becomes 0x7f, which
-/// no other word byte does.
+/// Hash of one more (case-folded) byte of a word: rotate and xor, one cycle a byte (`mix`
+/// spreads it when it is looked up). Folding sets bit 5, which makes upper- and lower-case
+/// letters equal and leaves digits as they are; `_` becomes 0x7f, which no other word byte does.
 #[inline(always)]
 fn step(h: u64, b: u8) -> u64 {
     h.rotate_left(5) ^ u64::from(b | 0x20)
@@ -119,7 +118,7 @@ fn step(h: u64, b: u8) -> u64 {
 
 const SEED: u64 = 0xcbf2_9ce4_8422_2325;
 
-/// Spread of a hash over the filter and the table (FNV's low bits are weak).
+/// Spread of a hash over the filter and the table (`step` only rotates and xors).
 #[inline(always)]
 fn mix(h: u64) -> u64 {
     h.wrapping_mul(0xbf58_476d_1ce4_e5b9)
@@ -138,9 +137,26 @@ struct Table {
 /// Bits of the filter's index: 2^16 bits, 8 KB.
 const FILTER_BITS: u32 = 16;
 
+/// The first `n` bytes of `raw` (little-endian) case-folded, big-endian, zeros after them.
+fn folded_be(raw: u128, n: usize) -> u128 {
+    (raw | (u128::from_le_bytes([0x20; 16]) & low_bytes(n))).swap_bytes()
+}
+
 fn folded_key(lit: &WordLit) -> u128 {
-    let fold = u128::from_le_bytes([0x20; 16]) & low_bytes(usize::from(lit.len));
-    (lit.bytes | fold).swap_bytes()
+    folded_be(lit.bytes, usize::from(lit.len))
+}
+
+/// Where hash `h` lies in a table's filter: (word, bit).
+#[inline(always)]
+fn filter_bit(h: u64) -> (usize, u64) {
+    let f = (mix(h) >> (64 - FILTER_BITS)) as usize;
+    (f >> 6, 1 << (f & 63))
+}
+
+/// The first slot to probe for hash `h` in a table of `mask + 1` slots.
+#[inline(always)]
+fn first_slot(h: u64, mask: usize) -> usize {
+    ((mix(h) >> 24) as usize) & mask
 }
 
 impl Table {
@@ -186,10 +202,9 @@ impl Table {
                 stack.push((t.nodes.len() - 1 - first) as u32);
                 t.lits.push(l);
             }
-            let m = mix(h);
-            let f = (m >> (64 - FILTER_BITS)) as usize;
-            t.filter[f >> 6] |= 1 << (f & 63);
-            let mut i = ((m >> 24) as usize) & (size - 1);
+            let (word, bit) = filter_bit(h);
+            t.filter[word] |= bit;
+            let mut i = first_slot(h, size - 1);
             while t.slots[i].2 != 0 {
                 i = (i + 1) & (size - 1);
             }
@@ -201,13 +216,12 @@ impl Table {
     /// The nodes filed under hash `h` (or none).
     #[inline(always)]
     fn get(&self, h: u64) -> &[Node] {
-        let m = mix(h);
-        let f = (m >> (64 - FILTER_BITS)) as usize;
-        if self.filter[f >> 6] & (1 << (f & 63)) == 0 {
+        let (word, bit) = filter_bit(h);
+        if self.filter[word] & bit == 0 {
             return &[];
         }
         let mask = self.slots.len() - 1;
-        let mut i = ((m >> 24) as usize) & mask;
+        let mut i = first_slot(h, mask);
         loop {
             let (key, from, to) = self.slots[i];
             if to == 0 {
@@ -243,17 +257,6 @@ impl Table {
         }
     }
 }
-
-/// Whether each byte is an ASCII word byte (`\w`).
-const WORD: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        t[b] = (b as u8).is_ascii_alphanumeric() || b == b'_' as usize;
-        b += 1;
-    }
-    t
-};
 
 /// The literals that start with a byte other than a word byte (payload syntax, quotes,
 /// non-ASCII words), by that byte.
@@ -336,14 +339,12 @@ fn gate_index(last: u8, before: u8) -> usize {
 
 impl StartFinder {
     /// From each unit's (unit, pattern, start literals, begins with `\b`), in any order.
-    pub fn new<'a>(
-        units: impl IntoIterator<Item = (u32, u32, &'a [Lit], bool)>,
-    ) -> Result<StartFinder, String> {
+    pub fn new(units: &[(u32, u32, Vec<Lit>, bool)]) -> Result<StartFinder, String> {
         let (mut whole, mut prefix, mut suffix) = (HashMap::new(), HashMap::new(), HashMap::new());
         let (mut prefix_lengths, mut suffix_lengths, mut longest_whole) = (0u32, 0u32, 0usize);
         let mut suffix_gate = vec![0u64; 1 << 10];
         let (mut punct, mut inner) = (Vec::new(), Vec::new());
-        for (unit, pattern, lits, word_boundary) in units {
+        for &(unit, pattern, ref lits, word_boundary) in units {
             for lit in lits {
                 let b = &lit.bytes;
                 if b.is_empty() || b.len() > MAX_LIT {
