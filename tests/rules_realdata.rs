@@ -109,7 +109,7 @@ const BELOW_TARGET: &[(&str, f64, f64)] = &[("patchdb-security", 0.75, FLOOR_PAT
 /// HackerOne titles met the 90% in the fourth round (91.5%; 91.4% once `one-line-finding`
 /// became a `max_lines` rule; 93.9% after the fifth, session 7); held at what it reached.
 const FLOOR_H1: f64 = 0.93;
-const FLOOR_PATCHDB: f64 = 0.68;
+const FLOOR_PATCHDB: f64 = 0.69;
 
 #[test]
 fn default_rules_on_security_writing_and_ordinary_prose() {

@@ -694,6 +694,30 @@ fn fix_commits_in_fix_language_reach_verify() {
     );
 }
 
+#[test]
+fn hardening_fixes_reach_verify() {
+    // How fix commits say that bad input or a bad state could hurt without naming a weakness
+    // class (made up for the test); ordinary sentences with the same words stay out.
+    assert_default_tiers(
+        &[
+            "font: protect against a malformed glyph table",
+            "aio: lock the list so that the kick path never references a freed request",
+            "rdma: fix accessing invalid private data when none was sent",
+            "kvm: userspace can trigger a WARN_ON in the timer code",
+            "sctp: the BUG_ON can be triggered from userspace with a full send buffer",
+            "audio: fix div by zero in the resampler",
+            "xml: disable loading of external entities",
+            "tls: validate the server hostname",
+            "loader: a long name can corrupt the stack",
+        ],
+        &[
+            "Sunscreen helps protect against sunburn",
+            "The guests can cause a stir at the wedding",
+            "An external entity will audit the accounts",
+        ],
+    );
+}
+
 /// Plain string units (checked without a regex) follow the order a backtracking search tries
 /// their strings: a shorter string first when it comes first and a boundary follows, optional
 /// parts greedy or lazy, case-sensitive letters exact.
