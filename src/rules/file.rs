@@ -112,7 +112,7 @@ fn expansion_of(hir: &Hir) -> u64 {
 
 /// Parse a pattern the way the scorer does: byte-oriented and ASCII-only (`unicode(false)`);
 /// non-ASCII literals in a pattern still match their UTF-8 bytes.
-fn parse_pattern(pattern: &str) -> Result<Hir, String> {
+pub(super) fn parse_pattern(pattern: &str) -> Result<Hir, String> {
     regex_syntax::ParserBuilder::new()
         .unicode(false)
         .utf8(false)

@@ -474,12 +474,7 @@ mod tests {
     use super::*;
 
     fn start_literals(pattern: &str) -> Vec<String> {
-        let hir = regex_syntax::ParserBuilder::new()
-            .unicode(false)
-            .utf8(false)
-            .build()
-            .parse(pattern)
-            .unwrap();
+        let hir = super::super::file::parse_pattern(pattern).unwrap();
         match start_of(&hir) {
             Start::Literals { lits, .. } => lits
                 .iter()

@@ -12,20 +12,21 @@
 //! of issue #12), and new text keeps meeting new ones, so most of the time went into building
 //! states, not searching. Instead the rules are cut into *units* (a rule, or the branches of its
 //! top-level alternation; see `prefilter`) and each unit gets the literals that its matches start
-//! with. Per text, one pass over its words (`starts`) finds the places where some unit can start
-//! (with the unit's `\b` and case-sensitive letters checked on the spot), and each such place is tried with
-//! an anchored search of that unit alone, in (start, unit) order: the first that matches is the
-//! leftmost-first match. An anchored search of one unit only walks that unit's NFA states, so the
-//! lazy DFA stays small and is quickly warm. Units without a literal start (a pattern that begins
-//! with `\w+` or a wide class) go into unanchored multi-pattern regexes (`Part`); the overall match
-//! is the one with the smallest (start, unit) of both, and a part's next match stays valid until
-//! the search position passes its start, so each part scans each text about once.
+//! with. Per text, one pass over its words (`starts`) finds the places where some unit can
+//! start (with the unit's `\b` and case-sensitive letters checked on the spot), and each such
+//! place is tried with an anchored search of that unit alone, in (start, unit) order: the first
+//! that matches is the leftmost-first match. An anchored search of one unit only walks that
+//! unit's NFA states, so the lazy DFA stays small and is quickly warm. Units without a literal
+//! start (a pattern that begins with `\w+` or a wide class) go into unanchored multi-pattern
+//! regexes (`Part`); the overall match is the one with the smallest (start, unit) of both, and a
+//! part's next match stays valid until the search position passes its start, so each part scans
+//! each text about once.
 
-use super::file::{RuleSpec, SIZE_LIMIT};
+use super::file::{parse_pattern, RuleSpec, SIZE_LIMIT};
 use super::prefilter::{self, Plain, Start};
 use super::starts::{FindScratch, StartFinder};
 use super::{RuleHit, Score};
-use regex_automata::{meta, util::syntax, Anchored, Input, MatchKind, PatternID};
+use regex_automata::{meta, Anchored, Input, MatchKind, PatternID};
 use regex_syntax::hir::Hir;
 
 /// Room for the lazy DFA's states of each regex; grows on demand, so small rule sets stay small.
@@ -133,11 +134,6 @@ fn regex_config() -> meta::Config {
         .hybrid_cache_capacity(DFA_CACHE)
 }
 
-/// Same syntax as `file::parse_pattern`: bytes, ASCII classes and case folding.
-fn syntax_config() -> syntax::Config {
-    syntax::Config::new().unicode(false).utf8(false)
-}
-
 impl Scorer {
     /// Compile validated rules. Patterns were checked one by one already, so only the size of
     /// the whole set can still fail here.
@@ -158,8 +154,7 @@ impl Scorer {
         let mut hirs = Vec::new();
         let mut standalone = Vec::new();
         for (rule, spec) in specs.iter().enumerate() {
-            let hir = syntax::parse_with(&spec.full_pattern(), &syntax_config())
-                .map_err(|e| e.to_string())?;
+            let hir = parse_pattern(&spec.full_pattern())?;
             match spec.max_lines {
                 Some(n) => standalone.push(Standalone {
                     rule,
